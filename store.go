@@ -1,0 +1,117 @@
+package tally
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Store is the storage a ledger runs on. Adapters (sqlite, postgres) implement it; the business rules
+// live in package ledger, written once over this interface.
+//
+// Every method returns a *Error with code EUNAVAILABLE when the database cannot be reached or reports a
+// transient fault, so that callers can answer 503 and retry.
+type Store interface {
+	// Update runs fn in one read-write database transaction and commits it. When the database reports a
+	// serialization failure or a deadlock, Update rolls back and calls fn again, a bounded number of
+	// times; fn must therefore derive everything from what it reads through tx. Customer accounts are
+	// locked by LockAccounts until the transaction ends (SELECT ... FOR UPDATE on PostgreSQL; SQLite has
+	// a single writer).
+	Update(ctx context.Context, fn func(ctx context.Context, tx WriteTx) error) error
+
+	// Account returns one account (customer or system; a system account's Balance is the sum of its
+	// shards). ENOTFOUND when absent.
+	Account(ctx context.Context, id string) (Account, error)
+	// Transaction returns one transaction with its postings. ENOTFOUND when absent.
+	Transaction(ctx context.Context, seq int64) (Transaction, error)
+	// History returns up to limit transactions of a customer account with Seq < beforeSeq (all when
+	// beforeSeq <= 0), newest first, with postings.
+	History(ctx context.Context, accountID string, beforeSeq int64, limit int) ([]Transaction, error)
+
+	// Outcome returns the remembered outcome of an idempotency key. ENOTFOUND when absent or still pending.
+	Outcome(ctx context.Context, channel, key string) (Outcome, error)
+	// PurgeOutcomes deletes outcomes created before the given time and returns how many it deleted.
+	PurgeOutcomes(ctx context.Context, before time.Time) (int64, error)
+
+	// Rewards lists the reward catalog ordered by id; PutReward inserts or replaces one.
+	Rewards(ctx context.Context) ([]Reward, error)
+	PutReward(ctx context.Context, r Reward) error
+
+	// Audit reads the whole ledger for verification; it never writes.
+	Audit() Auditor
+
+	// Ping checks that the database answers; MigrationsCurrent that every embedded migration is applied.
+	Ping(ctx context.Context) error
+	MigrationsCurrent(ctx context.Context) (bool, error)
+	Close() error
+}
+
+// Auditor reads the ledger in the orders that verification needs.
+type Auditor interface {
+	// CountTransactions returns how many transactions the ledger holds (for progress reports).
+	CountTransactions(ctx context.Context) (int64, error)
+	// ScanAccounts calls fn for every account ordered by id. A system account's Balance is the sum of its
+	// shards.
+	ScanAccounts(ctx context.Context, fn func(Account) error) error
+	// ScanTransactions calls fn for every transaction with its postings (in posting order), ordered by
+	// (AccountID, Seq). A transaction whose postings were all deleted is still reported, with none.
+	ScanTransactions(ctx context.Context, fn func(Transaction) error) error
+}
+
+// OutcomeKey names an idempotency record: the key within a channel (an event source, or "api").
+type OutcomeKey struct {
+	Channel string
+	Key     string
+}
+
+// Outcome is what an idempotent write produced, remembered so that a replay returns it unchanged.
+// It is the processed_events row.
+type Outcome struct {
+	OutcomeKey
+	RequestHash string
+	TxSeq       int64           // 0 when the write produced no transaction
+	Code        Code            // "" for success
+	Response    json.RawMessage // the result as first returned, replayed verbatim
+	CreatedAt   time.Time
+}
+
+// SystemDelta adds Delta to one shard of a system account.
+type SystemDelta struct {
+	AccountID string
+	Shard     int
+	Delta     int64
+}
+
+// WriteTx is the set of row operations a ledger write is made of. Methods that take several keys expect
+// them sorted (accounts by id, outcomes by channel then key) so that concurrent transactions lock rows in
+// one global order: outcome claims first, then customer accounts, then system shards.
+type WriteTx interface {
+	// ClaimOutcomes inserts a pending outcome row for every key that has none and returns the stored
+	// outcomes of keys that already had one. On PostgreSQL a key claimed by a concurrent uncommitted
+	// transaction blocks until that transaction ends; the unique key settles races between replicas.
+	ClaimOutcomes(ctx context.Context, claims []Outcome) (existing []Outcome, err error)
+	// SaveOutcomes fills in claimed rows with their final outcome.
+	SaveOutcomes(ctx context.Context, outcomes []Outcome) error
+	// ReleaseClaims deletes claimed rows whose outcome is not to be remembered.
+	ReleaseClaims(ctx context.Context, keys []OutcomeKey) error
+
+	// EnsureAccounts creates the customer accounts that do not exist yet (active, zero balance).
+	EnsureAccounts(ctx context.Context, ids []string, now time.Time) error
+	// LockAccounts locks and returns the customer accounts that exist among ids.
+	LockAccounts(ctx context.Context, ids []string) (map[string]Account, error)
+	// UpdateAccounts writes the balance, version, last hash and status of locked accounts.
+	UpdateAccounts(ctx context.Context, accounts []Account) error
+
+	// Transactions returns the given transactions with their postings; absent ones are left out.
+	Transactions(ctx context.Context, seqs []int64) (map[int64]Transaction, error)
+	// ReversedBy maps each given seq that has been reversed to the seq of its reversal.
+	ReversedBy(ctx context.Context, seqs []int64) (map[int64]int64, error)
+	// NextSeqs reserves n ledger sequence numbers, ascending. Numbers reserved after a customer account
+	// is locked are greater than every number used by earlier writers of that account.
+	NextSeqs(ctx context.Context, n int) ([]int64, error)
+	// InsertTransactions writes transactions and their postings. A reused (Channel, IdempotencyKey) or
+	// ReversesSeq is a unique violation, reported as ECONFLICT.
+	InsertTransactions(ctx context.Context, txs []Transaction) error
+	// AddSystemBalances adds deltas to system account shards, creating shards as needed.
+	AddSystemBalances(ctx context.Context, deltas []SystemDelta) error
+}
