@@ -1,0 +1,171 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/tally-ledger/tally"
+)
+
+// DefaultChannel is the idempotency namespace of writes that name none.
+const DefaultChannel = "api"
+
+// Limits on request fields, so that one oversized request cannot fail a whole batch in the database.
+const (
+	maxKeyLen      = 200
+	maxChannelLen  = 64
+	maxReasonLen   = 500
+	maxActorLen    = 200
+	maxMetadataLen = 4096
+)
+
+// Request is one ledger write. Every write carries an idempotency key, unique within its channel.
+type Request struct {
+	Kind    tally.Kind
+	Channel string // idempotency namespace; DefaultChannel when empty
+	Key     string // idempotency key
+	Account string // the customer hash (for a reversal: empty, taken from the reversed transaction)
+	// Amount is the number of points: positive for every kind but adjustments, where a positive amount
+	// credits the customer and a negative one debits. Reversals take theirs from the reversed transaction.
+	Amount      int64
+	Reason      string
+	Actor       string
+	Metadata    json.RawMessage // a JSON object, stored compacted; hashed byte for byte
+	ReversesSeq int64           // reversals only
+	// ExpectedVersion, when set, is the balance_version the caller last saw; a different current version
+	// fails the write with EVERSION. It is not part of the request's identity: a caller that re-reads and
+	// retries with the same key and a fresh version is retrying the same request.
+	ExpectedVersion *int64
+}
+
+// normalize validates r and puts it in the form that is stored and hashed.
+func (r *Request) normalize() error {
+	if r.Channel == "" {
+		r.Channel = DefaultChannel
+	}
+	if !r.Kind.Valid() {
+		return tally.Errorf(tally.EINVALID, "unknown transaction kind %q", r.Kind)
+	}
+	if err := checkText("idempotency key", r.Key, maxKeyLen, true); err != nil {
+		return err
+	}
+	if err := checkText("channel", r.Channel, maxChannelLen, true); err != nil {
+		return err
+	}
+	if err := checkText("reason", r.Reason, maxReasonLen, false); err != nil {
+		return err
+	}
+	if err := checkText("actor", r.Actor, maxActorLen, false); err != nil {
+		return err
+	}
+	if r.Kind == tally.KindReversal {
+		if r.ReversesSeq <= 0 {
+			return tally.Errorf(tally.EINVALID, "a reversal must name the transaction it reverses")
+		}
+		if r.Amount != 0 || r.Account != "" {
+			return tally.Errorf(tally.EINVALID, "a reversal takes its account and amount from the reversed transaction")
+		}
+		if r.Reason == "" {
+			return tally.Errorf(tally.EINVALID, "a reversal needs a reason")
+		}
+	} else {
+		if r.ReversesSeq != 0 {
+			return tally.Errorf(tally.EINVALID, "only a reversal names a transaction to reverse")
+		}
+		if !tally.IsCustomerHash(r.Account) {
+			return tally.Errorf(tally.EINVALID, "account must be a customer hash (64 lowercase hex digits)")
+		}
+		if err := checkAmount(r.Kind, r.Amount); err != nil {
+			return err
+		}
+	}
+	if r.Kind == tally.KindAdjustment && (r.Reason == "" || r.Actor == "") {
+		return tally.Errorf(tally.EINVALID, "an adjustment needs a reason and an actor")
+	}
+	if r.ExpectedVersion != nil && *r.ExpectedVersion < 0 {
+		return tally.Errorf(tally.EINVALID, "balance_version must not be negative")
+	}
+	return r.normalizeMetadata()
+}
+
+func checkAmount(kind tally.Kind, amount int64) error {
+	if kind == tally.KindAdjustment {
+		if amount == 0 {
+			return tally.Errorf(tally.EINVALID, "an adjustment amount must not be zero")
+		}
+		if amount > tally.MaxAmount || amount < -tally.MaxAmount {
+			return tally.Errorf(tally.EINVALID, "amount must be within ±%d", tally.MaxAmount)
+		}
+		return nil
+	}
+	if amount <= 0 {
+		return tally.Errorf(tally.EINVALID, "amount must be positive")
+	}
+	if amount > tally.MaxAmount {
+		return tally.Errorf(tally.EINVALID, "amount must be at most %d", tally.MaxAmount)
+	}
+	return nil
+}
+
+func checkText(name, s string, max int, required bool) error {
+	if required && s == "" {
+		return tally.Errorf(tally.EINVALID, "%s is required", name)
+	}
+	if len(s) > max {
+		return tally.Errorf(tally.EINVALID, "%s is longer than %d bytes", name, max)
+	}
+	if !utf8.ValidString(s) {
+		return tally.Errorf(tally.EINVALID, "%s is not valid UTF-8", name)
+	}
+	for _, c := range s {
+		if c == 0 {
+			return tally.Errorf(tally.EINVALID, "%s contains a NUL character", name)
+		}
+	}
+	return nil
+}
+
+func (r *Request) normalizeMetadata() error {
+	if len(r.Metadata) == 0 || string(r.Metadata) == "null" {
+		r.Metadata = nil
+		return nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(r.Metadata, &obj); err != nil {
+		return tally.Errorf(tally.EINVALID, "metadata must be a JSON object")
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, r.Metadata); err != nil {
+		return tally.Errorf(tally.EINVALID, "metadata must be a JSON object")
+	}
+	if buf.Len() > maxMetadataLen {
+		return tally.Errorf(tally.EINVALID, "metadata is longer than %d bytes", maxMetadataLen)
+	}
+	if !utf8.Valid(buf.Bytes()) || bytes.IndexByte(buf.Bytes(), 0) >= 0 {
+		return tally.Errorf(tally.EINVALID, "metadata is not valid UTF-8")
+	}
+	r.Metadata = buf.Bytes()
+	return nil
+}
+
+// hash identifies what the request asks for, so that a replay of its key can be told apart from a
+// different request reusing the key.
+func (r *Request) hash() string {
+	h := sha256.New()
+	for _, f := range []string{
+		"tally-req-v1", string(r.Kind), r.Account, strconv.FormatInt(r.Amount, 10), r.Reason, r.Actor,
+		string(r.Metadata), strconv.FormatInt(r.ReversesSeq, 10),
+	} {
+		h.Write([]byte(strconv.Quote(f)))
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (r *Request) outcomeKey() tally.OutcomeKey {
+	return tally.OutcomeKey{Channel: r.Channel, Key: r.Key}
+}

@@ -1,0 +1,314 @@
+// Package ledger is the points ledger: every operation (accrue, redeem, expire, adjust, reverse,
+// balance, history) written once over tally.Store, with idempotency, hash chains and group commit.
+package ledger
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tally-ledger/tally"
+)
+
+// Options tune the service. Zero values take the defaults.
+type Options struct {
+	// MaxBatch is the most writes committed in one database transaction (default 256).
+	MaxBatch int
+	// Workers is how many batches may be in flight at once (default 1). SQLite has one writer, so more
+	// gain nothing there; on PostgreSQL a few overlap one batch's fsync with the next one's work.
+	Workers int
+	// QueueSize bounds the writes waiting for a batch (default 4096). A full queue makes writers wait,
+	// within their context's deadline.
+	QueueSize int
+	// BatchTimeout bounds one batch's database transaction (default 10 s).
+	BatchTimeout time.Duration
+	// Clock returns the time stamped on transactions (default time.Now).
+	Clock func() time.Time
+	// Observe, when set, is told of every write's outcome (for metrics).
+	Observe func(kind tally.Kind, code tally.Code, replayed bool)
+}
+
+// Service is the ledger. It is safe for concurrent use; writes from many goroutines are grouped into
+// shared database transactions and each caller is answered only after its transaction commits.
+type Service struct {
+	store tally.Store
+	opts  Options
+
+	mu     sync.RWMutex // guards closed against sends on queue
+	closed bool
+	queue  chan *op
+	wg     sync.WaitGroup
+}
+
+// Receipt is the outcome of a successful write: the transaction and the customer balance right after it.
+type Receipt struct {
+	Transaction    tally.Transaction `json:"transaction"`
+	Balance        int64             `json:"balance"`
+	BalanceVersion int64             `json:"balance_version"`
+	// Replayed is true when the write was not applied now because its idempotency key had been applied
+	// before (or by a concurrent duplicate); the receipt is then the original one.
+	Replayed bool `json:"-"`
+}
+
+// New starts a ledger over store. Call Close to stop it.
+func New(store tally.Store, opts Options) *Service {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 1
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 4096
+	}
+	if opts.BatchTimeout <= 0 {
+		opts.BatchTimeout = 10 * time.Second
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	s := &Service{store: store, opts: opts, queue: make(chan *op, opts.QueueSize)}
+	for i := 0; i < opts.Workers; i++ {
+		s.wg.Add(1)
+		go s.work()
+	}
+	return s
+}
+
+// Close stops taking writes, finishes those already queued, and returns when all are answered.
+func (s *Service) Close() {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.queue)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// Store returns the store the ledger runs on.
+func (s *Service) Store() tally.Store { return s.store }
+
+// Accrue credits a customer with points issued by the programme.
+func (s *Service) Accrue(ctx context.Context, r Request) (Receipt, error) {
+	r.Kind = tally.KindAccrual
+	return s.Write(ctx, r)
+}
+
+// Redeem debits a customer's points towards the redemptions account.
+func (s *Service) Redeem(ctx context.Context, r Request) (Receipt, error) {
+	r.Kind = tally.KindRedemption
+	return s.Write(ctx, r)
+}
+
+// Expire debits points that have expired.
+func (s *Service) Expire(ctx context.Context, r Request) (Receipt, error) {
+	r.Kind = tally.KindExpiry
+	return s.Write(ctx, r)
+}
+
+// Adjust credits (positive Amount) or debits (negative) a customer by hand; Reason and Actor are required.
+func (s *Service) Adjust(ctx context.Context, r Request) (Receipt, error) {
+	r.Kind = tally.KindAdjustment
+	return s.Write(ctx, r)
+}
+
+// Reverse undoes the transaction r.ReversesSeq, once, with postings that mirror it.
+func (s *Service) Reverse(ctx context.Context, r Request) (Receipt, error) {
+	r.Kind = tally.KindReversal
+	return s.Write(ctx, r)
+}
+
+// Write applies one write of any kind. Errors are *tally.Error: EINVALID for a malformed request;
+// EIDEMPOTENCY when the key was used with another request; ENOTFOUND, EINSUFFICIENT, EFROZEN, ECLOSED,
+// EALREADY for remembered business refusals (a retry gets the same); EVERSION for a stale
+// balance_version; EUNAVAILABLE when the store failed (nothing was applied, retry with the same key).
+// When ctx ends first the write may still be applied: retry with the same key to learn its outcome.
+func (s *Service) Write(ctx context.Context, r Request) (Receipt, error) {
+	if err := r.normalize(); err != nil {
+		s.observe(r.Kind, err, false)
+		return Receipt{}, err
+	}
+	o := &op{req: r, reqHash: r.hash(), done: make(chan result, 1)}
+	if err := s.enqueue(ctx, o); err != nil {
+		return Receipt{}, err
+	}
+	select {
+	case res := <-o.done:
+		s.observe(r.Kind, res.err, res.receipt.Replayed)
+		return res.receipt, res.err
+	case <-ctx.Done():
+		return Receipt{}, ctx.Err()
+	}
+}
+
+func (s *Service) observe(kind tally.Kind, err error, replayed bool) {
+	if s.opts.Observe != nil {
+		s.opts.Observe(kind, tally.ErrorCode(err), replayed)
+	}
+}
+
+func (s *Service) enqueue(ctx context.Context, o *op) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return tally.Errorf(tally.EUNAVAILABLE, "the ledger is shutting down")
+	}
+	select {
+	case s.queue <- o:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Balance returns a customer's account. ENOTFOUND when the customer has none yet.
+func (s *Service) Balance(ctx context.Context, account string) (tally.Account, error) {
+	if !tally.IsCustomerHash(account) {
+		return tally.Account{}, tally.Errorf(tally.EINVALID, "account must be a customer hash (64 lowercase hex digits)")
+	}
+	return s.store.Account(ctx, account)
+}
+
+// Page is one page of an account's history, newest first. Next is the cursor of the following page,
+// empty on the last one.
+type Page struct {
+	Transactions []tally.Transaction `json:"transactions"`
+	Next         string              `json:"next_cursor,omitempty"`
+}
+
+// Paging limits of History.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 500
+)
+
+// History returns a page of a customer's transactions, newest first. cursor is empty for the first
+// page, else the Next of the previous page.
+func (s *Service) History(ctx context.Context, account, cursor string, limit int) (Page, error) {
+	if !tally.IsCustomerHash(account) {
+		return Page{}, tally.Errorf(tally.EINVALID, "account must be a customer hash (64 lowercase hex digits)")
+	}
+	if limit == 0 {
+		limit = DefaultPageSize
+	}
+	if limit < 0 || limit > MaxPageSize {
+		return Page{}, tally.Errorf(tally.EINVALID, "limit must be between 1 and %d", MaxPageSize)
+	}
+	before, err := decodeCursor(cursor)
+	if err != nil {
+		return Page{}, err
+	}
+	// One extra row tells whether another page follows.
+	txs, err := s.store.History(ctx, account, before, limit+1)
+	if err != nil {
+		return Page{}, err
+	}
+	p := Page{Transactions: txs}
+	if len(txs) > limit {
+		p.Transactions = txs[:limit]
+		p.Next = encodeCursor(txs[limit-1].Seq)
+	}
+	if p.Transactions == nil {
+		p.Transactions = []tally.Transaction{}
+	}
+	return p, nil
+}
+
+const cursorPrefix = "seq:"
+
+func encodeCursor(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.FormatInt(seq, 10)))
+}
+
+func decodeCursor(c string) (int64, error) {
+	if c == "" {
+		return 0, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil && len(b) > len(cursorPrefix) && string(b[:len(cursorPrefix)]) == cursorPrefix {
+		if seq, err := strconv.ParseInt(string(b[len(cursorPrefix):]), 10, 64); err == nil && seq > 0 {
+			return seq, nil
+		}
+	}
+	return 0, tally.Errorf(tally.EINVALID, "cursor is malformed")
+}
+
+// Transaction returns one transaction by its sequence number.
+func (s *Service) Transaction(ctx context.Context, seq int64) (tally.Transaction, error) {
+	if seq <= 0 {
+		return tally.Transaction{}, tally.Errorf(tally.EINVALID, "transaction number must be positive")
+	}
+	return s.store.Transaction(ctx, seq)
+}
+
+// SetStatus freezes, closes or reactivates a customer account. It changes no balance.
+func (s *Service) SetStatus(ctx context.Context, account string, status tally.AccountStatus) (tally.Account, error) {
+	if !tally.IsCustomerHash(account) {
+		return tally.Account{}, tally.Errorf(tally.EINVALID, "account must be a customer hash (64 lowercase hex digits)")
+	}
+	if !status.Valid() {
+		return tally.Account{}, tally.Errorf(tally.EINVALID, "unknown account status %q", status)
+	}
+	var out tally.Account
+	err := s.store.Update(ctx, func(ctx context.Context, tx tally.WriteTx) error {
+		accts, err := tx.LockAccounts(ctx, []string{account})
+		if err != nil {
+			return err
+		}
+		a, ok := accts[account]
+		if !ok {
+			return tally.Errorf(tally.ENOTFOUND, "no account for this customer")
+		}
+		a.Status = status
+		out = a
+		return tx.UpdateAccounts(ctx, []tally.Account{a})
+	})
+	return out, err
+}
+
+// Outcome returns the remembered result of an idempotency key, as Write would replay it.
+func (s *Service) Outcome(ctx context.Context, channel, key string) (Receipt, error) {
+	if channel == "" {
+		channel = DefaultChannel
+	}
+	o, err := s.store.Outcome(ctx, channel, key)
+	if err != nil {
+		return Receipt{}, err
+	}
+	res := replay(o)
+	return res.receipt, res.err
+}
+
+// failure is how a remembered refusal is stored.
+type failure struct {
+	Code    tally.Code `json:"code"`
+	Message string     `json:"message"`
+}
+
+// replay turns a stored outcome back into the answer first given.
+func replay(o tally.Outcome) result {
+	if o.Code != "" {
+		var f failure
+		if err := json.Unmarshal(o.Response, &f); err != nil || f.Code == "" {
+			f = failure{Code: o.Code, Message: "refused earlier"}
+		}
+		return result{err: &tally.Error{Code: f.Code, Message: f.Message}}
+	}
+	var r Receipt
+	if err := json.Unmarshal(o.Response, &r); err != nil {
+		return result{err: &tally.Error{Code: tally.EINTERNAL, Message: "stored outcome is unreadable", Err: err}}
+	}
+	r.Replayed = true
+	return result{receipt: r}
+}
+
+// isTransient reports whether err is a fault worth retrying later, as opposed to a refusal.
+func isTransient(err error) bool {
+	return tally.ErrorCode(err) == tally.EUNAVAILABLE || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, context.Canceled)
+}
