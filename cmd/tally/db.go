@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/postgres"
+	"github.com/tally-ledger/tally/sqlite"
+)
+
+// defaultDatabaseURL is the embedded store in the working directory, so that a first run needs nothing.
+const defaultDatabaseURL = "sqlite:tally.db"
+
+// dbFlag registers --db with its environment fallback.
+func dbFlag(fs *flag.FlagSet) *string {
+	def := os.Getenv("TALLY_DATABASE_URL")
+	if def == "" {
+		def = defaultDatabaseURL
+	}
+	return fs.String("db", def, "database URL: sqlite:PATH or postgres://... (env TALLY_DATABASE_URL)")
+}
+
+// openedStore is a store with what its kind needs to know.
+type openedStore struct {
+	tally.Store
+	migrate    func(context.Context) error
+	kind       string // "sqlite" or "postgres"
+	sqlitePath string
+}
+
+// openStore opens the store a database URL names, without migrating it.
+func openStore(ctx context.Context, url string) (*openedStore, error) {
+	switch {
+	case strings.HasPrefix(url, "sqlite:"):
+		path := strings.TrimPrefix(url, "sqlite:")
+		path = strings.TrimPrefix(path, "//")
+		if path == "" {
+			return nil, fmt.Errorf("database URL %q names no file: expected sqlite:PATH", url)
+		}
+		db, err := sqlite.Open(ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", url, err)
+		}
+		return &openedStore{Store: db, migrate: db.Migrate, kind: "sqlite", sqlitePath: path}, nil
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		db, err := postgres.Open(ctx, url)
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL: %w", err)
+		}
+		return &openedStore{Store: db, migrate: db.Migrate, kind: "postgres"}, nil
+	}
+	return nil, fmt.Errorf("unsupported database URL %q: expected sqlite:PATH or postgres://USER@HOST:PORT/DB", redact(url))
+}
+
+// openMigrated opens the store and applies pending migrations.
+func openMigrated(ctx context.Context, url string) (*openedStore, error) {
+	s, err := openStore(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return s, nil
+}
+
+// redact hides a password in a URL before it is shown.
+func redact(url string) string {
+	at := strings.LastIndex(url, "@")
+	scheme := strings.Index(url, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return url
+	}
+	userinfo := url[scheme+3 : at]
+	if i := strings.Index(userinfo, ":"); i >= 0 {
+		return url[:scheme+3] + userinfo[:i] + ":xxxxx" + url[at:]
+	}
+	return url
+}

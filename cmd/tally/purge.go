@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+)
+
+// defaultEventRetention is how long event outcomes are remembered for idempotent replays.
+const defaultEventRetention = 30 * 24 * time.Hour
+
+func runPurgeEvents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("purge-events", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db := dbFlag(fs)
+	retentionFlag := durationFlag(fs, "retention", "TALLY_EVENT_RETENTION", defaultEventRetention,
+		"remove outcomes older than this")
+	if err := fs.Parse(args); err != nil {
+		return errUsageShown
+	}
+	retention, err := retentionFlag()
+	if err != nil {
+		return err
+	}
+	if retention <= 0 {
+		return fmt.Errorf("--retention must be positive")
+	}
+	s, err := openMigrated(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	n, err := s.PurgeOutcomes(ctx, time.Now().Add(-retention))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "removed %d event outcomes older than %s\n", n, retention)
+	return nil
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/tally-ledger/tally/ledger"
+)
+
+func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db := dbFlag(fs)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	quiet := fs.Bool("quiet", false, "print no progress")
+	if err := fs.Parse(args); err != nil {
+		return errUsageShown
+	}
+	s, err := openStore(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if ok, err := s.MigrationsCurrent(ctx); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("the database schema is not current: run 'tally migrate' first")
+	}
+	start := time.Now()
+	last := start
+	progress := func(done, total int64) {
+		if *quiet || time.Since(last) < time.Second && done != total {
+			return
+		}
+		last = time.Now()
+		fmt.Fprintf(stderr, "verify: %d of %d transactions checked\n", done, total)
+	}
+	rep, err := ledger.Verify(ctx, s.Audit(), progress)
+	var breach *ledger.Breach
+	if errors.As(err, &breach) {
+		return &exitError{code: 3, err: fmt.Errorf("verify FAILED: %w", breach)}
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(rep)
+	}
+	fmt.Fprintf(stdout, "ledger verified: %d accounts, %d transactions, %d postings, all chains intact, balances sum to zero (%s)\n",
+		rep.Accounts, rep.Transactions, rep.Postings, time.Since(start).Round(time.Millisecond))
+	return nil
+}

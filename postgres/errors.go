@@ -1,0 +1,111 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
+
+	"github.com/tally-ledger/tally"
+)
+
+// SQLSTATE codes this adapter acts on.
+const (
+	codeUniqueViolation      = "23505"
+	codeCheckViolation       = "23514"
+	codeSerializationFailure = "40001"
+	codeDeadlockDetected     = "40P01"
+)
+
+// classify turns an error from pgx into what the Store contract promises: context cancellation as is,
+// domain errors as is, transient faults as EUNAVAILABLE, anything else wrapped with the operation name
+// (an internal error for the caller).
+func classify(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var domain *tally.Error
+	if errors.As(err, &domain) {
+		return err
+	}
+	// A cancelled or expired caller context surfaces from pgx as many different errors (a timeout, a
+	// cancelled query, a closed connection); the caller wants to see its own context error.
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if isTransient(err) {
+		return tally.Unavailable(fmt.Errorf("postgres: %s: %w", op, err), "database")
+	}
+	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// isTransient reports whether err is a fault of the database or the path to it that may go away by
+// itself: the server cannot be reached, the connection broke, the server is shutting down or starting
+// up, it has too many connections, or it is a read-only standby after a failover.
+func isTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"): // connection exception
+			return true
+		case pgErr.Code == "57P01", // admin_shutdown
+			pgErr.Code == "57P02", // crash_shutdown
+			pgErr.Code == "57P03", // cannot_connect_now: starting up, shutting down, in recovery
+			pgErr.Code == "53300", // too_many_connections
+			pgErr.Code == "25006": // read_only_sql_transaction: connected to a standby
+			return true
+		}
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return true
+	}
+	if pgconn.Timeout(err) {
+		return true
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, pgconn.ErrConnClosed) ||
+		errors.Is(err, puddle.ErrClosedPool) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "the database system is shutting down") ||
+		strings.Contains(msg, "the database system is starting up") ||
+		strings.Contains(msg, "conn closed")
+}
+
+// isRetryable reports whether the transaction lost a race that running it again can win.
+func isRetryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == codeSerializationFailure || pgErr.Code == codeDeadlockDetected
+	}
+	return false
+}
+
+// pgCode returns the SQLSTATE of err and the constraint it names, if err came from the server.
+func pgCode(err error) (code, constraint string) {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code, pgErr.ConstraintName
+	}
+	return "", ""
+}

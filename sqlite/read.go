@@ -1,0 +1,91 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/tally-ledger/tally"
+)
+
+// Account returns a customer or system account. ENOTFOUND when absent.
+func (db *DB) Account(ctx context.Context, id string) (tally.Account, error) {
+	a, err := scanAccount(db.reader.QueryRowContext(ctx, accountSelect+` WHERE a.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return tally.Account{}, tally.Errorf(tally.ENOTFOUND, "account %q not found", id)
+	}
+	if err != nil {
+		return tally.Account{}, wrap(err, "read account")
+	}
+	return a, nil
+}
+
+// Transaction returns one transaction with its postings. ENOTFOUND when absent.
+func (db *DB) Transaction(ctx context.Context, seq int64) (tally.Transaction, error) {
+	var txs []tally.Transaction
+	err := db.readTx(ctx, func(tx *sql.Tx) (err error) {
+		txs, err = queryTransactions(ctx, tx, `SELECT `+transactionColumns+` FROM transactions t WHERE t.seq = ?`, seq)
+		return err
+	})
+	if err != nil {
+		return tally.Transaction{}, wrap(err, "read transaction")
+	}
+	if len(txs) == 0 {
+		return tally.Transaction{}, tally.Errorf(tally.ENOTFOUND, "transaction %d not found", seq)
+	}
+	return txs[0], nil
+}
+
+// History returns up to limit transactions of an account with Seq < beforeSeq (all when beforeSeq <= 0),
+// newest first, with postings: one query for the page, one for its postings. An unknown account has
+// no history; limit <= 0 asks for none.
+func (db *DB) History(ctx context.Context, accountID string, beforeSeq int64, limit int) ([]tally.Transaction, error) {
+	if limit <= 0 {
+		return []tally.Transaction{}, nil
+	}
+	if beforeSeq <= 0 {
+		beforeSeq = math.MaxInt64
+	}
+	var txs []tally.Transaction
+	err := db.readTx(ctx, func(tx *sql.Tx) (err error) {
+		txs, err = queryTransactions(ctx, tx, `SELECT `+transactionColumns+` FROM transactions t
+			WHERE t.account_id = ? AND t.seq < ? ORDER BY t.seq DESC LIMIT ?`, accountID, beforeSeq, limit)
+		return err
+	})
+	if err != nil {
+		return nil, wrap(err, "read history")
+	}
+	if txs == nil {
+		txs = []tally.Transaction{}
+	}
+	return txs, nil
+}
+
+// Outcome returns a remembered outcome. ENOTFOUND when absent or still pending.
+func (db *DB) Outcome(ctx context.Context, channel, key string) (tally.Outcome, error) {
+	o, err := scanOutcome(db.reader.QueryRowContext(ctx, `SELECT `+outcomeColumns+` FROM processed_events
+		WHERE channel = ? AND event_id = ? AND state = 'done'`, channel, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return tally.Outcome{}, tally.Errorf(tally.ENOTFOUND, "no outcome for key %q on channel %q", key, channel)
+	}
+	if err != nil {
+		return tally.Outcome{}, wrap(err, "read outcome")
+	}
+	return o, nil
+}
+
+// PurgeOutcomes deletes the outcome rows, done or pending, created before the given time.
+func (db *DB) PurgeOutcomes(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM processed_events WHERE created_at < ?`, micros(before))
+		if err != nil {
+			return wrap(err, "purge outcomes")
+		}
+		n, err = res.RowsAffected()
+		return wrap(err, "purge outcomes")
+	})
+	return n, err
+}

@@ -1,0 +1,110 @@
+// Package storetest is the conformance suite every tally.Store runs: the ledger's promises (idempotency,
+// no lost or doubled points, tamper evidence, privacy) checked through the real ledger service over a
+// real database.
+package storetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/ledger"
+)
+
+// Harness adapts the suite to one store.
+type Harness struct {
+	// Open returns a fresh, migrated, empty store that the test owns (closed by the suite).
+	Open func(t testing.TB) tally.Store
+	// Exec runs plain SQL against the store's database, as an attacker with database access would.
+	Exec func(t testing.TB, s tally.Store, sql string)
+	// Dump returns every byte the store keeps of its data (the database files, or every row as text).
+	Dump func(t testing.TB, s tally.Store) []byte
+	// Workers is the ledger's batch concurrency to test with (default 1).
+	Workers int
+}
+
+// Run runs the whole suite.
+func Run(t *testing.T, h Harness) {
+	t.Run("Validation", func(t *testing.T) { t.Parallel(); testValidation(t, h) })
+	t.Run("Idempotency", func(t *testing.T) { t.Parallel(); testIdempotency(t, h) })
+	t.Run("BusinessRules", func(t *testing.T) { t.Parallel(); testBusinessRules(t, h) })
+	t.Run("Reversal", func(t *testing.T) { t.Parallel(); testReversal(t, h) })
+	t.Run("History", func(t *testing.T) { t.Parallel(); testHistory(t, h) })
+	t.Run("Concurrency", func(t *testing.T) { t.Parallel(); testConcurrency(t, h) })
+	t.Run("Tamper", func(t *testing.T) { t.Parallel(); testTamper(t, h) })
+	t.Run("Privacy", func(t *testing.T) { t.Parallel(); testPrivacy(t, h) })
+	t.Run("Purge", func(t *testing.T) { t.Parallel(); testPurge(t, h) })
+	t.Run("Property", func(t *testing.T) { t.Parallel(); testProperty(t, h) })
+}
+
+// env is one test's ledger over one fresh store.
+type env struct {
+	t      testing.TB
+	h      Harness
+	store  tally.Store
+	ledger *ledger.Service
+	hasher *tally.CustomerHasher
+	ctx    context.Context
+}
+
+func newEnv(t testing.TB, h Harness) *env {
+	t.Helper()
+	s := h.Open(t)
+	l := ledger.New(s, ledger.Options{Workers: h.Workers})
+	t.Cleanup(func() { l.Close(); s.Close() })
+	hasher, err := tally.NewCustomerHasher([]byte("storetest-secret-0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return &env{t: t, h: h, store: s, ledger: l, hasher: hasher, ctx: ctx}
+}
+
+func (e *env) customer(raw string) string { return e.hasher.Hash(raw) }
+
+// mustWrite applies a write that must succeed.
+func (e *env) mustWrite(r ledger.Request) ledger.Receipt {
+	e.t.Helper()
+	rc, err := e.ledger.Write(e.ctx, r)
+	if err != nil {
+		e.t.Fatalf("%s %q: %v", r.Kind, r.Key, err)
+	}
+	return rc
+}
+
+func (e *env) mustAccrue(account, key string, amount int64) ledger.Receipt {
+	e.t.Helper()
+	return e.mustWrite(ledger.Request{Kind: tally.KindAccrual, Account: account, Key: key, Amount: amount, Reason: "test"})
+}
+
+// wantCode checks that err carries code.
+func wantCode(t testing.TB, err error, code tally.Code) {
+	t.Helper()
+	if got := tally.ErrorCode(err); got != code {
+		t.Fatalf("error %v: code %q, want %q", err, got, code)
+	}
+}
+
+func (e *env) balance(account string) int64 {
+	e.t.Helper()
+	a, err := e.ledger.Balance(e.ctx, account)
+	if tally.ErrorCode(err) == tally.ENOTFOUND {
+		return 0
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return a.Balance
+}
+
+// mustVerify runs the offline audit and fails the test on any breach.
+func (e *env) mustVerify() ledger.VerifyReport {
+	e.t.Helper()
+	rep, err := ledger.Verify(e.ctx, e.store.Audit(), nil)
+	if err != nil {
+		e.t.Fatalf("verify: %v", err)
+	}
+	return rep
+}
