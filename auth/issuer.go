@@ -121,16 +121,17 @@ func (i *Issuer) IssuerURL() string { return i.cfg.Issuer }
 func (i *Issuer) TTL() time.Duration { return i.cfg.TTL }
 
 // Issue signs an access token for a client with the given scopes and returns it with its expiry.
-// EUNAVAILABLE when a signing key had to be created and the store failed.
+// EINVALID for an empty clientID; EUNAVAILABLE when a signing key had to be created and the store failed.
 //
 // When the keys were last read more than ReloadInterval ago, Issue reads them first, so that a replica
 // learns of a rotation by another one even without Run: it never signs with a key retired more than
 // ReloadInterval ago (plus the time a failing store takes to recover).
 func (i *Issuer) Issue(ctx context.Context, clientID string, scopes []string) (string, time.Time, error) {
+	if clientID == "" {
+		return "", time.Time{}, tally.Errorf(tally.EINVALID, "a token needs a subject")
+	}
 	if i.sinceReload() >= i.cfg.ReloadInterval {
-		if err := i.Reload(ctx); err != nil {
-			i.cfg.Logger.WarnContext(ctx, "auth: cannot reload signing keys", "err", err)
-		}
+		i.reloadIfDue(ctx)
 	}
 	now := i.cfg.Now()
 	i.mu.RLock()
@@ -184,7 +185,10 @@ func (i *Issuer) currentSigner(ctx context.Context) (*signingKey, error) {
 	if err := i.ensureSignerLocked(ctx); err != nil {
 		return nil, err
 	}
-	return i.usableSigner(), nil
+	if k := i.usableSigner(); k != nil {
+		return k, nil
+	}
+	return nil, tally.Errorf(tally.EINTERNAL, "no signing key is usable") // only with a clock jumping ahead
 }
 
 func (i *Issuer) usableSigner() *signingKey {
@@ -245,6 +249,18 @@ func (i *Issuer) Reload(ctx context.Context) error {
 	i.reloadMu.Lock()
 	defer i.reloadMu.Unlock()
 	return i.reloadLocked(ctx)
+}
+
+// reloadIfDue reloads unless a concurrent caller just did; a failure is logged and the loaded keys stay.
+func (i *Issuer) reloadIfDue(ctx context.Context) {
+	i.reloadMu.Lock()
+	defer i.reloadMu.Unlock()
+	if i.sinceReload() < i.cfg.ReloadInterval {
+		return
+	}
+	if err := i.reloadLocked(ctx); err != nil {
+		i.cfg.Logger.WarnContext(ctx, "auth: cannot reload signing keys", "err", err)
+	}
 }
 
 func (i *Issuer) reloadLocked(ctx context.Context) error {

@@ -35,6 +35,8 @@ func NewTokenService(issuer *Issuer, clients tally.CredentialStore, logger *slog
 	return &TokenService{issuer: issuer, clients: clients, log: logger}
 }
 
+var _ http.Handler = (*TokenService)(nil)
+
 // tokenResponse is the success body of RFC 6749 §5.1.
 type tokenResponse struct {
 	AccessToken string `json:"access_token"`

@@ -205,6 +205,7 @@ func TestVerifyRejects(t *testing.T) {
 		{"scope not a string", sign(t, jwt.SigningMethodEdDSA, key, hdr, with(localClaims(now), "scope", 7)),
 			"malformed token"},
 		{"empty", "", "malformed token"},
+		{"huge", ok + strings.Repeat("A", maxTokenBytes), "malformed token"},
 		{"two segments", parts[0] + "." + parts[1], "malformed token"},
 		{"four segments", ok + ".x", "malformed token"},
 		{"header not base64", "!!!." + parts[1] + "." + parts[2], "malformed token"},

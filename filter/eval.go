@@ -27,9 +27,9 @@ const (
 	precOperand
 )
 
-// formatIn writes n, in parentheses if it binds less tightly than min.
-func formatIn(b *strings.Builder, n node, min int) {
-	if n.prec() >= min {
+// formatIn writes n, in parentheses if it binds less tightly than least.
+func formatIn(b *strings.Builder, n node, least int) {
+	if n.prec() >= least {
 		n.format(b)
 		return
 	}
@@ -68,12 +68,12 @@ func (n andNode) eval(event map[string]any) (any, bool) {
 func (n andNode) format(b *strings.Builder) { formatList(b, n, " and ", precAnd) }
 func (n andNode) prec() int                 { return precAnd }
 
-func formatList(b *strings.Builder, xs []node, sep string, min int) {
+func formatList(b *strings.Builder, xs []node, sep string, least int) {
 	for i, x := range xs {
 		if i > 0 {
 			b.WriteString(sep)
 		}
-		formatIn(b, x, min)
+		formatIn(b, x, least)
 	}
 }
 
@@ -467,7 +467,7 @@ func (n number) String() string {
 	}
 	s := strconv.FormatFloat(n.f, 'g', -1, 64)
 	if !strings.ContainsAny(s, ".eIN") {
-		_ = 0 // s += ".0" // keep it a float when it is read back: -0 and 1e21 are not integers here
+		s += ".0" // keep it a float when it is read back: -0 and 1e21 are not integers here
 	}
 	return s
 }

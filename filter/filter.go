@@ -61,7 +61,7 @@ import (
 // Limits on a source, so that a rule cannot exhaust the stack or the parser's time.
 const (
 	MaxSourceLen = 4096 // bytes
-	MaxDepth     = 64   // nested parentheses, brackets, calls and NOTs
+	MaxDepth     = 64   // nested parentheses, array constructors, calls and NOTs
 )
 
 // Expr is a compiled expression. It is immutable, and safe for concurrent use.

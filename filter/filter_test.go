@@ -360,16 +360,19 @@ func TestCompileErrors(t *testing.T) {
 	}
 }
 
+// atLimits are sources as long or as deep as Compile takes.
+var atLimits = []string{
+	strings.Repeat("(", MaxDepth) + "$.a" + strings.Repeat(")", MaxDepth),
+	strings.Repeat("NOT ", MaxDepth) + "$.a = 1",
+	strings.Repeat("not(", MaxDepth) + "$.a = 1" + strings.Repeat(")", MaxDepth),
+	"1 in " + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth),
+	"$.a = '" + strings.Repeat("x", MaxSourceLen-8) + "'",
+	// Long chains are flat, not deep.
+	"$.a = 1" + strings.Repeat(" or $.a = 1", (MaxSourceLen-7)/11),
+}
+
 func TestLimitsAreInclusive(t *testing.T) {
-	for _, src := range []string{
-		strings.Repeat("(", MaxDepth) + "$.a" + strings.Repeat(")", MaxDepth),
-		strings.Repeat("NOT ", MaxDepth) + "$.a",
-		strings.Repeat("not(", MaxDepth) + "$.a" + strings.Repeat(")", MaxDepth),
-		"1 in " + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth),
-		"$.a = '" + strings.Repeat("x", MaxSourceLen-8) + "'",
-		// Long chains are flat, not deep.
-		"$.a = 1" + strings.Repeat(" or $.a = 1", (MaxSourceLen-7)/11),
-	} {
+	for _, src := range atLimits {
 		if _, err := Compile(src); err != nil {
 			t.Errorf("Compile(%.40q...): %v", src, err)
 		}
@@ -438,6 +441,9 @@ func FuzzCompile(f *testing.F) {
 	}
 	for _, c := range errorCases {
 		f.Add(c.src)
+	}
+	for _, src := range atLimits {
+		f.Add(src)
 	}
 	var decoded []map[string]any
 	for _, body := range events {

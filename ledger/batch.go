@@ -66,6 +66,9 @@ func (s *Service) commit(batch []*op) {
 		}
 		return
 	}
+	if s.opts.ObserveBatch != nil {
+		s.opts.ObserveBatch(len(batch))
+	}
 	for i, o := range batch {
 		o.done <- results[i]
 	}
@@ -191,6 +194,9 @@ func (b *batchRun) lock(ctx context.Context) error {
 	var lockIDs, createIDs []string
 	for _, i := range b.fresh {
 		r := b.ops[i].req
+		if r.Kind == KindNone {
+			continue
+		}
 		id := r.Account
 		if r.Kind == tally.KindReversal {
 			t, ok := b.targets[r.ReversesSeq]
@@ -248,6 +254,10 @@ func sortedUnique(ids []string) []string {
 // records its transaction and moves the in-memory balance.
 func (b *batchRun) decide(i int) {
 	r := b.ops[i].req
+	if r.Kind == KindNone {
+		b.results[i] = result{}
+		return
+	}
 	fail := func(code tally.Code, format string, args ...any) {
 		b.results[i] = result{err: tally.Errorf(code, format, args...)}
 	}
@@ -411,13 +421,17 @@ func (b *batchRun) recordOutcomes(ctx context.Context) error {
 	for _, i := range b.fresh {
 		o, res := b.ops[i], &b.results[i]
 		k := o.req.outcomeKey()
-		if t := b.txOf[i]; t != nil && res.err == nil {
-			res.receipt.Transaction = *t
+		if res.err == nil {
+			var seq int64
+			if t := b.txOf[i]; t != nil {
+				res.receipt.Transaction = *t
+				seq = t.Seq
+			}
 			body, err := json.Marshal(res.receipt)
 			if err != nil {
 				return err
 			}
-			save = append(save, tally.Outcome{OutcomeKey: k, RequestHash: o.reqHash, TxSeq: t.Seq, Response: body, CreatedAt: b.now})
+			save = append(save, tally.Outcome{OutcomeKey: k, RequestHash: o.reqHash, TxSeq: seq, Response: body, CreatedAt: b.now})
 			continue
 		}
 		code := tally.ErrorCode(res.err)

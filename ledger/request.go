@@ -40,14 +40,22 @@ type Request struct {
 	// fails the write with EVERSION. It is not part of the request's identity: a caller that re-reads and
 	// retries with the same key and a fresh version is retrying the same request.
 	ExpectedVersion *int64
+	// Identity, when set, stands for the request's content in the idempotency check: a replay of the key
+	// with the same Identity replays the first answer whatever else differs. Events use it, so that a
+	// redelivered event replays even if the earning rules changed in between.
+	Identity string
 }
+
+// KindNone records an answer under an idempotency key without moving points: an event that earned
+// nothing is remembered, so that its redeliveries are answered the same.
+const KindNone tally.Kind = "none"
 
 // normalize validates r and puts it in the form that is stored and hashed.
 func (r *Request) normalize() error {
 	if r.Channel == "" {
 		r.Channel = DefaultChannel
 	}
-	if !r.Kind.Valid() {
+	if !r.Kind.Valid() && r.Kind != KindNone {
 		return tally.Errorf(tally.EINVALID, "unknown transaction kind %q", r.Kind)
 	}
 	if err := checkText("idempotency key", r.Key, maxKeyLen, true); err != nil {
@@ -62,7 +70,15 @@ func (r *Request) normalize() error {
 	if err := checkText("actor", r.Actor, maxActorLen, false); err != nil {
 		return err
 	}
-	if r.Kind == tally.KindReversal {
+	if err := checkText("identity", r.Identity, maxKeyLen, false); err != nil {
+		return err
+	}
+	switch r.Kind {
+	case KindNone:
+		if r.Amount != 0 || r.ReversesSeq != 0 {
+			return tally.Errorf(tally.EINVALID, "a record moves no points")
+		}
+	case tally.KindReversal:
 		if r.ReversesSeq <= 0 {
 			return tally.Errorf(tally.EINVALID, "a reversal must name the transaction it reverses")
 		}
@@ -72,7 +88,7 @@ func (r *Request) normalize() error {
 		if r.Reason == "" {
 			return tally.Errorf(tally.EINVALID, "a reversal needs a reason")
 		}
-	} else {
+	default:
 		if r.ReversesSeq != 0 {
 			return tally.Errorf(tally.EINVALID, "only a reversal names a transaction to reverse")
 		}
@@ -156,6 +172,10 @@ func (r *Request) normalizeMetadata() error {
 // different request reusing the key.
 func (r *Request) hash() string {
 	h := sha256.New()
+	if r.Identity != "" {
+		h.Write([]byte("tally-identity-v1\n" + r.Identity))
+		return hex.EncodeToString(h.Sum(nil))
+	}
 	for _, f := range []string{
 		"tally-req-v1", string(r.Kind), r.Account, strconv.FormatInt(r.Amount, 10), r.Reason, r.Actor,
 		string(r.Metadata), strconv.FormatInt(r.ReversesSeq, 10),

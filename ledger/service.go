@@ -30,6 +30,8 @@ type Options struct {
 	Clock func() time.Time
 	// Observe, when set, is told of every write's outcome (for metrics).
 	Observe func(kind tally.Kind, code tally.Code, replayed bool)
+	// ObserveBatch, when set, is told the size of every batch committed.
+	ObserveBatch func(size int)
 }
 
 // Service is the ledger. It is safe for concurrent use; writes from many goroutines are grouped into

@@ -1063,3 +1063,19 @@ func TestCancelledUpdate(t *testing.T) {
 		t.Errorf("cancelled write was committed: %v", err)
 	}
 }
+
+// BenchmarkGroupCommit512 measures one Update carrying 512 accruals over 512 accounts, the shape of a
+// full group-commit batch.
+func BenchmarkGroupCommit512(b *testing.B) {
+	db := pgtest.Open(b)
+	n := 0
+	for b.Loop() {
+		ops := make([]accrual, 512)
+		for i := range ops {
+			ops[i] = accrual{channel: "bench", key: fmt.Sprintf("k%d", n), account: customer(n % 2048), amount: 1}
+			n++
+		}
+		mustAccrue(b, db, ops...)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "accruals/s")
+}

@@ -121,9 +121,9 @@ func (w *writeTx) SaveOutcomes(ctx context.Context, outcomes []tally.Outcome) er
 	}
 	defer stmt.Close()
 	for _, o := range outcomes {
-		var response []byte
+		var response any // NULL when there is none
 		if len(o.Response) > 0 {
-			response = o.Response
+			response = []byte(o.Response)
 		}
 		res, err := stmt.ExecContext(ctx, string(o.Code), nullIfZero(o.TxSeq), response, o.Channel, o.Key)
 		if err != nil {

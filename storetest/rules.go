@@ -110,6 +110,26 @@ func testIdempotency(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("records and identities", func(t *testing.T) {
+		rec := e.mustWrite(ledger.Request{Kind: ledger.KindNone, Channel: "webchat", Key: "ignored-1", Identity: "event:x"})
+		if rec.Replayed || rec.Transaction.Seq != 0 {
+			t.Fatalf("record: %+v", rec)
+		}
+		// Same key and identity, now asking for points: the first answer stands.
+		again := e.mustWrite(ledger.Request{Kind: tally.KindAccrual, Channel: "webchat", Key: "ignored-1", Identity: "event:x", Account: c, Amount: 10})
+		if !again.Replayed || again.Transaction.Seq != 0 {
+			t.Fatalf("replay of a record: %+v", again)
+		}
+		_, err := e.ledger.Write(e.ctx, ledger.Request{Kind: ledger.KindNone, Channel: "webchat", Key: "ignored-1", Identity: "event:y"})
+		wantCode(t, err, tally.EIDEMPOTENCY)
+		before := e.balance(c)
+		first := e.mustWrite(ledger.Request{Kind: tally.KindAccrual, Channel: "webchat", Key: "earned-1", Identity: "event:z", Account: c, Amount: 10, Reason: "rule a"})
+		second := e.mustWrite(ledger.Request{Kind: tally.KindAccrual, Channel: "webchat", Key: "earned-1", Identity: "event:z", Account: c, Amount: 99, Reason: "rule b"})
+		if !second.Replayed || second.Transaction.Seq != first.Transaction.Seq || e.balance(c) != before+10 {
+			t.Fatalf("identity replay: %+v after %+v", second, first)
+		}
+	})
+
 	t.Run("stale version is not remembered", func(t *testing.T) {
 		v := int64(1)
 		req := ledger.Request{Kind: tally.KindRedemption, Account: c, Key: "versioned", Amount: 10, ExpectedVersion: &v}
