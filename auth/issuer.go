@@ -130,19 +130,7 @@ func (i *Issuer) Issue(ctx context.Context, clientID string, scopes []string) (s
 	if clientID == "" {
 		return "", time.Time{}, tally.Errorf(tally.EINVALID, "a token needs a subject")
 	}
-	if i.sinceReload() >= i.cfg.ReloadInterval {
-		i.reloadIfDue(ctx)
-	}
 	now := i.cfg.Now()
-	i.mu.RLock()
-	k := i.signer
-	i.mu.RUnlock()
-	if k == nil || !now.Before(k.NotAfter) {
-		var err error
-		if k, err = i.currentSigner(ctx); err != nil {
-			return "", time.Time{}, err
-		}
-	}
 	exp := now.Add(i.cfg.TTL)
 	claims := jwt.MapClaims{
 		"iss":       i.cfg.Issuer,
@@ -155,14 +143,35 @@ func (i *Issuer) Issue(ctx context.Context, clientID string, scopes []string) (s
 		"jti":       newJTI(),
 		"scope":     strings.Join(scopes, " "),
 	}
-	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
-	t.Header["kid"] = k.KID
-	t.Header["typ"] = tokenType
-	raw, err := t.SignedString(k.private)
+	raw, err := i.sign(ctx, tokenType, claims, now)
 	if err != nil {
-		return "", time.Time{}, &tally.Error{Code: tally.EINTERNAL, Message: "cannot sign token", Err: err}
+		return "", time.Time{}, err
 	}
 	return raw, time.Unix(exp.Unix(), 0).UTC(), nil
+}
+
+// sign signs claims with the current key, under the given JWT "typ".
+func (i *Issuer) sign(ctx context.Context, typ string, claims jwt.MapClaims, now time.Time) (string, error) {
+	if i.sinceReload() >= i.cfg.ReloadInterval {
+		i.reloadIfDue(ctx)
+	}
+	i.mu.RLock()
+	k := i.signer
+	i.mu.RUnlock()
+	if k == nil || !now.Before(k.NotAfter) {
+		var err error
+		if k, err = i.currentSigner(ctx); err != nil {
+			return "", err
+		}
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+	t.Header["kid"] = k.KID
+	t.Header["typ"] = typ
+	raw, err := t.SignedString(k.private)
+	if err != nil {
+		return "", &tally.Error{Code: tally.EINTERNAL, Message: "cannot sign token", Err: err}
+	}
+	return raw, nil
 }
 
 func newJTI() string {

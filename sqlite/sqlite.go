@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"time"
@@ -117,6 +118,10 @@ func dsn(path, txlock string, pragmas ...string) string {
 	}
 	if txlock != "" {
 		q.Set("_txlock", txlock)
+	}
+	// A relative path would be read as the URI's authority: make it absolute.
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
 	}
 	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
 	return u.String()

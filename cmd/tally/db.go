@@ -27,6 +27,7 @@ func dbFlag(fs *flag.FlagSet) *string {
 // openedStore is a store with what its kind needs to know.
 type openedStore struct {
 	tally.Store
+	creds      tally.CredentialStore
 	migrate    func(context.Context) error
 	kind       string // "sqlite" or "postgres"
 	sqlitePath string
@@ -45,13 +46,13 @@ func openStore(ctx context.Context, url string) (*openedStore, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", url, err)
 		}
-		return &openedStore{Store: db, migrate: db.Migrate, kind: "sqlite", sqlitePath: path}, nil
+		return &openedStore{Store: db, creds: db, migrate: db.Migrate, kind: "sqlite", sqlitePath: path}, nil
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
 		db, err := postgres.Open(ctx, url)
 		if err != nil {
 			return nil, fmt.Errorf("open PostgreSQL: %w", err)
 		}
-		return &openedStore{Store: db, migrate: db.Migrate, kind: "postgres"}, nil
+		return &openedStore{Store: db, creds: db, migrate: db.Migrate, kind: "postgres"}, nil
 	}
 	return nil, fmt.Errorf("unsupported database URL %q: expected sqlite:PATH or postgres://USER@HOST:PORT/DB", redact(url))
 }

@@ -54,9 +54,11 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"serve", "run the ledger service", runServe},
 		{"migrate", "apply database migrations", runMigrate},
 		{"verify", "audit the whole ledger offline", runVerify},
 		{"purge-events", "delete remembered event outcomes older than the retention", runPurgeEvents},
+		{"clients", "manage OAuth clients (create, list, revoke)", runClients},
 	}
 }
 

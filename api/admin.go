@@ -1,0 +1,175 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/tally-ledger/tally"
+)
+
+// transactionView is how a transaction is shown, with the customer as a prefixed hash.
+type transactionView struct {
+	TransactionID int64           `json:"transaction_id"`
+	Kind          tally.Kind      `json:"kind"`
+	CustomerHash  string          `json:"customer_hash"`
+	Amount        int64           `json:"amount"`
+	Delta         int64           `json:"delta"`
+	Channel       string          `json:"channel"`
+	Key           string          `json:"idempotency_key"`
+	Reason        string          `json:"reason,omitempty"`
+	Actor         string          `json:"actor,omitempty"`
+	Metadata      json.RawMessage `json:"metadata,omitempty"`
+	Reverses      int64           `json:"reverses_transaction_id,omitempty"`
+	CreatedAt     string          `json:"created_at"`
+	Postings      []tally.Posting `json:"postings"`
+	Hash          string          `json:"hash"`
+}
+
+func viewOf(t tally.Transaction) transactionView {
+	v := transactionView{
+		TransactionID: t.Seq, Kind: t.Kind, CustomerHash: publicHash(t.AccountID), Amount: t.Amount, Delta: t.Delta(),
+		Channel: t.Channel, Key: t.IdempotencyKey, Reason: t.Reason, Actor: t.Actor, Metadata: t.Metadata,
+		Reverses: t.ReversesSeq, CreatedAt: t.CreatedAt.Format("2006-01-02T15:04:05.000000Z07:00"), Postings: t.Postings, Hash: t.Hash,
+	}
+	for i, p := range v.Postings {
+		if p.AccountID == t.AccountID {
+			v.Postings[i].AccountID = publicHash(p.AccountID)
+		}
+	}
+	return v
+}
+
+// handleHistory lists a customer's transactions, newest first, a page at a time.
+func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
+	hash, err := s.customerHash(r.PathValue("customer"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	limit := 0
+	if l := r.URL.Query().Get("limit"); l != "" {
+		if limit, err = strconv.Atoi(l); err != nil || limit <= 0 {
+			writeError(w, r, tally.Errorf(tally.EINVALID, "limit must be a positive whole number"))
+			return
+		}
+	}
+	page, err := s.Ledger.History(r.Context(), hash, r.URL.Query().Get("cursor"), limit)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	out := struct {
+		CustomerHash string            `json:"customer_hash"`
+		Transactions []transactionView `json:"transactions"`
+		NextCursor   string            `json:"next_cursor,omitempty"`
+	}{CustomerHash: publicHash(hash), Transactions: make([]transactionView, 0, len(page.Transactions)), NextCursor: page.Next}
+	for _, t := range page.Transactions {
+		out.Transactions = append(out.Transactions, viewOf(t))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleTransaction shows one transaction.
+func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) {
+	seq, err := strconv.ParseInt(r.PathValue("seq"), 10, 64)
+	if err != nil || seq <= 0 {
+		writeError(w, r, tally.Errorf(tally.EINVALID, "transaction id must be a positive whole number"))
+		return
+	}
+	t, err := s.Ledger.Transaction(r.Context(), seq)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, viewOf(t))
+}
+
+// handleStatus freezes, closes or reactivates a customer account.
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	hash, err := s.customerHash(r.PathValue("customer"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	body, err := readJSON(w, r, s.opts.BodyLimit)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var req struct {
+		Status tally.AccountStatus `json:"status"`
+	}
+	if err := decodeInto(body, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	a, err := s.Ledger.SetStatus(r.Context(), hash, req.Status)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"customer_hash": publicHash(a.ID), "status": a.Status, "balance": a.Balance, "balance_version": a.BalanceVersion})
+}
+
+// handleRewards lists the reward catalog.
+func (s *Server) handleRewards(w http.ResponseWriter, r *http.Request) {
+	rewards, err := s.Store.Rewards(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if rewards == nil {
+		rewards = []tally.Reward{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"rewards": rewards})
+}
+
+// handlePutReward creates or replaces a reward.
+func (s *Server) handlePutReward(w http.ResponseWriter, r *http.Request) {
+	body, err := readJSON(w, r, s.opts.BodyLimit)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var rw tally.Reward
+	rw.Active = true
+	if err := decodeInto(body, &rw); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	id := r.PathValue("id")
+	if rw.ID != "" && rw.ID != id {
+		writeError(w, r, tally.Errorf(tally.EINVALID, "reward_id in the body differs from the path"))
+		return
+	}
+	rw.ID = id
+	if err := validateReward(rw); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := s.Store.PutReward(r.Context(), rw); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rw)
+}
+
+func validateReward(rw tally.Reward) error {
+	switch {
+	case rw.ID == "" || len(rw.ID) > 64 || strings.ContainsAny(rw.ID, " /\\?#"):
+		return tally.Errorf(tally.EINVALID, "reward_id must be 1-64 characters without spaces or slashes")
+	case strings.TrimSpace(rw.Name) == "" || len(rw.Name) > 200:
+		return tally.Errorf(tally.EINVALID, "name is required (at most 200 bytes)")
+	case rw.PointCost <= 0 || rw.PointCost > tally.MaxAmount:
+		return tally.Errorf(tally.EINVALID, "point_cost must be between 1 and %d", tally.MaxAmount)
+	case rw.Inventory != nil && *rw.Inventory < 0:
+		return tally.Errorf(tally.EINVALID, "inventory must not be negative (null for unlimited)")
+	case rw.FulfillmentMethod == "":
+		return tally.Errorf(tally.EINVALID, "fulfillment_method is required")
+	case rw.FulfillmentMethod == "webhook" && !strings.HasPrefix(rw.WebhookURL, "https://") && !strings.HasPrefix(rw.WebhookURL, "http://"):
+		return tally.Errorf(tally.EINVALID, "a webhook reward needs an http(s) webhook_url")
+	}
+	return nil
+}

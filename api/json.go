@@ -1,0 +1,117 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/tally-ledger/tally"
+)
+
+// maxJSONDepth is the deepest nesting accepted, as Genesys Data Actions allow.
+const maxJSONDepth = 50
+
+// readJSON reads a request body bounded by limit bytes (chunked or not) and checks that it is one JSON
+// value of acceptable depth. It does not decode it.
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	// The Content-Type is not checked: Genesys sends application/json, and a body that parses as JSON
+	// is taken whatever a hand-made request called it.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, tally.Errorf(tally.ETOOLARGE, "the body is larger than %d bytes", limit)
+		}
+		return nil, tally.Errorf(codeMalformed, "the body could not be read")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, tally.Errorf(codeMalformed, "the body is empty: a JSON object is expected")
+	}
+	if !json.Valid(body) {
+		return nil, tally.Errorf(codeMalformed, "the body is not valid JSON: %s", syntaxError(body))
+	}
+	if depth(body) > maxJSONDepth {
+		return nil, tally.Errorf(codeMalformed, "the body nests deeper than %d levels", maxJSONDepth)
+	}
+	return body, nil
+}
+
+// syntaxError describes where a body stops being JSON.
+func syntaxError(body []byte) string {
+	var v any
+	err := json.Unmarshal(body, &v)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%s (at byte %d)", se.Error(), se.Offset)
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return "unexpected content"
+}
+
+// depth is the deepest nesting of objects and arrays in a valid JSON text.
+func depth(b []byte) int {
+	d, max, inString := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			d++
+			if d > max {
+				max = d
+			}
+		case c == '}' || c == ']':
+			d--
+		}
+	}
+	return max
+}
+
+// decodeInto decodes a checked body into v: a body that is JSON but has values of the wrong type is
+// invalid (422), not malformed.
+func decodeInto(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			field := te.Field
+			if field == "" {
+				return tally.Errorf(tally.EINVALID, "the body must be a JSON object")
+			}
+			return tally.Errorf(tally.EINVALID, "field %q must be a %s, not %s", field, te.Type.String(), te.Value)
+		}
+		return tally.Errorf(tally.EINVALID, "the body does not fit the expected shape: %v", err)
+	}
+	return nil
+}
+
+// writeJSON answers with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "encoding failed", http.StatusInternalServerError)
+		return
+	}
+	writeRaw(w, status, append(body, '\n'))
+}
+
+// writeRaw answers with a JSON body already encoded.
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(body)
+}

@@ -1,0 +1,147 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/tally-ledger/tally"
+)
+
+type ctxKey int
+
+const (
+	keyRequestID ctxKey = iota
+	keyLogger
+	keyPrincipal
+)
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(keyRequestID).(string)
+	return id
+}
+
+func logger(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(keyLogger).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
+
+// newRequestID keeps a caller's X-Request-Id when it is a sane token (Genesys sends a correlation id),
+// else makes one.
+func newRequestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 128 && isToken(id) {
+		return id
+	}
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func isToken(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// observe is the outermost layer: request id, structured log, metrics, and panic recovery (a 500 that
+// carries the request id, so the log line can be found).
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := newRequestID(r)
+		log := s.log.With("request_id", id)
+		ctx := context.WithValue(context.WithValue(r.Context(), keyRequestID, id), keyLogger, log)
+		r = r.WithContext(ctx)
+		w.Header().Set("X-Request-Id", id)
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				log.Error("panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				if rec.status == 0 {
+					writeError(rec, r, &tally.Error{Code: tally.EINTERNAL, Message: "internal error"})
+				}
+			}
+			status := rec.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			elapsed := time.Since(start)
+			if s.metrics != nil {
+				st := strconv.Itoa(status)
+				s.metrics.Requests.WithLabelValues(route, st).Inc()
+				s.metrics.RequestDuration.WithLabelValues(route, st).Observe(elapsed.Seconds())
+			}
+			if s.opts.LogRequests {
+				log.Info("request", "method", r.Method, "route", route, "status", status, "duration_ms", float64(elapsed.Microseconds())/1000)
+			}
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// admit bounds the requests that reach the store at once. A request that cannot get a slot within the
+// admission wait is shed with 429 and Retry-After, so overload shows as fast refusals, not as timeouts.
+func (s *Server) admit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			t := time.NewTimer(s.opts.AdmissionWait)
+			select {
+			case s.slots <- struct{}{}:
+				t.Stop()
+			case <-t.C:
+				if s.metrics != nil {
+					s.metrics.Shed.Inc()
+				}
+				writeError(w, r, tally.Errorf(tally.EOVERLOADED, "the server is at capacity; retry shortly"))
+				return
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+		}
+		defer func() { <-s.slots }()
+		next.ServeHTTP(w, r)
+	})
+}

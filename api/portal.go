@@ -1,0 +1,79 @@
+package api
+
+import (
+	"io/fs"
+	"net/http"
+
+	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/auth"
+	"github.com/tally-ledger/tally/widget"
+)
+
+// portalFiles serves the portal page and its assets.
+func portalFiles() http.Handler {
+	sub, err := fs.Sub(widget.FS, "static")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	files := http.StripPrefix("/portal/", http.FileServerFS(sub))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors *")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		files.ServeHTTP(w, r)
+	})
+}
+
+// portalReward is what a customer sees of a reward: nothing of how it is fulfilled.
+type portalReward struct {
+	ID        string `json:"reward_id"`
+	Name      string `json:"name"`
+	PointCost int64  `json:"point_cost"`
+	MinTier   string `json:"min_tier,omitempty"`
+}
+
+// handlePortalMe answers the customer of a portal session: balance, tier and the active rewards.
+func (s *Server) handlePortalMe(w http.ResponseWriter, r *http.Request) {
+	raw, err := auth.BearerToken(r)
+	if err != nil {
+		auth.Challenge(w, err, "")
+		return
+	}
+	hash, err := s.Issuer.VerifySession(r.Context(), raw)
+	if err != nil {
+		auth.Challenge(w, err, "")
+		return
+	}
+	resp := struct {
+		CustomerHash string         `json:"customer_hash"`
+		Balance      int64          `json:"balance"`
+		Tier         string         `json:"tier"`
+		Stale        bool           `json:"stale"`
+		AsOf         string         `json:"as_of,omitempty"`
+		Rewards      []portalReward `json:"rewards"`
+	}{CustomerHash: publicHash(hash), Rewards: []portalReward{}}
+	acct, err := s.Ledger.Balance(r.Context(), hash)
+	switch {
+	case err == nil:
+		resp.Balance = acct.Balance
+	case tally.ErrorCode(err) == tally.ENOTFOUND:
+	default:
+		e, ok := s.lastKnown(r.Context(), hash)
+		if !ok {
+			writeError(w, r, err)
+			return
+		}
+		resp.Balance, resp.Stale, resp.AsOf = e.Balance, true, e.AsOf.Format("2006-01-02T15:04:05Z07:00")
+	}
+	resp.Tier = s.Programme.TierFor(resp.Balance)
+	rewards, err := s.Store.Rewards(r.Context())
+	if err != nil && !resp.Stale {
+		writeError(w, r, err)
+		return
+	}
+	for _, rw := range rewards {
+		if rw.Active {
+			resp.Rewards = append(resp.Rewards, portalReward{rw.ID, rw.Name, rw.PointCost, rw.MinTier})
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}

@@ -1,0 +1,187 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/balancecache"
+	"github.com/tally-ledger/tally/earning"
+	"github.com/tally-ledger/tally/ledger"
+)
+
+// writeResponse is the body of every answer of transaction/process. It is rendered only from the stored
+// receipt and the request's idempotency key, so a replay renders the same bytes as the first answer.
+type writeResponse struct {
+	Status         string     `json:"status"` // applied or ignored
+	EventID        string     `json:"event_id,omitempty"`
+	IdempotencyKey string     `json:"idempotency_key,omitempty"`
+	Channel        string     `json:"channel"`
+	TransactionID  int64      `json:"transaction_id,omitempty"`
+	Kind           tally.Kind `json:"kind,omitempty"`
+	CustomerHash   string     `json:"customer_hash,omitempty"`
+	Amount         int64      `json:"amount,omitempty"`
+	Balance        *int64     `json:"balance,omitempty"`
+	BalanceVersion *int64     `json:"balance_version,omitempty"`
+	Reason         string     `json:"reason,omitempty"`
+	CreatedAt      *time.Time `json:"created_at,omitempty"`
+	Hash           string     `json:"hash,omitempty"`
+}
+
+// handleProcess takes an event (which earns points when an earning rule matches it) or, from a trusted
+// client, an explicit transaction. The first delivery of a key answers 201 (200 for an event that earned
+// nothing); every later delivery answers 200 with the same body.
+func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request) {
+	body, err := readJSON(w, r, s.opts.BodyLimit)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(body, &probe); err != nil {
+		writeError(w, r, tally.Errorf(tally.EINVALID, "the body must be a JSON object"))
+		return
+	}
+	if _, explicit := probe["idempotency_key"]; explicit {
+		s.processTransaction(w, r, body)
+		return
+	}
+	s.processEvent(w, r, body)
+}
+
+// processEvent turns an event into an accrual, or into a remembered "ignored".
+func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byte) {
+	ev, err := earning.ParseEvent(body)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var hash string
+	if ev.Customer != "" {
+		if hash, err = s.customerHash(ev.Customer); err != nil {
+			writeError(w, r, err)
+			return
+		}
+	}
+	req := ledger.Request{Kind: ledger.KindNone, Channel: ev.Channel, Key: ev.ID, Identity: eventIdentity(hash)}
+	if rule, ok := s.Programme.Match(ev); ok {
+		if hash == "" {
+			writeError(w, r, tally.Errorf(tally.EINVALID, "the event earns points but names no customer (user_id, customer_hash or externalContactId)"))
+			return
+		}
+		req.Kind, req.Account, req.Amount, req.Reason = tally.KindAccrual, hash, rule.Points, "earning rule "+rule.Name
+	}
+	rc, err := s.write(r, req)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	resp := render(rc, req)
+	resp.EventID, resp.IdempotencyKey = ev.ID, ""
+	s.answerWrite(w, rc, resp)
+}
+
+// eventIdentity is what makes two deliveries of an event the same request: the event key and the
+// customer it names, whatever rule matched (rules may change between deliveries).
+func eventIdentity(customerHash string) string {
+	sum := sha256.Sum256([]byte("event-customer:" + customerHash))
+	return "event:" + hex.EncodeToString(sum[:16])
+}
+
+type transactionRequest struct {
+	IdempotencyKey        string          `json:"idempotency_key"`
+	Channel               string          `json:"channel"`
+	CustomerHash          string          `json:"customer_hash"`
+	Kind                  tally.Kind      `json:"kind"`
+	Amount                int64           `json:"amount"`
+	Reason                string          `json:"reason"`
+	Actor                 string          `json:"actor"`
+	Metadata              json.RawMessage `json:"metadata"`
+	ReversesTransactionID int64           `json:"reverses_transaction_id"`
+	BalanceVersion        *int64          `json:"balance_version"`
+}
+
+// adminKinds are the kinds only a client with the admin scope may write.
+var adminKinds = map[tally.Kind]bool{tally.KindAdjustment: true, tally.KindReversal: true}
+
+func (s *Server) processTransaction(w http.ResponseWriter, r *http.Request, body []byte) {
+	var tr transactionRequest
+	if err := decodeInto(body, &tr); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if !tr.Kind.Valid() {
+		writeError(w, r, tally.Errorf(tally.EINVALID, "kind must be one of accrual, redemption, expiry, adjustment, reversal"))
+		return
+	}
+	if adminKinds[tr.Kind] && !requireScope(w, r, tally.ScopeAdmin) {
+		return
+	}
+	req := ledger.Request{
+		Kind: tr.Kind, Channel: tr.Channel, Key: tr.IdempotencyKey, Amount: tr.Amount, Reason: tr.Reason,
+		Actor: tr.Actor, Metadata: tr.Metadata, ReversesSeq: tr.ReversesTransactionID, ExpectedVersion: tr.BalanceVersion,
+	}
+	if req.Actor == "" && adminKinds[tr.Kind] {
+		req.Actor = "client:" + principal(r).ClientID
+	}
+	if tr.Kind != tally.KindReversal {
+		hash, err := s.customerHash(tr.CustomerHash)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		req.Account = hash
+	} else if tr.CustomerHash != "" {
+		writeError(w, r, tally.Errorf(tally.EINVALID, "a reversal takes its customer from the reversed transaction: omit customer_hash"))
+		return
+	}
+	rc, err := s.write(r, req)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.answerWrite(w, rc, render(rc, req))
+}
+
+// write applies a ledger write within the write deadline.
+func (s *Server) write(r *http.Request, req ledger.Request) (ledger.Receipt, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.WriteDeadline)
+	defer cancel()
+	rc, err := s.Ledger.Write(ctx, req)
+	if err == nil && rc.Transaction.Seq != 0 && !rc.Replayed {
+		t := rc.Transaction
+		s.remember(r.Context(), balancecache.Entry{CustomerHash: t.AccountID, Balance: rc.Balance, BalanceVersion: rc.BalanceVersion,
+			Tier: s.Programme.TierFor(rc.Balance), AsOf: t.CreatedAt})
+	}
+	return rc, err
+}
+
+// render builds the answer of a write from its receipt.
+func render(rc ledger.Receipt, req ledger.Request) writeResponse {
+	channel := req.Channel
+	if channel == "" {
+		channel = ledger.DefaultChannel
+	}
+	resp := writeResponse{Status: "ignored", IdempotencyKey: req.Key, Channel: channel}
+	t := rc.Transaction
+	if t.Seq == 0 {
+		return resp
+	}
+	created := t.CreatedAt
+	resp.Status, resp.TransactionID, resp.Kind, resp.CustomerHash = "applied", t.Seq, t.Kind, publicHash(t.AccountID)
+	resp.Amount, resp.Balance, resp.BalanceVersion = t.Amount, &rc.Balance, &rc.BalanceVersion
+	resp.Reason, resp.CreatedAt, resp.Hash = t.Reason, &created, t.Hash
+	return resp
+}
+
+func (s *Server) answerWrite(w http.ResponseWriter, rc ledger.Receipt, resp writeResponse) {
+	status := http.StatusOK
+	if !rc.Replayed && rc.Transaction.Seq != 0 {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, resp)
+}

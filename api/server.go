@@ -1,0 +1,122 @@
+// Package api is Tally's HTTP interface: the endpoints Genesys Cloud Data Actions call, OAuth 2.0, the
+// operational endpoints, one route table, and one error-to-status table.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/auth"
+	"github.com/tally-ledger/tally/balancecache"
+	"github.com/tally-ledger/tally/earning"
+	"github.com/tally-ledger/tally/ledger"
+	"github.com/tally-ledger/tally/metrics"
+)
+
+// Deps are what the server calls. Store is the store the ledger runs on (already wrapped by the circuit
+// breaker); Cache holds last-known balances for stale answers.
+type Deps struct {
+	Ledger    *ledger.Service
+	Store     tally.Store
+	Hasher    *tally.CustomerHasher
+	Programme *earning.Programme
+	Issuer    *auth.Issuer
+	Verifier  *auth.Verifier
+	Clients   tally.CredentialStore
+	Cache     balancecache.Cache
+	Metrics   *metrics.Metrics
+	Logger    *slog.Logger
+}
+
+// Options tune the server. Zero values take the defaults.
+type Options struct {
+	BodyLimit      int64         // request body limit in bytes (default 64 KiB)
+	MaxInFlight    int           // requests that may use the store at once (default 256)
+	AdmissionWait  time.Duration // how long a request may wait for a slot before 429 (default 100 ms)
+	LookupDeadline time.Duration // after this a lookup answers from the cache (default 1 s)
+	WriteDeadline  time.Duration // bound on a write's wait for its commit (default 10 s)
+	SessionTTL     time.Duration // lifetime of portal session tokens (default 15 min)
+	LogRequests    bool
+}
+
+// Server is the HTTP service.
+type Server struct {
+	Deps
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	slots   chan struct{}
+	handler http.Handler
+}
+
+// New builds the server and its route table.
+func New(d Deps, opts Options) *Server {
+	if opts.BodyLimit <= 0 {
+		opts.BodyLimit = 64 << 10
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = 256
+	}
+	if opts.AdmissionWait <= 0 {
+		opts.AdmissionWait = 100 * time.Millisecond
+	}
+	if opts.LookupDeadline <= 0 {
+		opts.LookupDeadline = time.Second
+	}
+	if opts.WriteDeadline <= 0 {
+		opts.WriteDeadline = 10 * time.Second
+	}
+	if opts.SessionTTL <= 0 {
+		opts.SessionTTL = 15 * time.Minute
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Programme == nil {
+		d.Programme = earning.DefaultProgramme()
+	}
+	s := &Server{Deps: d, opts: opts, log: d.Logger, metrics: d.Metrics, slots: make(chan struct{}, opts.MaxInFlight)}
+	s.handler = s.observe(s.routes())
+	return s
+}
+
+// ServeHTTP serves a request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// routes is the one route table.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	read, write, admin := tally.ScopeLedgerRead, tally.ScopeLedgerWrite, tally.ScopeAdmin
+
+	mux.Handle("POST /oauth/token", s.admit(auth.NewTokenService(s.Issuer, s.Clients, s.log)))
+	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
+
+	mux.Handle("POST /v1/ledger/balance/lookup", s.admit(s.authorize(read, s.handleLookup)))
+	mux.Handle("POST /v1/ledger/transaction/process", s.admit(s.authorize(write, s.handleProcess)))
+	mux.Handle("GET /v1/ledger/accounts/{customer}/history", s.admit(s.authorize(read, s.handleHistory)))
+	mux.Handle("POST /v1/ledger/accounts/{customer}/status", s.admit(s.authorize(admin, s.handleStatus)))
+	mux.Handle("GET /v1/ledger/transactions/{seq}", s.admit(s.authorize(read, s.handleTransaction)))
+	mux.Handle("GET /v1/catalog/rewards", s.admit(s.authorize(read, s.handleRewards)))
+	mux.Handle("PUT /v1/catalog/rewards/{id}", s.admit(s.authorize(admin, s.handlePutReward)))
+
+	mux.Handle("GET /portal/", portalFiles())
+	mux.Handle("GET /v1/portal/me", s.admit(http.HandlerFunc(s.handlePortalMe)))
+
+	mux.Handle("GET /metrics", s.metricsHandler())
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.HandleFunc("GET /openapi.json", s.handleOpenAPI)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, tally.Errorf(tally.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func (s *Server) metricsHandler() http.Handler {
+	if s.metrics == nil {
+		return http.NotFoundHandler()
+	}
+	return s.metrics.Handler()
+}

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tally-ledger/tally/api"
+	"github.com/tally-ledger/tally/auth"
+	"github.com/tally-ledger/tally/balancecache"
+	"github.com/tally-ledger/tally/breaker"
+	"github.com/tally-ledger/tally/earning"
+	"github.com/tally-ledger/tally/ledger"
+	"github.com/tally-ledger/tally/metrics"
+)
+
+// serveConfig is everything serve reads from flags and the environment.
+type serveConfig struct {
+	addr, db, programme, redisURL          string
+	issuer, audience                       string
+	extIssuer, extAudience, extJWKS        string
+	demo, logRequests                      bool
+	bodyLimit, maxInFlight                 int
+	breakerFailures                        int
+	batchMax, batchWorkers                 int
+	admissionWait, lookupDeadline          time.Duration
+	writeDeadline, breakerOpen, retention  time.Duration
+	tokenTTL, sessionTTL, shutdownDeadline time.Duration
+}
+
+func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &serveConfig{}
+	fs.StringVar(&c.addr, "addr", envDefault("TALLY_ADDR", "127.0.0.1:8080"), "listen address (env TALLY_ADDR)")
+	db := dbFlag(fs)
+	fs.BoolVar(&c.demo, "demo", false, "seed a demo catalog, customer and OAuth client, and print them")
+	fs.StringVar(&c.programme, "programme", envDefault("TALLY_PROGRAMME", ""), "programme file with earning rules and tiers (env TALLY_PROGRAMME)")
+	fs.StringVar(&c.redisURL, "redis", envDefault("TALLY_REDIS_URL", ""), "Redis URL for the shared balance cache (env TALLY_REDIS_URL)")
+	fs.StringVar(&c.issuer, "issuer", envDefault("TALLY_ISSUER", ""), "issuer URL of Tally's tokens (env TALLY_ISSUER; default http://ADDR)")
+	fs.StringVar(&c.audience, "audience", envDefault("TALLY_AUDIENCE", "tally"), "audience of Tally's access tokens (env TALLY_AUDIENCE)")
+	fs.StringVar(&c.extIssuer, "external-issuer", envDefault("TALLY_EXTERNAL_ISSUER", ""), "also accept tokens of this issuer (env TALLY_EXTERNAL_ISSUER)")
+	fs.StringVar(&c.extAudience, "external-audience", envDefault("TALLY_EXTERNAL_AUDIENCE", ""), "audience the external issuer's tokens carry (env TALLY_EXTERNAL_AUDIENCE)")
+	fs.StringVar(&c.extJWKS, "external-jwks-url", envDefault("TALLY_EXTERNAL_JWKS_URL", ""), "https URL of the external issuer's JWKS (env TALLY_EXTERNAL_JWKS_URL)")
+	fs.BoolVar(&c.logRequests, "log-requests", envDefault("TALLY_LOG_REQUESTS", "") == "true", "log every request (env TALLY_LOG_REQUESTS=true)")
+	ints := []struct {
+		p    *int
+		name string
+		env  string
+		def  int
+		use  string
+	}{
+		{&c.bodyLimit, "body-limit", "TALLY_BODY_LIMIT", 64 << 10, "largest request body in bytes"},
+		{&c.maxInFlight, "max-in-flight", "TALLY_MAX_IN_FLIGHT", 256, "requests using the store at once before others wait"},
+		{&c.breakerFailures, "breaker-failures", "TALLY_BREAKER_FAILURES", 5, "consecutive store failures that open the circuit"},
+		{&c.batchMax, "batch-max", "TALLY_BATCH_MAX", 256, "most writes committed in one database transaction"},
+		{&c.batchWorkers, "batch-workers", "TALLY_BATCH_WORKERS", 0, "batches in flight at once (default 1 on SQLite, 4 on PostgreSQL)"},
+	}
+	var intGets []func() (int, error)
+	for _, i := range ints {
+		intGets = append(intGets, intFlag(fs, i.name, i.env, i.def, i.use))
+	}
+	durs := []struct {
+		p    *time.Duration
+		name string
+		env  string
+		def  time.Duration
+		use  string
+	}{
+		{&c.admissionWait, "admission-wait", "TALLY_ADMISSION_WAIT", 100 * time.Millisecond, "how long a request may wait for a slot before 429"},
+		{&c.lookupDeadline, "lookup-deadline", "TALLY_LOOKUP_DEADLINE", time.Second, "after this a balance lookup answers from the cache"},
+		{&c.writeDeadline, "write-deadline", "TALLY_WRITE_DEADLINE", 10 * time.Second, "bound on a write's wait for its commit"},
+		{&c.breakerOpen, "breaker-open", "TALLY_BREAKER_OPEN", 15 * time.Second, "how long the circuit stays open"},
+		{&c.retention, "event-retention", "TALLY_EVENT_RETENTION", defaultEventRetention, "how long event outcomes are remembered"},
+		{&c.tokenTTL, "token-ttl", "TALLY_TOKEN_TTL", auth.DefaultTTL, "lifetime of access tokens"},
+		{&c.sessionTTL, "session-ttl", "TALLY_SESSION_TTL", 15 * time.Minute, "lifetime of portal session tokens"},
+		{&c.shutdownDeadline, "shutdown-deadline", "TALLY_SHUTDOWN_DEADLINE", 30 * time.Second, "how long in-flight requests may take to finish at shutdown"},
+	}
+	var durGets []func() (time.Duration, error)
+	for _, d := range durs {
+		durGets = append(durGets, durationFlag(fs, d.name, d.env, d.def, d.use))
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, errUsageShown
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("serve takes no arguments, got %q", fs.Arg(0))
+	}
+	c.db = *db
+	for n, get := range intGets {
+		v, err := get()
+		if err != nil {
+			return nil, err
+		}
+		if v < 0 || v == 0 && ints[n].name != "batch-workers" {
+			return nil, fmt.Errorf("--%s must be positive", ints[n].name)
+		}
+		*ints[n].p = v
+	}
+	for n, get := range durGets {
+		v, err := get()
+		if err != nil {
+			return nil, err
+		}
+		if v <= 0 {
+			return nil, fmt.Errorf("--%s must be positive", durs[n].name)
+		}
+		*durs[n].p = v
+	}
+	if (c.extIssuer != "") != (c.extJWKS != "") || c.extIssuer != "" && c.extAudience == "" {
+		return nil, errors.New("an external issuer needs --external-issuer, --external-audience and --external-jwks-url together")
+	}
+	return c, nil
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseServe(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return serve(ctx, c, log, stdout, nil)
+}
+
+// serve runs the service until ctx ends. When ready is not nil it receives the bound address.
+func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writer, ready chan<- string) error {
+	programme := earning.DefaultProgramme()
+	if c.programme != "" {
+		p, err := earning.LoadProgramme(c.programme)
+		if err != nil {
+			return err
+		}
+		programme = p
+	}
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.addr, err)
+	}
+	defer ln.Close()
+	base := "http://" + ln.Addr().String()
+
+	store, err := openMigrated(ctx, c.db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	hasher, err := customerHasher(store, log)
+	if err != nil {
+		return err
+	}
+
+	m := metrics.New()
+	guarded := breaker.New(store.Store, breaker.Config{
+		Failures: uint32(c.breakerFailures), OpenFor: c.breakerOpen,
+		OnStateChange: func(from, to string) {
+			m.CircuitTransitions.WithLabelValues(from, to).Inc()
+			m.CircuitState.Set(map[string]float64{"closed": 0, "half-open": 1, "open": 2}[to])
+			log.Warn("store circuit breaker", "from", from, "to", to)
+		},
+	})
+	workers := c.batchWorkers
+	if workers == 0 {
+		workers = 1
+		if store.kind == "postgres" {
+			workers = 4
+		}
+	}
+	l := ledger.New(guarded, ledger.Options{
+		MaxBatch: c.batchMax, Workers: workers, Observe: m.ObserveWrite,
+		ObserveBatch: func(n int) { m.BatchSize.Observe(float64(n)) },
+	})
+	defer l.Close()
+
+	issuerURL := c.issuer
+	if issuerURL == "" {
+		issuerURL = base
+	}
+	issuer, err := auth.NewIssuer(ctx, store.creds, auth.IssuerConfig{Issuer: strings.TrimSuffix(issuerURL, "/"), Audience: c.audience, TTL: c.tokenTTL, Logger: log})
+	if err != nil {
+		return fmt.Errorf("token issuer: %w", err)
+	}
+	runCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopJobs()
+	go issuer.Run(runCtx)
+	vcfg := auth.VerifierConfig{Local: issuer, Logger: log}
+	if c.extIssuer != "" {
+		vcfg.External = []auth.ExternalIssuer{{Issuer: c.extIssuer, Audience: c.extAudience, JWKSURL: c.extJWKS}}
+	}
+	verifier, err := auth.NewVerifier(vcfg)
+	if err != nil {
+		return fmt.Errorf("token verifier: %w", err)
+	}
+
+	var cache balancecache.Cache = balancecache.NewMemory(100_000, 24*time.Hour)
+	if c.redisURL != "" {
+		rc, err := balancecache.OpenRedis(ctx, c.redisURL)
+		if err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		defer rc.Close()
+		cache = balancecache.NewRedis(rc, "tally:balance:", 24*time.Hour)
+	}
+
+	srv := api.New(api.Deps{
+		Ledger: l, Store: guarded, Hasher: hasher, Programme: programme, Issuer: issuer, Verifier: verifier,
+		Clients: store.creds, Cache: cache, Metrics: m, Logger: log,
+	}, api.Options{
+		BodyLimit: int64(c.bodyLimit), MaxInFlight: c.maxInFlight, AdmissionWait: c.admissionWait,
+		LookupDeadline: c.lookupDeadline, WriteDeadline: c.writeDeadline, SessionTTL: c.sessionTTL, LogRequests: c.logRequests,
+	})
+
+	if c.demo {
+		if err := seedDemo(ctx, store, l, hasher, issuer, base, stdout); err != nil {
+			return fmt.Errorf("demo data: %w", err)
+		}
+	}
+	go purgeLoop(runCtx, guarded, c.retention, log)
+
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("tally serving", "addr", base, "store", store.kind)
+	fmt.Fprintf(stdout, "tally: listening on %s (store: %s)\n", base, store.kind)
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Stop taking connections, let in-flight requests finish (their writes commit before they are
+	// answered), then drain the ledger's queue and close the store.
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownDeadline)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Error("shutdown", "err", err)
+	}
+	l.Close()
+	log.Info("stopped")
+	return nil
+}
+
+// purgeLoop removes event outcomes older than the retention, hourly.
+func purgeLoop(ctx context.Context, s interface {
+	PurgeOutcomes(context.Context, time.Time) (int64, error)
+}, retention time.Duration, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := s.PurgeOutcomes(ctx, time.Now().Add(-retention))
+		if err != nil && ctx.Err() == nil {
+			log.Warn("purge of old event outcomes failed", "err", err)
+		} else if n > 0 {
+			log.Info("purged old event outcomes", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
