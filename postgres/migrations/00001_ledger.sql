@@ -10,7 +10,9 @@ CREATE TABLE accounts (
     balance         BIGINT NOT NULL DEFAULT 0,
     balance_version BIGINT NOT NULL DEFAULT 0,
     last_tx_hash    TEXT NOT NULL DEFAULT '',
-    created_at      TIMESTAMPTZ NOT NULL
+    created_at      TIMESTAMPTZ NOT NULL,
+    -- Defence in depth: the ledger never lets a customer balance go below zero.
+    CONSTRAINT accounts_customer_balance_nonnegative CHECK (kind = 'system' OR balance >= 0)
 );
 
 INSERT INTO accounts (id, customer_hash, kind, created_at) VALUES

@@ -9,7 +9,9 @@ CREATE TABLE accounts (
     balance         INTEGER NOT NULL DEFAULT 0, -- customers only: system balances live in account_shards
     balance_version INTEGER NOT NULL DEFAULT 0,
     last_tx_hash    TEXT NOT NULL DEFAULT '',
-    created_at      INTEGER NOT NULL
+    created_at      INTEGER NOT NULL,
+    -- Defence in depth: the ledger never lets a customer balance go below zero.
+    CONSTRAINT accounts_customer_balance_nonnegative CHECK (kind = 'system' OR balance >= 0)
 );
 
 INSERT INTO accounts (id, customer_hash, kind, created_at)
