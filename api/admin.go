@@ -1,10 +1,12 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tally-ledger/tally"
 )
@@ -126,7 +128,32 @@ func (s *Server) handleRewards(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"rewards": rewards})
 }
 
-// handlePutReward creates or replaces a reward.
+// handleReward shows one reward.
+func (s *Server) handleReward(w http.ResponseWriter, r *http.Request) {
+	rw, err := s.reward(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rw)
+}
+
+// reward reads one reward of the catalog (the store reads the catalog whole: it is small). ENOTFOUND when
+// absent.
+func (s *Server) reward(ctx context.Context, id string) (tally.Reward, error) {
+	rewards, err := s.Store.Rewards(ctx)
+	if err != nil {
+		return tally.Reward{}, err
+	}
+	for _, rw := range rewards {
+		if rw.ID == id {
+			return rw, nil
+		}
+	}
+	return tally.Reward{}, tally.Errorf(tally.ENOTFOUND, "no reward %q", id)
+}
+
+// handlePutReward creates or replaces a reward, and answers it as stored.
 func (s *Server) handlePutReward(w http.ResponseWriter, r *http.Request) {
 	body, err := readJSON(w, r, s.opts.BodyLimit)
 	if err != nil {
@@ -145,6 +172,8 @@ func (s *Server) handlePutReward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rw.ID = id
+	// The store stamps the times: a caller may not back-date a reward.
+	rw.CreatedAt, rw.UpdatedAt = time.Time{}, time.Time{}
 	if err := validateReward(rw); err != nil {
 		writeError(w, r, err)
 		return
@@ -153,7 +182,12 @@ func (s *Server) handlePutReward(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rw)
+	stored, err := s.reward(r.Context(), id)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, stored)
 }
 
 func validateReward(rw tally.Reward) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/auth"
 )
 
@@ -13,16 +14,16 @@ func (s *Server) authorize(scope string, next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		raw, err := auth.BearerToken(r)
 		if err != nil {
-			auth.Challenge(w, err, scope)
+			challenge(w, r, err, scope)
 			return
 		}
 		p, err := s.Verifier.Verify(r.Context(), raw)
 		if err != nil {
-			auth.Challenge(w, err, scope)
+			challenge(w, r, err, scope)
 			return
 		}
 		if !p.Has(scope) {
-			auth.Challenge(w, nil, scope)
+			challenge(w, r, nil, scope)
 			return
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), keyPrincipal, p)))
@@ -40,6 +41,25 @@ func requireScope(w http.ResponseWriter, r *http.Request, scope string) bool {
 	if principal(r).Has(scope) {
 		return true
 	}
-	auth.Challenge(w, nil, scope)
+	challenge(w, r, nil, scope)
 	return false
+}
+
+// challengeCodes name the statuses of auth's challenges in the error vocabulary.
+var challengeCodes = map[int]tally.Code{
+	http.StatusBadRequest:         codeMalformed,
+	http.StatusUnauthorized:       tally.EUNAUTHORIZED,
+	http.StatusForbidden:          tally.EFORBIDDEN,
+	http.StatusServiceUnavailable: tally.EUNAVAILABLE,
+}
+
+// challenge refuses a request as auth.Challenge does (same status, same WWW-Authenticate), but with the
+// problem body of every other error, so that a refused token too carries a code and the request id.
+func challenge(w http.ResponseWriter, r *http.Request, err error, scope string) {
+	status := auth.SetChallenge(w.Header(), err, scope)
+	code, ok := challengeCodes[status]
+	if !ok {
+		code = tally.EUNAUTHORIZED
+	}
+	writeError(w, r, &tally.Error{Code: code, Message: auth.ChallengeDetail(err, scope), Err: err})
 }

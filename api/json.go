@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/tally-ledger/tally"
 )
@@ -32,6 +33,11 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	}
 	if !json.Valid(body) {
 		return nil, tally.Errorf(codeMalformed, "the body is not valid JSON: %s", syntaxError(body))
+	}
+	// encoding/json would turn each invalid byte into U+FFFD, so that two different customer identifiers
+	// could decode to one; JSON is UTF-8 (RFC 8259 §8.1).
+	if !utf8.Valid(body) {
+		return nil, tally.Errorf(codeMalformed, "the body is not valid UTF-8")
 	}
 	if depth(body) > maxJSONDepth {
 		return nil, tally.Errorf(codeMalformed, "the body nests deeper than %d levels", maxJSONDepth)

@@ -119,6 +119,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	})
 }
 
+// statusClientClosed is recorded for a request whose caller went away before it was served (nginx's 499).
+const statusClientClosed = 499
+
 // admit bounds the requests that reach the store at once. A request that cannot get a slot within the
 // admission wait is shed with 429 and Retry-After, so overload shows as fast refusals, not as timeouts.
 func (s *Server) admit(next http.Handler) http.Handler {
@@ -137,7 +140,10 @@ func (s *Server) admit(next http.Handler) http.Handler {
 				writeError(w, r, tally.Errorf(tally.EOVERLOADED, "the server is at capacity; retry shortly"))
 				return
 			case <-r.Context().Done():
+				// The caller hung up while queued: nothing was done, and the metrics and request log must
+				// not count it as a 200.
 				t.Stop()
+				w.WriteHeader(statusClientClosed)
 				return
 			}
 		}

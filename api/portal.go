@@ -35,12 +35,12 @@ type portalReward struct {
 func (s *Server) handlePortalMe(w http.ResponseWriter, r *http.Request) {
 	raw, err := auth.BearerToken(r)
 	if err != nil {
-		auth.Challenge(w, err, "")
+		challenge(w, r, err, "")
 		return
 	}
 	hash, err := s.Issuer.VerifySession(r.Context(), raw)
 	if err != nil {
-		auth.Challenge(w, err, "")
+		challenge(w, r, err, "")
 		return
 	}
 	resp := struct {

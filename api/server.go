@@ -5,6 +5,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tally-ledger/tally"
@@ -99,6 +100,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /v1/ledger/accounts/{customer}/status", s.admit(s.authorize(admin, s.handleStatus)))
 	mux.Handle("GET /v1/ledger/transactions/{seq}", s.admit(s.authorize(read, s.handleTransaction)))
 	mux.Handle("GET /v1/catalog/rewards", s.admit(s.authorize(read, s.handleRewards)))
+	mux.Handle("GET /v1/catalog/rewards/{id}", s.admit(s.authorize(read, s.handleReward)))
 	mux.Handle("PUT /v1/catalog/rewards/{id}", s.admit(s.authorize(admin, s.handlePutReward)))
 
 	mux.Handle("GET /portal/", portalFiles())
@@ -108,10 +110,33 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.HandleFunc("GET /openapi.json", s.handleOpenAPI)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, tally.Errorf(tally.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	return routed(mux)
+}
+
+// routed serves mux, answering a request that no route takes with a problem: 405 and Allow when the path
+// is routed for other methods, else 404. (A catch-all "/" route would take those requests too, and turn
+// every wrong method into a 404.)
+func routed(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		var allowed []string
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			other := r.Clone(r.Context())
+			other.Method = m
+			if _, pattern := mux.Handler(other); pattern != "" {
+				allowed = append(allowed, m)
+			}
+		}
+		if len(allowed) == 0 {
+			writeError(w, r, tally.Errorf(tally.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeError(w, r, tally.Errorf(codeMethod, "%s takes %s, not %s", r.URL.Path, strings.Join(allowed, ", "), r.Method))
 	})
-	return mux
 }
 
 func (s *Server) metricsHandler() http.Handler {

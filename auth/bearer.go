@@ -68,6 +68,21 @@ func isB64Token(s string) bool {
 //
 // scope may be empty for a route that needs no particular scope.
 func Challenge(w http.ResponseWriter, err error, scope string) {
+	status := SetChallenge(w.Header(), err, scope)
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Type   string `json:"type"`
+		Title  string `json:"title"`
+		Status int    `json:"status"`
+		Detail string `json:"detail"`
+	}{"about:blank", http.StatusText(status), status, ChallengeDetail(err, scope)})
+}
+
+// SetChallenge sets the headers of Challenge's answer to err (WWW-Authenticate, or Retry-After) and
+// returns its status, for a caller that writes a problem body of its own.
+func SetChallenge(h http.Header, err error, scope string) int {
 	status, params := http.StatusUnauthorized, []string{`realm="tally"`}
 	switch code := tally.ErrorCode(err); {
 	case err == nil || code == tally.EFORBIDDEN:
@@ -81,7 +96,7 @@ func Challenge(w http.ResponseWriter, err error, scope string) {
 			`error_description="`+quotable(tally.ErrorMessage(err))+`"`)
 	case code == tally.EUNAVAILABLE:
 		status, params = http.StatusServiceUnavailable, nil
-		w.Header().Set("Retry-After", "1")
+		h.Set("Retry-After", "1")
 	default:
 		params = append(params, `error="invalid_token"`,
 			`error_description="`+quotable(tally.ErrorMessage(err))+`"`)
@@ -90,21 +105,17 @@ func Challenge(w http.ResponseWriter, err error, scope string) {
 		if scope != "" {
 			params = append(params, `scope="`+quotable(scope)+`"`)
 		}
-		w.Header().Set("WWW-Authenticate", "Bearer "+strings.Join(params, ", "))
+		h.Set("WWW-Authenticate", "Bearer "+strings.Join(params, ", "))
 	}
-	detail := tally.ErrorMessage(err)
+	return status
+}
+
+// ChallengeDetail is the human-readable reason of Challenge's answer to err.
+func ChallengeDetail(err error, scope string) string {
 	if err == nil {
-		detail = "the token lacks scope " + scope
+		return "the token lacks scope " + scope
 	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(struct {
-		Type   string `json:"type"`
-		Title  string `json:"title"`
-		Status int    `json:"status"`
-		Detail string `json:"detail"`
-	}{"about:blank", http.StatusText(status), status, detail})
+	return tally.ErrorMessage(err)
 }
 
 // quotable keeps the characters RFC 6750 §3 allows in error_description and scope (%x20-21 / %x23-5B /

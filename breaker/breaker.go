@@ -3,8 +3,10 @@
 // piling onto a database that is trying to recover.
 //
 // Only transient faults trip the breaker: an error with code EUNAVAILABLE, or context.DeadlineExceeded.
-// A business answer (ENOTFOUND, EINSUFFICIENT, ECONFLICT, ...) proves the database is up, and a caller
-// that hung up (context.Canceled) says nothing about it; both count as successes.
+// A business answer (ENOTFOUND, EINSUFFICIENT, ECONFLICT, ...) proves the database is up and counts as a
+// success. A caller that hung up (context.Canceled) says nothing about it, so its call is not counted at
+// all: it neither resets the failures seen so far nor, as a half-open probe, closes the breaker (the next
+// call probes in its place).
 package breaker
 
 import (
@@ -71,6 +73,7 @@ func New(s tally.Store, cfg Config) *Store {
 			return c.ConsecutiveFailures >= cfg.Failures
 		},
 		IsSuccessful: func(err error) bool { return !IsTransient(err) },
+		IsExcluded:   isCanceled,
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			if to == gobreaker.StateOpen {
 				b.openedAt.Store(time.Now().UnixNano())
@@ -88,13 +91,16 @@ func New(s tally.Store, cfg Config) *Store {
 // EUNAVAILABLE and a client hanging up must not open the breaker.
 func IsTransient(err error) bool {
 	switch {
-	case err == nil, errors.Is(err, context.Canceled):
+	case err == nil, isCanceled(err):
 		return false
 	case errors.Is(err, context.DeadlineExceeded):
 		return true
 	}
 	return tally.ErrorCode(err) == tally.EUNAVAILABLE
 }
+
+// isCanceled reports a call whose caller went away: evidence of nothing about the store.
+func isCanceled(err error) bool { return errors.Is(err, context.Canceled) }
 
 // State returns the breaker's state: "closed", "half-open" or "open".
 func (s *Store) State() string { return s.cb.State().String() }

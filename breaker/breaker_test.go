@@ -416,3 +416,50 @@ func TestConcurrentUse(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A caller that hangs up says nothing about the store: its call must neither close a half-open breaker
+// (the store may still be down) nor wipe out the failures counted so far.
+func TestCanceledCallsAreNotEvidence(t *testing.T) {
+	canceled := tally.Unavailable(context.Canceled, "the database")
+
+	t.Run("half-open probe", func(t *testing.T) {
+		b, f, rec := newBreaker(t, 200*time.Millisecond)
+		ctx := context.Background()
+		mustTrip(t, b, f)
+		waitState(t, b, breaker.StateHalfOpen, 2*time.Second)
+		f.fail(canceled)
+		if _, err := b.Account(ctx, "c1"); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled probe: got %v", err)
+		}
+		if got := b.State(); got != breaker.StateHalfOpen {
+			t.Fatalf("state after a cancelled probe = %q, want half-open", got)
+		}
+		// The next call is a probe in its place, and it decides.
+		f.fail(errDown)
+		if _, err := b.Account(ctx, "c1"); !errors.Is(err, errDown) {
+			t.Fatalf("second probe: got %v, want the inner store's error", err)
+		}
+		if got := b.State(); got != breaker.StateOpen {
+			t.Fatalf("state after a failed probe = %q, want open", got)
+		}
+		want := []string{"closed->open", "open->half-open", "half-open->open"}
+		if got := rec.get(); !slices.Equal(got, want) {
+			t.Errorf("transitions = %v, want %v", got, want)
+		}
+	})
+
+	t.Run("closed", func(t *testing.T) {
+		b, f, _ := newBreaker(t, time.Minute)
+		ctx := context.Background()
+		for i := range 2 * breaker.DefaultFailures {
+			f.fail(errDown)
+			if i%2 == 1 {
+				f.fail(canceled)
+			}
+			b.Account(ctx, "c1")
+		}
+		if got := b.State(); got != breaker.StateOpen {
+			t.Fatalf("state after %d failures among cancelled calls = %q, want open", breaker.DefaultFailures, got)
+		}
+	})
+}

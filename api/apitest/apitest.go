@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,8 +61,13 @@ type Server struct {
 	Metrics *metrics.Metrics
 	HTTP    *httptest.Server
 	t       testing.TB
+	mu      sync.Mutex // guards tokens
 	tokens  map[string]string
 }
+
+// client sends the harness's requests. Its timeout is generous: it turns a hung server into a failure
+// that names the request instead of a test binary killed by its deadline.
+var client = &http.Client{Timeout: 2 * time.Minute}
 
 // Secret is the customer secret of test servers.
 const Secret = "apitest-customer-secret-0123456789"
@@ -164,10 +170,13 @@ func (s *Server) Client(scopes ...string) (id, secret string) {
 	return c.ID, secret
 }
 
-// Token returns an access token with the scopes, got through POST /oauth/token.
+// Token returns an access token with the scopes, got through POST /oauth/token. It is safe for
+// concurrent use.
 func (s *Server) Token(scopes ...string) string {
 	s.t.Helper()
 	key := strings.Join(scopes, " ")
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if tok, ok := s.tokens[key]; ok {
 		return tok
 	}
@@ -175,7 +184,7 @@ func (s *Server) Token(scopes ...string) string {
 	req, _ := http.NewRequest("POST", s.URL+"/oauth/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(id, secret)
-	res, err := http.DefaultClient.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -230,7 +239,7 @@ func (s *Server) Do(method, path, token string, body []byte, header ...string) R
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}

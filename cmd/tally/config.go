@@ -22,7 +22,7 @@ func durationFlag(fs *flag.FlagSet, name, env string, def time.Duration, usage s
 	return func() (time.Duration, error) {
 		d, err := time.ParseDuration(*s)
 		if err != nil {
-			return 0, fmt.Errorf("--%s: %q is not a duration such as 30s or 720h", name, *s)
+			return 0, fmt.Errorf("%s: %q is not a duration such as 30s or 720h", source(fs, name, env), *s)
 		}
 		return d, nil
 	}
@@ -34,8 +34,19 @@ func intFlag(fs *flag.FlagSet, name, env string, def int, usage string) func() (
 	return func() (int, error) {
 		var n int
 		if _, err := fmt.Sscanf(*s, "%d", &n); err != nil || fmt.Sprint(n) != *s {
-			return 0, fmt.Errorf("--%s: %q is not a whole number", name, *s)
+			return 0, fmt.Errorf("%s: %q is not a whole number", source(fs, name, env), *s)
 		}
 		return n, nil
 	}
+}
+
+// source names where a flag's value came from, for an error about it: the flag when it was given on the
+// command line, else the environment variable that supplied it. Call it after parsing.
+func source(fs *flag.FlagSet, name, env string) string {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	if !given && os.Getenv(env) != "" {
+		return env
+	}
+	return "--" + name
 }

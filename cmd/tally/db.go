@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -55,6 +57,18 @@ func openStore(ctx context.Context, url string) (*openedStore, error) {
 		return &openedStore{Store: db, creds: db, migrate: db.Migrate, kind: "postgres"}, nil
 	}
 	return nil, fmt.Errorf("unsupported database URL %q: expected sqlite:PATH or postgres://USER@HOST:PORT/DB", redact(url))
+}
+
+// openExisting is openStore for commands that only read: an embedded database that does not exist is
+// an error (a mistyped path), not a new empty file.
+func openExisting(ctx context.Context, url string) (*openedStore, error) {
+	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
+		path = strings.TrimPrefix(path, "//")
+		if _, err := os.Stat(path); path != "" && errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no database at %s: check --db (or TALLY_DATABASE_URL)", path)
+		}
+	}
+	return openStore(ctx, url)
 }
 
 // openMigrated opens the store and applies pending migrations.

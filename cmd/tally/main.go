@@ -8,12 +8,20 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
+	"strings"
 	"syscall"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts a graceful shutdown; forgetting the handler then lets a second one end the
+	// process at once, for an operator who will not wait out the shutdown deadline.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, errUsageShown) {
 			fmt.Fprintln(os.Stderr, "tally:", err)
@@ -59,6 +67,7 @@ func commands() []command {
 		{"verify", "audit the whole ledger offline", runVerify},
 		{"purge-events", "delete remembered event outcomes older than the retention", runPurgeEvents},
 		{"clients", "manage OAuth clients (create, list, revoke)", runClients},
+		{"bench", "measure ledger and HTTP throughput", runBench},
 	}
 }
 
@@ -73,7 +82,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout, stderr)
+			if err := c.run(ctx, args[1:], stdout, stderr); err != nil {
+				return oneLine(err)
+			}
+			return nil
 		}
 	}
 	fmt.Fprintf(stderr, "tally: unknown command %q\n", args[0])
@@ -88,3 +100,27 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nRun 'tally <command> -h' for a command's flags.")
 }
+
+// Line breaks inside an error message, with the indentation around them; a colon before a break
+// introduces a list of causes.
+var (
+	introBreak = regexp.MustCompile(`:\s*\n\s*`)
+	lineBreak  = regexp.MustCompile(`\s*\n\s*`)
+)
+
+// oneLine keeps err's message on one line, as a command-line tool's error should be: pgx, for one, puts
+// each failed connection attempt on a line of its own.
+func oneLine(err error) error {
+	if !strings.Contains(err.Error(), "\n") {
+		return err
+	}
+	return &oneLineError{err}
+}
+
+type oneLineError struct{ err error }
+
+func (e *oneLineError) Error() string {
+	msg := introBreak.ReplaceAllString(strings.TrimSpace(e.err.Error()), ": ")
+	return lineBreak.ReplaceAllString(msg, "; ")
+}
+func (e *oneLineError) Unwrap() error { return e.err }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tally-ledger/tally/api"
@@ -186,9 +187,15 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	if err != nil {
 		return fmt.Errorf("token issuer: %w", err)
 	}
+	// Background jobs outlive ctx until the server has drained, and are waited for before the ledger and
+	// the store they use are closed (deferred calls run in reverse).
 	runCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopJobs()
-	go issuer.Run(runCtx)
+	var jobs sync.WaitGroup
+	defer func() {
+		stopJobs()
+		jobs.Wait()
+	}()
+	jobs.Go(func() { issuer.Run(runCtx) })
 	vcfg := auth.VerifierConfig{Local: issuer, Logger: log}
 	if c.extIssuer != "" {
 		vcfg.External = []auth.ExternalIssuer{{Issuer: c.extIssuer, Audience: c.extAudience, JWKSURL: c.extJWKS}}
@@ -221,7 +228,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 			return fmt.Errorf("demo data: %w", err)
 		}
 	}
-	go purgeLoop(runCtx, guarded, c.retention, log)
+	jobs.Go(func() { purgeLoop(runCtx, guarded, c.retention, log) })
 
 	hs := &http.Server{
 		Handler:           srv,
@@ -237,7 +244,10 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	log.Info("tally serving", "addr", base, "store", store.kind)
 	fmt.Fprintf(stdout, "tally: listening on %s (store: %s)\n", base, store.kind)
 	if ready != nil {
-		ready <- ln.Addr().String()
+		select {
+		case ready <- ln.Addr().String():
+		case <-ctx.Done():
+		}
 	}
 
 	select {
@@ -250,12 +260,17 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownDeadline)
 	defer cancel()
+	var shutdownErr error
 	if err := hs.Shutdown(sctx); err != nil {
-		log.Error("shutdown", "err", err)
+		// Requests still running past the deadline lose their connections; their writes either commit
+		// before the ledger closes or fail, and their callers retry with the same key.
+		hs.Close()
+		shutdownErr = fmt.Errorf("requests were still running %s after the shutdown began: %w", c.shutdownDeadline, err)
+		log.Error("shutdown", "err", shutdownErr)
 	}
 	l.Close()
 	log.Info("stopped")
-	return nil
+	return shutdownErr
 }
 
 // purgeLoop removes event outcomes older than the retention, hourly.

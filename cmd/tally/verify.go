@@ -21,7 +21,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
-	s, err := openStore(ctx, *db)
+	s, err := openExisting(ctx, *db)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,205 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// HTTPConfig is a benchmark of a running `tally serve` over loopback HTTP.
+type HTTPConfig struct {
+	URL          string // base URL of the server, e.g. http://127.0.0.1:8080
+	ClientID     string
+	ClientSecret string
+	Op           string // accrual, lookup, mixed, or warmup (the warm-up pass alone)
+	Customers    int
+	Concurrency  []int // accrual goroutines (accrual, mixed)
+	Duration     time.Duration
+	Count        int     // accruals per run when > 0 (the run also ends at Duration)
+	Rate         float64 // lookups per second, open loop (lookup, mixed)
+	Warmup       bool    // first write one accrual per customer, untimed, so that every account exists
+}
+
+// HTTPRun is what one run measured for one kind of request.
+type HTTPRun struct {
+	Op          string  // accrual or lookup
+	Concurrency int     // accrual goroutines; 0 for open-loop lookups
+	Offered     float64 // lookups per second sent, open loop
+	Result
+}
+
+// Customer identifiers as a contact centre would send them; the server hashes them.
+func customerID(i int) string { return "bench-customer-" + strconv.Itoa(i) }
+
+// HTTP runs cfg: accruals once per concurrency level, lookups once, mixed once per concurrency level
+// with lookups at cfg.Rate beside the accruals.
+func HTTP(ctx context.Context, cfg HTTPConfig) ([]HTTPRun, error) {
+	if err := checkLoopback(cfg.URL); err != nil {
+		return nil, err
+	}
+	switch cfg.Op {
+	case "accrual", "lookup", "mixed", "warmup":
+	default:
+		return nil, fmt.Errorf("op must be accrual, lookup, mixed or warmup, not %q", cfg.Op)
+	}
+	if (cfg.Op == "lookup" || cfg.Op == "mixed") && cfg.Rate <= 0 {
+		return nil, fmt.Errorf("lookups need a positive --rate")
+	}
+	conns := 256
+	for _, c := range cfg.Concurrency {
+		conns = max(conns, c)
+	}
+	d := &driver{base: strings.TrimSuffix(cfg.URL, "/"), client: newClient(conns), customers: cfg.Customers, run: randomID()}
+	if err := d.getToken(ctx, cfg.ClientID, cfg.ClientSecret); err != nil {
+		return nil, err
+	}
+	if cfg.Warmup || cfg.Op == "warmup" {
+		res := Closed(ctx, 64, time.Hour, cfg.Customers, func(ctx context.Context, _, seq int) (string, bool) {
+			return d.accrue(ctx, "warm-"+d.run+"-"+strconv.Itoa(seq), customerID(seq))
+		})
+		if res.OK != cfg.Customers {
+			return nil, fmt.Errorf("warm-up: %d of %d accruals succeeded (%v)", res.OK, cfg.Customers, res.Outcomes)
+		}
+	}
+	if cfg.Op == "warmup" {
+		return nil, nil
+	}
+	if cfg.Op == "lookup" {
+		return []HTTPRun{{Op: "lookup", Offered: cfg.Rate, Result: d.lookups(ctx, cfg)}}, nil
+	}
+	var runs []HTTPRun
+	for _, c := range cfg.Concurrency {
+		var lookups Result
+		var wg sync.WaitGroup
+		if cfg.Op == "mixed" {
+			wg.Add(1)
+			go func() { defer wg.Done(); lookups = d.lookups(ctx, cfg) }()
+		}
+		prefix := "b-" + d.run + "-" + strconv.Itoa(c) + "-"
+		acc := Closed(ctx, c, cfg.Duration, cfg.Count, func(ctx context.Context, _, seq int) (string, bool) {
+			return d.accrue(ctx, prefix+strconv.Itoa(seq), customerID(mrand.IntN(d.customers)))
+		})
+		wg.Wait()
+		runs = append(runs, HTTPRun{Op: "accrual", Concurrency: c, Result: acc})
+		if cfg.Op == "mixed" {
+			runs = append(runs, HTTPRun{Op: "lookup", Offered: cfg.Rate, Result: lookups})
+		}
+		if ctx.Err() != nil {
+			return runs, ctx.Err()
+		}
+	}
+	return runs, nil
+}
+
+// driver sends the requests.
+type driver struct {
+	base      string
+	client    *http.Client
+	token     string
+	customers int
+	run       string // unique per invocation, in idempotency keys
+}
+
+// newClient keeps up to conns connections open to the server, so that no request pays for a new
+// TCP connection once the run is under way.
+func newClient(conns int) *http.Client {
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        conns,
+			MaxIdleConnsPerHost: conns,
+			MaxConnsPerHost:     conns,
+			IdleConnTimeout:     2 * time.Minute,
+			DisableCompression:  true,
+		},
+	}
+}
+
+func (d *driver) getToken(ctx context.Context, id, secret string) error {
+	form := url.Values{"grant_type": {"client_credentials"}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, "POST", d.base+"/oauth/token", strings.NewReader(form))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	res, err := d.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	defer res.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil || res.StatusCode != http.StatusOK || body.AccessToken == "" {
+		return fmt.Errorf("token: %s from %s/oauth/token", res.Status, d.base)
+	}
+	d.token = body.AccessToken
+	return nil
+}
+
+func (d *driver) accrue(ctx context.Context, key, customer string) (string, bool) {
+	body := `{"idempotency_key":"` + key + `","customer_hash":"` + customer + `","kind":"accrual","amount":1,"reason":"bench"}`
+	return d.post(ctx, "/v1/ledger/transaction/process", body)
+}
+
+func (d *driver) lookups(ctx context.Context, cfg HTTPConfig) Result {
+	return Open(ctx, cfg.Rate, cfg.Duration, func(ctx context.Context, _, _ int) (string, bool) {
+		return d.post(ctx, "/v1/ledger/balance/lookup", `{"customer_hash":"`+customerID(mrand.IntN(d.customers))+`"}`)
+	})
+}
+
+// post sends one request and labels its outcome with the status code.
+func (d *driver) post(ctx context.Context, path, body string) (string, bool) {
+	req, err := http.NewRequestWithContext(ctx, "POST", d.base+path, bytes.NewReader([]byte(body)))
+	if err != nil {
+		return "request error", false
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+d.token)
+	res, err := d.client.Do(req)
+	if err != nil {
+		var nerr net.Error
+		if errors.As(err, &nerr) && nerr.Timeout() {
+			return "timeout", false
+		}
+		return "transport error", false
+	}
+	// Read the whole body so that the connection is reused.
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return strconv.Itoa(res.StatusCode), res.StatusCode >= 200 && res.StatusCode < 300
+}
+
+// checkLoopback refuses a server that is not on this machine: the load generator is for loopback only.
+func checkLoopback(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("--url must be an http:// URL such as http://127.0.0.1:8080")
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--url %s is not a loopback address: the benchmark only targets this machine", host)
+}
+
+func randomID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,102 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// PrintLedger writes one row per concurrency level.
+func PrintLedger(w io.Writer, cfg LedgerConfig, runs []LedgerRun) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "ledger %s: store=%s workers=%d customers=%d hot=%t duration=%s\n",
+		cfg.Op, runs[0].Kind, runs[0].Workers, cfg.Customers, cfg.Hot, cfg.Duration)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "concurrency\tops/s\tp50\tp99\tmax\tmean batch\tfailed\t")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%d\t%.0f\t%s\t%s\t%s\t%.1f\t%s\t\n", r.Concurrency, r.Rate(),
+			ms(r.Latency.Percentile(50)), ms(r.Latency.Percentile(99)), ms(r.Latency.Max()), r.MeanBatch, failures(r.Result))
+	}
+	return tw.Flush()
+}
+
+// PrintPgbench writes one row per client count.
+func PrintPgbench(w io.Writer, cfg PgbenchConfig, runs []PgbenchRun) error {
+	mode := cfg.Mode
+	if mode == "" {
+		mode = "simple"
+	}
+	fmt.Fprintf(w, "pgbench accrual.sql: accounts=%d hot=%t mode=%s duration=%s\n", cfg.Accounts, cfg.Hot, mode, cfg.Duration)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "clients\ttps\tlatency avg\ttransactions\tfailed\t")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%d\t%.0f\t%s\t%d\t%d\t\n", r.Clients, r.TPS, ms(r.LatencyAvg), r.Transactions, r.Failed)
+	}
+	return tw.Flush()
+}
+
+// PrintHTTP writes one row per run and kind of request.
+func PrintHTTP(w io.Writer, cfg HTTPConfig, runs []HTTPRun) error {
+	fmt.Fprintf(w, "http %s: url=%s customers=%d duration=%s\n", cfg.Op, cfg.URL, cfg.Customers, cfg.Duration)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "request\tload\treq/s\tp50\tp99\tmax\tstatuses\t")
+	for _, r := range runs {
+		load := fmt.Sprintf("%d clients", r.Concurrency)
+		if r.Op == "lookup" {
+			load = fmt.Sprintf("%.0f/s open", r.Offered)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t\n", r.Op, load, r.Rate(),
+			ms(r.Latency.Percentile(50)), ms(r.Latency.Percentile(99)), ms(r.Latency.Max()), statuses(r.Outcomes))
+	}
+	return tw.Flush()
+}
+
+// ms shows a duration in milliseconds with a precision that suits it.
+func ms(d time.Duration) string {
+	f := float64(d) / float64(time.Millisecond)
+	switch {
+	case f >= 100:
+		return fmt.Sprintf("%.0fms", f)
+	case f >= 10:
+		return fmt.Sprintf("%.1fms", f)
+	}
+	return fmt.Sprintf("%.2fms", f)
+}
+
+// failures lists the failed outcomes, e.g. "0" or "12 (EUNAVAILABLE 12)".
+func failures(r Result) string {
+	n := r.Failed()
+	if n == 0 {
+		return "0"
+	}
+	var parts []string
+	for _, l := range sortedLabels(r.Outcomes) {
+		if l != "ok" {
+			parts = append(parts, fmt.Sprintf("%s %d", l, r.Outcomes[l]))
+		}
+	}
+	return fmt.Sprintf("%d (%s)", n, strings.Join(parts, ", "))
+}
+
+// statuses lists every outcome, e.g. "201:5230 429:12".
+func statuses(o map[string]int) string {
+	var parts []string
+	for _, l := range sortedLabels(o) {
+		parts = append(parts, fmt.Sprintf("%s:%d", l, o[l]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func sortedLabels(o map[string]int) []string {
+	var labels []string
+	for l := range o {
+		labels = append(labels, l)
+	}
+	slices.Sort(labels)
+	return labels
+}
