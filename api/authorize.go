@@ -26,6 +26,10 @@ func (s *Server) authorize(scope string, next http.HandlerFunc) http.Handler {
 			challenge(w, r, nil, scope)
 			return
 		}
+		if s.revoked(r.Context(), p) {
+			challenge(w, r, tally.Errorf(tally.EUNAUTHORIZED, "the client was revoked"), scope)
+			return
+		}
 		next(w, r.WithContext(context.WithValue(r.Context(), keyPrincipal, p)))
 	})
 }

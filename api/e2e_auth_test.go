@@ -147,7 +147,9 @@ func TestE2EAuthTokenEndpoint(t *testing.T) {
 
 		t.Run("revoked client", func(t *testing.T) {
 			id, secret := srv.Client(tally.ScopeLedgerRead)
-			e2eStatus(t, e2eTokenRequest(t, srv, grant, id, secret), http.StatusOK)
+			issued := e2eTokenRequest(t, srv, grant, id, secret)
+			e2eStatus(t, issued, http.StatusOK)
+			tok := e2eDecodeToken(t, issued).AccessToken
 			if err := srv.Creds.RevokeClient(context.Background(), id, time.Now().UTC()); err != nil {
 				t.Fatal(err)
 			}
@@ -156,6 +158,9 @@ func TestE2EAuthTokenEndpoint(t *testing.T) {
 			if a := e2eDecodeToken(t, res); a.Error != "invalid_client" {
 				t.Errorf("revoked client: %s", res.Body)
 			}
+			// A token issued before the revocation stops working too (the status was never cached here).
+			lookup := []byte(`{"customer_hash":"someone","channel":"webchat","request_id":"r"}`)
+			e2eProblem(t, e2eDo(t, srv, "POST", "/v1/ledger/balance/lookup", tok, lookup), http.StatusUnauthorized, tally.EUNAUTHORIZED)
 		})
 
 		t.Run("JWKS lists the signing key", func(t *testing.T) {
@@ -227,7 +232,8 @@ func TestE2EAuthProtectedEndpoint(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fresh, _, err := presentIssuer.Issue(ctx, "tly_expired", []string{tally.ScopeLedgerRead})
+		liveID, _ := srv.Client(tally.ScopeLedgerRead)
+		fresh, _, err := presentIssuer.Issue(ctx, liveID, []string{tally.ScopeLedgerRead})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,6 +244,13 @@ func TestE2EAuthProtectedEndpoint(t *testing.T) {
 
 		t.Run("control: a token of another issuer instance over the same keys", func(t *testing.T) {
 			e2eStatus(t, e2eDo(t, srv, "POST", lookup, fresh, body), http.StatusOK)
+		})
+		t.Run("a token for a client that does not exist", func(t *testing.T) {
+			ghost, _, err := presentIssuer.Issue(ctx, "tly_ghost", []string{tally.ScopeLedgerRead})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e2eProblem(t, e2eDo(t, srv, "POST", lookup, ghost, body), http.StatusUnauthorized, tally.EUNAUTHORIZED)
 		})
 		t.Run("no token", func(t *testing.T) {
 			res := e2eDo(t, srv, "POST", lookup, "", body)

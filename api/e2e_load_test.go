@@ -210,7 +210,7 @@ func TestLoadCallerGoneWhileQueued(t *testing.T) {
 	gs := &gatedStore{entered: make(chan struct{}, 1), gate: make(chan struct{})}
 	s := apitest.Start(t, apitest.SQLite, apitest.Config{
 		WrapStore: func(inner tally.Store) tally.Store { gs.Store = inner; return gs },
-		Options:   api.Options{MaxInFlight: 1, AdmissionWait: time.Hour},
+		Options:   api.Options{MaxInFlight: 1, AdmissionWait: time.Hour, WriteDeadline: time.Hour},
 	})
 	var release sync.Once
 	open := func() { release.Do(func() { close(gs.gate) }) }
@@ -263,5 +263,50 @@ func TestLoadCallerGoneWhileQueued(t *testing.T) {
 	open()
 	if st := <-holder; st != http.StatusCreated {
 		t.Fatalf("the write holding the slot answered %d", st)
+	}
+}
+
+// TestLoadSlowUploadHoldsNoSlot stalls a request halfway through its body: it must not hold the only
+// admission slot, so another request is served meanwhile (with an admission wait of an hour, a held slot
+// would show as a request that never ends).
+func TestLoadSlowUploadHoldsNoSlot(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.SQLite, apitest.Config{Options: api.Options{MaxInFlight: 1, AdmissionWait: time.Hour}})
+	tok := s.Token(apitest.AllScopes...)
+
+	body := faultAccrualBody("slow-upload", "uma", 5)
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.CloseWithError(errors.New("the test ended")) }) // before the server's cleanup waits for it
+	slow := make(chan loadAnswer, 1)
+	go func() {
+		a := loadAnswer{key: "slow-upload", amount: 5}
+		req, _ := http.NewRequest("POST", s.URL+faultProcessPath, pr)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			a.err = err
+		} else {
+			a.status = res.StatusCode
+			res.Body.Close()
+		}
+		slow <- a
+	}()
+	if _, err := pw.Write(body[:len(body)/2]); err != nil { // returns once the transport has taken it
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let it reach the server; if it has not, the test proves less but cannot fail
+
+	// Were the slot held, this would wait out the harness client's timeout and fail.
+	r := s.Do("POST", faultLookupPath, tok, faultLookupBody("uma"))
+	if r.Status != 200 {
+		t.Fatalf("lookup while an upload stalls: %d %s", r.Status, r.Body)
+	}
+
+	if _, err := pw.Write(body[len(body)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if a := <-slow; a.err != nil || a.status != http.StatusCreated {
+		t.Fatalf("the slow upload, once complete: %d %v", a.status, a.err)
 	}
 }

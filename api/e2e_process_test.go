@@ -127,20 +127,12 @@ func e2eProblem(t testing.TB, res apitest.Response, status int, code tally.Code)
 	return p
 }
 
-// e2eSample reads a Genesys sample body from the shared samples. Like the PostgreSQL tests, it skips when
-// they are not there, except in CI.
+// e2eSample reads a Genesys sample body (copies of shared/genesys/samples kept in testdata).
 func e2eSample(t testing.TB, name string) []byte {
 	t.Helper()
-	dir := os.Getenv("TALLY_GENESYS_SAMPLES")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "genesys", "samples")
-	}
-	b, err := os.ReadFile(filepath.Join(dir, name))
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "genesys", name))
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Genesys sample: %v", err)
-		}
-		t.Skipf("Genesys sample not found (set TALLY_GENESYS_SAMPLES): %v", err)
+		t.Fatalf("Genesys sample: %v", err)
 	}
 	return b
 }

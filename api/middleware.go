@@ -1,10 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -124,8 +126,14 @@ const statusClientClosed = 499
 
 // admit bounds the requests that reach the store at once. A request that cannot get a slot within the
 // admission wait is shed with 429 and Retry-After, so overload shows as fast refusals, not as timeouts.
+//
+// The body is read before a slot is taken. A slot is for using the store: a client that uploads slowly
+// (for up to the server's read timeout) must not hold one while others are shed. And net/http watches
+// the connection for a caller who hangs up only once the body has been read, so only then does a
+// queued request notice that its caller is gone.
 func (s *Server) admit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		readAhead(r, s.opts.BodyLimit)
 		select {
 		case s.slots <- struct{}{}:
 		default:
@@ -151,3 +159,28 @@ func (s *Server) admit(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// readAhead reads up to limit+1 bytes of the request body into memory and puts them back in front of
+// the rest, so that handlers, and their own body limits, see the same bytes and the same read error as
+// they would have without it. Bodies within the limit are thereby read to the end.
+func readAhead(r *http.Request, limit int64) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	head, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	rest := io.Reader(r.Body)
+	if err != nil {
+		rest = failingReader{err}
+	}
+	r.Body = readAheadBody{Reader: io.MultiReader(bytes.NewReader(head), rest), Closer: r.Body}
+}
+
+type readAheadBody struct {
+	io.Reader
+	io.Closer
+}
+
+// failingReader returns the error that ended the read-ahead, after the bytes read before it.
+type failingReader struct{ err error }
+
+func (f failingReader) Read([]byte) (int, error) { return 0, f.err }

@@ -112,8 +112,13 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header().Set("Retry-After", strconv.Itoa(retryAfter(err)))
 		}
 		level := slog.LevelWarn
-		if p.Status == http.StatusInternalServerError {
+		switch p.Status {
+		case http.StatusInternalServerError:
 			level = slog.LevelError
+		case http.StatusTooManyRequests:
+			// Shedding is counted by tally_shed_requests_total; a line per shed request would add work
+			// exactly when the server has none to spare.
+			level = slog.LevelDebug
 		}
 		logger(r.Context()).Log(r.Context(), level, "request failed", "status", p.Status, "code", p.Code, "err", err)
 	}

@@ -49,6 +49,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	slots   chan struct{}
+	revoke  revocations
 	handler http.Handler
 }
 

@@ -7,7 +7,9 @@
 #      runs so that their ratio is measured in the same minute.
 # Settings (environment): DURATION (10s), PG (postgres://postgres@127.0.0.1:5432, trust auth),
 # PORT (18080), CUSTOMERS (10000), RATE (2000), RESULTS (a file in /tmp).
-# Run it from anywhere in the repository: bash bench/run.sh
+# Run it from anywhere in the repository: bash bench/run.sh [SECTION...], where the sections are
+# http-sqlite, http-postgres, ledger-sqlite and ledger-postgres (default: all four, in that order), so
+# that a section disturbed by other load on the machine can be measured again alone.
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -62,6 +64,9 @@ serve_http() {
 	"$tally" bench http "${common[@]}" --op warmup
 	if [ "$store" = postgres ]; then psql -q "$PGDB" -c ANALYZE; fi
 	run "$tally" bench http "${common[@]}" --op accrual --concurrency 16,64 --warmup=false
+	if [ "$store" = postgres ]; then # the floor, in the same minute (the server idles meanwhile)
+		run "$tally" bench pgbench --db "$PGDB" --accounts "$CUSTOMERS" --duration "$DURATION" --clients 16,64
+	fi
 	run "$tally" bench http "${common[@]}" --op lookup --rate "$RATE" --warmup=false
 	run "$tally" bench http "${common[@]}" --op mixed --rate "$RATE" --concurrency 16,64 --warmup=false
 	say "server memory ($store): $(grep -E 'VmHWM|VmRSS' /proc/$server/status | tr -s ' \t' ' ' | paste -sd, -)"
@@ -72,26 +77,40 @@ serve_http() {
 }
 
 psql -q "$PG/postgres" -c 'DROP DATABASE IF EXISTS tally_bench' -c 'CREATE DATABASE tally_bench'
-
-serve_http sqlite "sqlite:$work/serve.db"
-serve_http postgres "$PGDB"
+sections=("$@")
+[ ${#sections[@]} -gt 0 ] || sections=(http-sqlite http-postgres ledger-sqlite ledger-postgres)
 
 # The ledger runs on fresh databases beside these (temporary SQLite files, new schemas in tally_bench).
 ledger=("$tally" bench ledger --customers "$CUSTOMERS" --duration "$DURATION" --concurrency 1,16,64)
 pgbench=("$tally" bench pgbench --db "$PGDB" --accounts "$CUSTOMERS" --duration "$DURATION" --clients 1,16,64)
 
-say "## Ledger layer, SQLite"
-run "${ledger[@]}" --db "sqlite:$work/ledger.db" --op accrual
-run "${ledger[@]}" --db "sqlite:$work/ledger.db" --op redemption
-run "${ledger[@]}" --db "sqlite:$work/ledger.db" --op accrual --hot
+ledger_sqlite() {
+	say "## Ledger layer, SQLite"
+	run "${ledger[@]}" --db "sqlite:$work/ledger.db" --op accrual
+	run "${ledger[@]}" --db "sqlite:$work/ledger.db" --op redemption
+	run "${ledger[@]}" --db "sqlite:$work/ledger.db" --op accrual --hot
+}
 
-say "## Ledger layer and pgbench, PostgreSQL"
-run "${pgbench[@]}"
-run "${ledger[@]}" --db "$PGDB" --op accrual
-run "${ledger[@]}" --db "$PGDB" --op redemption
-run "${pgbench[@]}"
-run "${pgbench[@]}" --hot
-run "${ledger[@]}" --db "$PGDB" --op accrual --hot
+# pgbench runs before and after the ledger runs, so that drift in the machine's load shows.
+ledger_postgres() {
+	say "## Ledger layer and pgbench, PostgreSQL"
+	run "${pgbench[@]}"
+	run "${ledger[@]}" --db "$PGDB" --op accrual
+	run "${ledger[@]}" --db "$PGDB" --op redemption
+	run "${pgbench[@]}"
+	run "${pgbench[@]}" --hot
+	run "${ledger[@]}" --db "$PGDB" --op accrual --hot
+}
+
+for s in "${sections[@]}"; do
+	case $s in
+	http-sqlite) serve_http sqlite "sqlite:$work/serve.db" ;;
+	http-postgres) serve_http postgres "$PGDB" ;;
+	ledger-sqlite) ledger_sqlite ;;
+	ledger-postgres) ledger_postgres ;;
+	*) echo "unknown section $s: expected http-sqlite, http-postgres, ledger-sqlite or ledger-postgres" >&2; exit 2 ;;
+	esac
+done
 
 echo "=== summary (also in $RESULTS) ===" >&2
 cat "$RESULTS"

@@ -36,7 +36,10 @@ type Event struct {
 	Fields map[string]any
 }
 
-const maxIDLen = 200
+const (
+	maxIDLen      = 200
+	maxChannelLen = 48
+)
 
 // ParseEvent reads an event body. It fails with EINVALID when the body is JSON but no event Tally knows.
 func ParseEvent(body []byte) (Event, error) {
@@ -78,8 +81,8 @@ func parseGuide(obj map[string]any) (Event, error) {
 			return Event{}, err
 		}
 	}
-	if len(channel) > 64 {
-		return Event{}, tally.Errorf(tally.EINVALID, "channel is longer than 64 bytes")
+	if len(channel) > maxChannelLen {
+		return Event{}, tally.Errorf(tally.EINVALID, "channel is longer than %d bytes", maxChannelLen)
 	}
 	return Event{Shape: ShapeGuide, ID: id, Channel: channel, Customer: customer, Fields: obj}, nil
 }

@@ -404,3 +404,48 @@ func TestServeGracefulShutdown(t *testing.T) {
 		t.Fatalf("the ledger holds %d keys, %d were acknowledged", n, len(acked))
 	}
 }
+
+// TestRunServe goes through the program's entry point, as main does: run serves until its context ends
+// (SIGTERM), then returns without error.
+func TestRunServe(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--db", tempDB(t)}, out, io.Discard)
+	}()
+	listening := regexp.MustCompile(`tally: listening on (http://\S+)`)
+	var base string
+	for i := 0; base == ""; i++ {
+		if m := listening.FindStringSubmatch(out.String()); m != nil {
+			base = m[1]
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run returned before listening: %v\n%s", err, out)
+		default:
+		}
+		if i == 1000 {
+			t.Fatalf("run did not listen after %d checks:\n%s", i, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		if status, body, err := send(req); err != nil || status != 200 {
+			t.Fatalf("GET %s: %d %s %v", path, status, body, err)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run after cancel: %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("run did not return within two minutes of its context ending")
+	}
+}
