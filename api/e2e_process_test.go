@@ -644,3 +644,23 @@ func TestE2EProcessBodies(t *testing.T) {
 		})
 	})
 }
+
+func TestE2EProcessEventsAndTransactionsDoNotShareKeys(t *testing.T) {
+	t.Parallel()
+	e2eEach(t, func(t *testing.T, srv *apitest.Server) {
+		token := srv.Token(tally.ScopeLedgerWrite)
+		// An explicit transaction on the "api" channel, then an event on a channel named "api" with the
+		// same id: they are two different writes, and both apply.
+		e2eAccrue(t, srv, "shared-key-customer", "k-1", 7)
+		ev := e2eDo(t, srv, "POST", e2eProcessPath, token,
+			[]byte(`{"event_id":"k-1","type":"WebChat","state":"closed","user_id":"shared-key-customer","channel":"api"}`))
+		e2eStatus(t, ev, http.StatusCreated)
+		if w := e2eDecodeWrite(t, ev); w.Channel != "api" || w.EventID != "k-1" {
+			t.Errorf("event answer names channel %q, event %q", w.Channel, w.EventID)
+		}
+		if a := e2eBalance(t, srv, "shared-key-customer"); a.Balance != 17 {
+			t.Errorf("balance %d, want 7 + 10", a.Balance)
+		}
+		e2eVerify(t, srv)
+	})
+}
