@@ -103,7 +103,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Status tally.AccountStatus `json:"status"`
 	}
-	if err := decodeInto(body, &req); err != nil {
+	if err := decodeStrict(body, &req); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -162,7 +162,7 @@ func (s *Server) handlePutReward(w http.ResponseWriter, r *http.Request) {
 	}
 	var rw tally.Reward
 	rw.Active = true
-	if err := decodeInto(body, &rw); err != nil {
+	if err := decodeStrict(body, &rw); err != nil {
 		writeError(w, r, err)
 		return
 	}

@@ -664,3 +664,19 @@ func TestE2EProcessEventsAndTransactionsDoNotShareKeys(t *testing.T) {
 		e2eVerify(t, srv)
 	})
 }
+
+func TestE2EProcessUnknownFieldsRefused(t *testing.T) {
+	t.Parallel()
+	e2eEach(t, func(t *testing.T, srv *apitest.Server) {
+		token := srv.Token(tally.ScopeLedgerWrite)
+		// A misspelt balance_version must not silently drop the version check.
+		res := e2eDo(t, srv, "POST", e2eProcessPath, token, []byte(`{"idempotency_key":"typo","customer_hash":"c","kind":"accrual","amount":5,"balance_verison":3}`))
+		p := e2eProblem(t, res, http.StatusUnprocessableEntity, tally.EINVALID)
+		if !strings.Contains(fmt.Sprint(p["detail"]), "balance_verison") {
+			t.Errorf("detail %v does not name the field", p["detail"])
+		}
+		if n := e2eCount(t, srv); n != 0 {
+			t.Errorf("%d transactions after a refused write", n)
+		}
+	})
+}

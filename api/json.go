@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/tally-ledger/tally"
@@ -86,10 +87,23 @@ func depth(b []byte) int {
 }
 
 // decodeInto decodes a checked body into v: a body that is JSON but has values of the wrong type is
-// invalid (422), not malformed.
+// invalid (422), not malformed. Unknown fields are ignored: Genesys bodies carry more than Tally reads.
 func decodeInto(body []byte, v any) error {
+	return decode(body, v, false)
+}
+
+// decodeStrict is decodeInto for bodies written for Tally alone, where an unknown field is a mistake
+// worth refusing: a misspelt balance_version would otherwise silently turn off the version check.
+func decodeStrict(body []byte, v any) error {
+	return decode(body, v, true)
+}
+
+func decode(body []byte, v any, strict bool) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
@@ -98,6 +112,9 @@ func decodeInto(body []byte, v any) error {
 				return tally.Errorf(tally.EINVALID, "the body must be a JSON object")
 			}
 			return tally.Errorf(tally.EINVALID, "field %q must be a %s, not %s", field, te.Type.String(), te.Value)
+		}
+		if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return tally.Errorf(tally.EINVALID, "unknown field %s", field)
 		}
 		return tally.Errorf(tally.EINVALID, "the body does not fit the expected shape: %v", err)
 	}

@@ -115,7 +115,7 @@ var adminKinds = map[tally.Kind]bool{tally.KindAdjustment: true, tally.KindRever
 
 func (s *Server) processTransaction(w http.ResponseWriter, r *http.Request, body []byte) {
 	var tr transactionRequest
-	if err := decodeInto(body, &tr); err != nil {
+	if err := decodeStrict(body, &tr); err != nil {
 		writeError(w, r, err)
 		return
 	}
