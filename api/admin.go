@@ -33,7 +33,8 @@ func viewOf(t tally.Transaction) transactionView {
 	v := transactionView{
 		TransactionID: t.Seq, Kind: t.Kind, CustomerHash: publicHash(t.AccountID), Amount: t.Amount, Delta: t.Delta(),
 		Channel: t.Channel, Key: t.IdempotencyKey, Reason: t.Reason, Actor: t.Actor, Metadata: t.Metadata,
-		Reverses: t.ReversesSeq, CreatedAt: t.CreatedAt.Format("2006-01-02T15:04:05.000000Z07:00"), Postings: t.Postings, Hash: t.Hash,
+		Reverses: t.ReversesSeq, CreatedAt: t.CreatedAt.Format("2006-01-02T15:04:05.000000Z07:00"),
+		Postings: append([]tally.Posting(nil), t.Postings...), Hash: t.Hash,
 	}
 	for i, p := range v.Postings {
 		if p.AccountID == t.AccountID {

@@ -26,7 +26,7 @@ const algEdDSA = "EdDSA"
 const tokenType = "at+jwt"
 
 // reloadAtMostEvery bounds the store reads that tokens with an unknown kid can cause.
-const reloadAtMostEvery = 10 * time.Second
+const reloadAtMostEvery = time.Second
 
 // Defaults of IssuerConfig.
 const (
@@ -58,7 +58,7 @@ type IssuerConfig struct {
 
 // Issuer signs access tokens with Ed25519 keys kept in a tally.CredentialStore and publishes their JWKS.
 // Every replica runs one over the same store: keys one replica creates are found by the others when they
-// reload, periodically (Run) or on meeting an unknown kid (at most every 10 seconds). It is safe for
+// reload, periodically (Run) or on meeting an unknown kid (at most once a second). It is safe for
 // concurrent use.
 type Issuer struct {
 	cfg   IssuerConfig

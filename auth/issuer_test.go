@@ -219,7 +219,7 @@ func TestReplicasShareKeys(t *testing.T) {
 		t.Fatalf("b verifies a's token: %v", err)
 	}
 
-	// a rotates; b meets the new kid within 10 s of its last reload, then after.
+	// a rotates; b meets the new kid within a second of its last reload, then after.
 	if err := a.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestReplicasShareKeys(t *testing.T) {
 		t.Fatalf("b verifies a's token of a new key: %v", err)
 	}
 
-	// Random kids cause at most one store read per 10 s.
+	// Random kids cause at most one store read per second.
 	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
 	spray := func() {
 		for n := range 50 {
