@@ -24,14 +24,14 @@ type result struct {
 
 // work takes writes off the queue and commits them in batches: whatever is waiting when a batch starts
 // rides along, so under load many writes share one fsync, and when idle a write goes alone at once.
-func (s *Service) work() {
+func (s *Service) work(queue chan *op) {
 	defer s.wg.Done()
-	for first := range s.queue {
+	for first := range queue {
 		batch := []*op{first}
 	fill:
 		for len(batch) < s.opts.MaxBatch {
 			select {
-			case o, ok := <-s.queue:
+			case o, ok := <-queue:
 				if !ok {
 					break fill
 				}

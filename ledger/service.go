@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"hash/fnv"
 	"strconv"
 	"sync"
 	"time"
@@ -19,7 +20,9 @@ type Options struct {
 	// MaxBatch is the most writes committed in one database transaction (default 256).
 	MaxBatch int
 	// Workers is how many batches may be in flight at once (default 1). SQLite has one writer, so more
-	// gain nothing there; on PostgreSQL a few overlap one batch's fsync with the next one's work.
+	// gain nothing there; on PostgreSQL a few overlap one batch's fsync with the next one's work. Writes
+	// are spread over the workers by customer account, so that one account's writes batch together
+	// instead of queueing for its row lock in several database transactions at once.
 	Workers int
 	// QueueSize bounds the writes waiting for a batch (default 4096). A full queue makes writers wait,
 	// within their context's deadline.
@@ -40,9 +43,9 @@ type Service struct {
 	store tally.Store
 	opts  Options
 
-	mu     sync.RWMutex // guards closed against sends on queue
+	mu     sync.RWMutex // guards closed against sends on queues
 	closed bool
-	queue  chan *op
+	queues []chan *op // one per worker
 	wg     sync.WaitGroup
 }
 
@@ -73,10 +76,12 @@ func New(store tally.Store, opts Options) *Service {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	s := &Service{store: store, opts: opts, queue: make(chan *op, opts.QueueSize)}
+	s := &Service{store: store, opts: opts}
 	for i := 0; i < opts.Workers; i++ {
+		q := make(chan *op, max(1, opts.QueueSize/opts.Workers))
+		s.queues = append(s.queues, q)
 		s.wg.Add(1)
-		go s.work()
+		go s.work(q)
 	}
 	return s
 }
@@ -86,7 +91,9 @@ func (s *Service) Close() {
 	s.mu.Lock()
 	if !s.closed {
 		s.closed = true
-		close(s.queue)
+		for _, q := range s.queues {
+			close(q)
+		}
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
@@ -161,11 +168,28 @@ func (s *Service) enqueue(ctx context.Context, o *op) error {
 		return tally.Errorf(tally.EUNAVAILABLE, "the ledger is shutting down")
 	}
 	select {
-	case s.queue <- o:
+	case s.queues[s.route(o)] <- o:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// route picks the worker of a write: by customer account, or by idempotency key when the account is
+// not known before the write is decided (reversals, records), so that duplicates meet in one batch.
+func (s *Service) route(o *op) int {
+	if len(s.queues) == 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	if o.req.Account != "" {
+		h.Write([]byte(o.req.Account))
+	} else {
+		h.Write([]byte(o.req.Channel))
+		h.Write([]byte{0})
+		h.Write([]byte(o.req.Key))
+	}
+	return int(h.Sum32() % uint32(len(s.queues)))
 }
 
 // Balance returns a customer's account. ENOTFOUND when the customer has none yet.
