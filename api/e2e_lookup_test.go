@@ -137,3 +137,32 @@ func TestE2ELookupRefusals(t *testing.T) {
 		})
 	})
 }
+
+func TestE2ELookupSessionTokens(t *testing.T) {
+	t.Parallel()
+	e2eEach(t, func(t *testing.T, srv *apitest.Server) {
+		ctx := context.Background()
+		first := e2eLookup(t, srv, []byte(`{"customer_hash":"session-a","channel":"webchat","request_id":"1"}`))
+		again := e2eLookup(t, srv, []byte(`{"customer_hash":"session-a","channel":"webchat","request_id":"2"}`))
+		other := e2eLookup(t, srv, []byte(`{"customer_hash":"session-b","channel":"webchat","request_id":"3"}`))
+		// Lookups of one conversation reuse the session token; another customer gets another one.
+		if first.SessionToken != again.SessionToken {
+			t.Error("a second lookup signed a new session token while the first had most of its life left")
+		}
+		if other.SessionToken == first.SessionToken {
+			t.Fatal("two customers share a session token")
+		}
+		for _, c := range []struct {
+			raw string
+			a   e2eLookupAnswer
+		}{{"session-a", again}, {"session-b", other}} {
+			got, err := srv.Issuer.VerifySession(ctx, c.a.SessionToken)
+			if err != nil || got != srv.Hasher.Hash(c.raw) {
+				t.Errorf("session of %s names %q (%v)", c.raw, got, err)
+			}
+			if c.a.SessionExpiresIn <= 0 || c.a.SessionExpiresIn > 900 {
+				t.Errorf("session_expires_in %d", c.a.SessionExpiresIn)
+			}
+		}
+	})
+}

@@ -71,7 +71,7 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	token, exp, err := s.Issuer.IssueSession(r.Context(), hash, s.opts.SessionTTL)
+	token, exp, err := s.session(r.Context(), hash)
 	if err != nil && !resp.Stale {
 		writeError(w, r, err)
 		return

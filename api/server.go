@@ -45,12 +45,13 @@ type Options struct {
 // Server is the HTTP service.
 type Server struct {
 	Deps
-	opts    Options
-	log     *slog.Logger
-	metrics *metrics.Metrics
-	slots   chan struct{}
-	revoke  revocations
-	handler http.Handler
+	opts     Options
+	log      *slog.Logger
+	metrics  *metrics.Metrics
+	slots    chan struct{}
+	revoke   revocations
+	sessions sessions
+	handler  http.Handler
 }
 
 // New builds the server and its route table.

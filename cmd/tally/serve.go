@@ -25,6 +25,7 @@ import (
 // serveConfig is everything serve reads from flags and the environment.
 type serveConfig struct {
 	addr, db, programme, redisURL          string
+	pprofAddr                              string
 	issuer, audience                       string
 	extIssuer, extAudience, extJWKS        string
 	demo, logRequests                      bool
@@ -50,6 +51,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.extIssuer, "external-issuer", envDefault("TALLY_EXTERNAL_ISSUER", ""), "also accept tokens of this issuer (env TALLY_EXTERNAL_ISSUER)")
 	fs.StringVar(&c.extAudience, "external-audience", envDefault("TALLY_EXTERNAL_AUDIENCE", ""), "audience the external issuer's tokens carry (env TALLY_EXTERNAL_AUDIENCE)")
 	fs.StringVar(&c.extJWKS, "external-jwks-url", envDefault("TALLY_EXTERNAL_JWKS_URL", ""), "https URL of the external issuer's JWKS (env TALLY_EXTERNAL_JWKS_URL)")
+	fs.StringVar(&c.pprofAddr, "pprof-addr", envDefault("TALLY_PPROF_ADDR", ""), "serve Go's pprof profiles on this separate address, e.g. 127.0.0.1:6060 (env TALLY_PPROF_ADDR; off by default)")
 	fs.BoolVar(&c.logRequests, "log-requests", envDefault("TALLY_LOG_REQUESTS", "") == "true", "log every request (env TALLY_LOG_REQUESTS=true)")
 	ints := []struct {
 		p    *int
@@ -229,6 +231,13 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		}
 	}
 	jobs.Go(func() { purgeLoop(runCtx, guarded, c.retention, log) })
+	if c.pprofAddr != "" {
+		stop, err := servePprof(c.pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	hs := &http.Server{
 		Handler:           srv,
