@@ -97,9 +97,11 @@ ledger_postgres() {
 	run "${pgbench[@]}"
 	run "${ledger[@]}" --db "$PGDB" --op accrual
 	run "${ledger[@]}" --db "$PGDB" --op redemption
+	run "${ledger[@]}" --db "$PGDB" --op accrual --workers 2 # serve's default is 4
 	run "${pgbench[@]}"
 	run "${pgbench[@]}" --hot
 	run "${ledger[@]}" --db "$PGDB" --op accrual --hot
+	run "${ledger[@]}" --db "$PGDB" --op accrual --hot --workers 1
 }
 
 for s in "${sections[@]}"; do

@@ -119,6 +119,11 @@ func Verify(ctx context.Context, a tally.Auditor, progress func(done, total int6
 	if err != nil {
 		return rep, err
 	}
+	for id, c := range chains {
+		if !seen[id] {
+			return rep, &Breach{id, c.last, "transactions name an account that does not exist"}
+		}
+	}
 	for id := range sums {
 		if !seen[id] {
 			return rep, &Breach{id, chainLast(chains, id), "postings name an account that does not exist"}
