@@ -46,7 +46,11 @@ func (db *DB) updateOnce(ctx context.Context, fn func(ctx context.Context, tx ta
 	}()
 
 	w := &writeTx{tx: pgtx}
-	if err := fn(ctx, w); err != nil {
+	err = fn(ctx, w)
+	if err == nil {
+		err = w.flush(ctx) // the deferred writes
+	}
+	if err != nil {
 		done = true
 		rollback(ctx, pgtx)
 		// w.retry also catches a deadlock that fn wrapped beyond recognition.

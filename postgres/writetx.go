@@ -19,6 +19,8 @@ type writeTx struct {
 	// retry records that a statement lost a race (serialization failure, deadlock), so that Update runs
 	// the attempt again even if fn returned some other error or none.
 	retry bool
+	// pending are the statements deferred to the next round trip (pipeline.go).
+	pending []deferred
 }
 
 var _ tally.WriteTx = (*writeTx)(nil)
@@ -92,7 +94,7 @@ func (w *writeTx) insertClaims(ctx context.Context, claims []tally.Outcome) (map
 			times[i] = now
 		}
 	}
-	rows, err := w.tx.Query(ctx, `
+	rows, err := w.query(ctx, "claim outcomes", `
 		INSERT INTO processed_events (channel, event_id, request_hash, state, created_at)
 		SELECT u.channel, u.event_id, u.request_hash, 'pending', u.created_at
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS u(channel, event_id, request_hash, created_at)
@@ -101,7 +103,7 @@ func (w *writeTx) insertClaims(ctx context.Context, claims []tally.Outcome) (map
 		RETURNING channel, event_id`,
 		channels, keys, hashes, times)
 	if err != nil {
-		return nil, w.fail(ctx, "claim outcomes", err)
+		return nil, err
 	}
 	defer rows.Close()
 	claimed := make(map[tally.OutcomeKey]bool, len(claims))
@@ -120,14 +122,14 @@ func (w *writeTx) insertClaims(ctx context.Context, claims []tally.Outcome) (map
 
 func (w *writeTx) outcomes(ctx context.Context, keys []tally.OutcomeKey) ([]tally.Outcome, error) {
 	channels, events := splitKeys(keys)
-	rows, err := w.tx.Query(ctx, `
+	rows, err := w.query(ctx, "claim outcomes", `
 		SELECT `+outcomeColumns+`
 		FROM processed_events p
 		JOIN unnest($1::text[], $2::text[]) AS u(channel, event_id) ON p.channel = u.channel AND p.event_id = u.event_id
 		ORDER BY p.channel, p.event_id`,
 		channels, events)
 	if err != nil {
-		return nil, w.fail(ctx, "claim outcomes", err)
+		return nil, err
 	}
 	out, err := pgx.CollectRows(rows, scanOutcome)
 	if err != nil {
@@ -149,13 +151,13 @@ func (w *writeTx) SaveOutcomes(ctx context.Context, outcomes []tally.Outcome) er
 	for i, o := range outcomes {
 		channels[i], keys[i], codes[i], seqs[i], responses[i] = o.Channel, o.Key, string(o.Code), o.TxSeq, o.Response
 	}
-	_, err := w.tx.Exec(ctx, `
+	w.exec("save outcomes", `
 		UPDATE processed_events p
 		SET state = 'done', code = u.code, tx_seq = NULLIF(u.tx_seq, 0), response = u.response
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bytea[]) AS u(channel, event_id, code, tx_seq, response)
 		WHERE p.channel = u.channel AND p.event_id = u.event_id`,
 		channels, keys, codes, seqs, responses)
-	return w.fail(ctx, "save outcomes", err)
+	return nil
 }
 
 // ReleaseClaims deletes pending claims; a saved outcome is never released.
@@ -164,12 +166,12 @@ func (w *writeTx) ReleaseClaims(ctx context.Context, keys []tally.OutcomeKey) er
 		return nil
 	}
 	channels, events := splitKeys(keys)
-	_, err := w.tx.Exec(ctx, `
+	w.exec("release claims", `
 		DELETE FROM processed_events p
 		USING unnest($1::text[], $2::text[]) AS u(channel, event_id)
 		WHERE p.channel = u.channel AND p.event_id = u.event_id AND p.state = 'pending'`,
 		channels, events)
-	return w.fail(ctx, "release claims", err)
+	return nil
 }
 
 // EnsureAccounts inserts missing customer accounts in id order (the lock order).
@@ -177,14 +179,14 @@ func (w *writeTx) EnsureAccounts(ctx context.Context, ids []string, now time.Tim
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := w.tx.Exec(ctx, `
+	w.exec("ensure accounts", `
 		INSERT INTO accounts (id, customer_hash, kind, status, created_at)
 		SELECT u.id, u.id, 'customer', 'active', $2
 		FROM unnest($1::text[]) AS u(id)
 		ORDER BY u.id COLLATE "C"
 		ON CONFLICT DO NOTHING`,
 		ids, now.UTC())
-	return w.fail(ctx, "ensure accounts", err)
+	return nil
 }
 
 // LockAccounts locks the existing customer accounts among ids, in id order.
@@ -193,7 +195,7 @@ func (w *writeTx) LockAccounts(ctx context.Context, ids []string) (map[string]ta
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := w.tx.Query(ctx, `
+	rows, err := w.query(ctx, "lock accounts", `
 		SELECT id, status, balance, balance_version, last_tx_hash, created_at
 		FROM accounts
 		WHERE id = ANY($1) AND kind = 'customer'
@@ -201,7 +203,7 @@ func (w *writeTx) LockAccounts(ctx context.Context, ids []string) (map[string]ta
 		FOR UPDATE`,
 		ids)
 	if err != nil {
-		return nil, w.fail(ctx, "lock accounts", err)
+		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -230,13 +232,13 @@ func (w *writeTx) UpdateAccounts(ctx context.Context, accounts []tally.Account) 
 	for i, a := range accounts {
 		ids[i], balances[i], versions[i], hashes[i], statuses[i] = a.ID, a.Balance, a.BalanceVersion, a.LastTxHash, string(a.Status)
 	}
-	_, err := w.tx.Exec(ctx, `
+	w.exec("update accounts", `
 		UPDATE accounts a
 		SET balance = u.balance, balance_version = u.balance_version, last_tx_hash = u.last_tx_hash, status = u.status
 		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[]) AS u(id, balance, balance_version, last_tx_hash, status)
 		WHERE a.id = u.id AND a.kind = 'customer'`,
 		ids, balances, versions, hashes, statuses)
-	return w.fail(ctx, "update accounts", err)
+	return nil
 }
 
 // Transactions returns the given transactions with their postings.
@@ -245,14 +247,14 @@ func (w *writeTx) Transactions(ctx context.Context, seqs []int64) (map[int64]tal
 	if len(seqs) == 0 {
 		return out, nil
 	}
-	rows, err := w.tx.Query(ctx, `
+	rows, err := w.query(ctx, "transactions", `
 		SELECT `+joinedColumns+`
 		FROM transactions t LEFT JOIN postings p ON p.seq = t.seq
 		WHERE t.seq = ANY($1)
 		ORDER BY t.seq, p.idx`,
 		seqs)
 	if err != nil {
-		return nil, w.fail(ctx, "transactions", err)
+		return nil, err
 	}
 	err = scanJoined(rows, func(t tally.Transaction) error {
 		out[t.Seq] = t
@@ -270,9 +272,9 @@ func (w *writeTx) ReversedBy(ctx context.Context, seqs []int64) (map[int64]int64
 	if len(seqs) == 0 {
 		return out, nil
 	}
-	rows, err := w.tx.Query(ctx, `SELECT reverses_seq, seq FROM transactions WHERE reverses_seq = ANY($1)`, seqs)
+	rows, err := w.query(ctx, "reversed by", `SELECT reverses_seq, seq FROM transactions WHERE reverses_seq = ANY($1)`, seqs)
 	if err != nil {
-		return nil, w.fail(ctx, "reversed by", err)
+		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -294,9 +296,9 @@ func (w *writeTx) NextSeqs(ctx context.Context, n int) ([]int64, error) {
 	if n <= 0 {
 		return nil, nil
 	}
-	rows, err := w.tx.Query(ctx, `SELECT nextval('ledger_seq') FROM generate_series(1, $1)`, n)
+	rows, err := w.query(ctx, "next seqs", `SELECT nextval('ledger_seq') FROM generate_series(1, $1)`, n)
 	if err != nil {
-		return nil, w.fail(ctx, "next seqs", err)
+		return nil, err
 	}
 	seqs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
@@ -306,8 +308,7 @@ func (w *writeTx) NextSeqs(ctx context.Context, n int) ([]int64, error) {
 	return seqs, nil
 }
 
-// InsertTransactions writes the transactions and then their postings, two statements pipelined in one
-// round trip.
+// InsertTransactions writes the transactions and then their postings (deferred: see pipeline.go).
 func (w *writeTx) InsertTransactions(ctx context.Context, txs []tally.Transaction) error {
 	if len(txs) == 0 {
 		return nil
@@ -344,8 +345,13 @@ func (w *writeTx) InsertTransactions(ctx context.Context, txs []tally.Transactio
 			pAmounts = append(pAmounts, p.Amount)
 		}
 	}
-	b := &pgx.Batch{}
-	b.Queue(`
+	conflict := func(err error) error {
+		if code, constraint := pgCode(err); code == codeUniqueViolation {
+			return &tally.Error{Code: tally.ECONFLICT, Message: conflictMessage(constraint), Err: err}
+		}
+		return nil
+	}
+	w.pending = append(w.pending, deferred{op: "insert transactions", mapErr: conflict, sql: `
 		INSERT INTO transactions (seq, kind, account_id, channel, idempotency_key, request_hash, amount,
 			reason, actor, metadata, reverses_seq, created_at, hash)
 		SELECT u.seq, u.kind, u.account_id, u.channel, u.idempotency_key, u.request_hash, u.amount,
@@ -354,19 +360,12 @@ func (w *writeTx) InsertTransactions(ctx context.Context, txs []tally.Transactio
 			$8::text[], $9::text[], $10::text[], $11::bigint[], $12::timestamptz[], $13::text[])
 			AS u(seq, kind, account_id, channel, idempotency_key, request_hash, amount,
 			reason, actor, metadata, reverses_seq, created_at, hash)`,
-		seqs, kinds, accounts, channels, keys, requests, amounts, reasons, actors, metadata, reverses, createdAt, hashes)
+		args: []any{seqs, kinds, accounts, channels, keys, requests, amounts, reasons, actors, metadata, reverses, createdAt, hashes}})
 	if len(pSeqs) > 0 {
-		b.Queue(`
+		w.pending = append(w.pending, deferred{op: "insert postings", mapErr: conflict, sql: `
 			INSERT INTO postings (seq, idx, account_id, amount)
 			SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::bigint[])`,
-			pSeqs, pIdx, pAccounts, pAmounts)
-	}
-	// Close returns the first error of the batch; the statements after it fail as aborted.
-	if err := w.tx.SendBatch(ctx, b).Close(); err != nil {
-		if code, constraint := pgCode(err); code == codeUniqueViolation {
-			return &tally.Error{Code: tally.ECONFLICT, Message: conflictMessage(constraint), Err: err}
-		}
-		return w.fail(ctx, "insert transactions", err)
+			args: []any{pSeqs, pIdx, pAccounts, pAmounts}})
 	}
 	return nil
 }
@@ -415,14 +414,14 @@ func (w *writeTx) AddSystemBalances(ctx context.Context, deltas []tally.SystemDe
 	for i, k := range merged {
 		accounts[i], shards[i], amounts[i] = k.account, int32(k.shard), sums[k]
 	}
-	_, err := w.tx.Exec(ctx, `
+	w.exec("add system balances", `
 		INSERT INTO account_shards (account_id, shard, balance)
 		SELECT u.account_id, u.shard, u.balance
 		FROM unnest($1::text[], $2::int[], $3::bigint[]) AS u(account_id, shard, balance)
 		ORDER BY u.account_id COLLATE "C", u.shard
 		ON CONFLICT (account_id, shard) DO UPDATE SET balance = account_shards.balance + EXCLUDED.balance`,
 		accounts, shards, amounts)
-	return w.fail(ctx, "add system balances", err)
+	return nil
 }
 
 func splitKeys(keys []tally.OutcomeKey) (channels, events []string) {
