@@ -23,7 +23,7 @@ type LedgerConfig struct {
 	Concurrency []int
 	Duration    time.Duration
 	Count       int // operations per run when > 0 (the run also ends at Duration)
-	Workers     int // ledger batch workers; 0: 1 on SQLite, 4 on PostgreSQL (as serve does)
+	Workers     int // ledger batch workers; 0: 1 on SQLite, 2 on PostgreSQL (as serve does)
 	MaxBatch    int // 0: the ledger's default
 }
 
@@ -83,7 +83,7 @@ func ledgerLevel(ctx context.Context, cfg LedgerConfig, open OpenStore, customer
 	defer store.Close()
 	workers := cfg.Workers
 	if workers == 0 {
-		workers = map[string]int{"sqlite": 1, "postgres": 4}[fresh.Kind]
+		workers = map[string]int{"sqlite": 1, "postgres": 2}[fresh.Kind]
 	}
 	var ops, batches atomic.Int64
 	svc := ledger.New(store, ledger.Options{MaxBatch: cfg.MaxBatch, Workers: workers, ObserveBatch: func(n int) {

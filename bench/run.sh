@@ -40,7 +40,7 @@ echo "building tally" >&2
 go build -o "$work/tally" ./cmd/tally
 tally="$work/tally"
 
-say "# Tally benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+say "# Tally benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(git describe --always --dirty 2>/dev/null || echo "?")"
 say ""
 
 # serve_http STORE DBURL: starts tally serve on DBURL, runs the HTTP benchmarks, records its RSS, stops it.

@@ -40,7 +40,7 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	d := fs.Duration("duration", 10*time.Second, "length of each run")
 	count := fs.Int("count", 0, "end each run after this many writes (0: at --duration only)")
 	hot := fs.Bool("hot", false, "every goroutine writes to one customer")
-	workers := fs.Int("workers", 0, "ledger batch workers (default 1 on SQLite, 4 on PostgreSQL, as serve)")
+	workers := fs.Int("workers", 0, "ledger batch workers (default 1 on SQLite, 2 on PostgreSQL, as serve)")
 	batchMax := fs.Int("batch-max", 256, "most writes in one database transaction")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the runs to this file")
 	if err := fs.Parse(args); err != nil {

@@ -64,7 +64,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		{&c.maxInFlight, "max-in-flight", "TALLY_MAX_IN_FLIGHT", 256, "requests using the store at once before others wait"},
 		{&c.breakerFailures, "breaker-failures", "TALLY_BREAKER_FAILURES", 5, "consecutive store failures that open the circuit"},
 		{&c.batchMax, "batch-max", "TALLY_BATCH_MAX", 256, "most writes committed in one database transaction"},
-		{&c.batchWorkers, "batch-workers", "TALLY_BATCH_WORKERS", 0, "batches in flight at once (default 1 on SQLite, 4 on PostgreSQL)"},
+		{&c.batchWorkers, "batch-workers", "TALLY_BATCH_WORKERS", 0, "batches in flight at once (default 1 on SQLite, 2 on PostgreSQL)"},
 	}
 	var intGets []func() (int, error)
 	for _, i := range ints {
@@ -172,7 +172,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	if workers == 0 {
 		workers = 1
 		if store.kind == "postgres" {
-			workers = 4
+			workers = 2
 		}
 	}
 	l := ledger.New(guarded, ledger.Options{
