@@ -2,6 +2,7 @@ package tally
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -71,4 +72,23 @@ type CredentialStore interface {
 	// DeleteSigningKey deletes a key. Deleting an absent key is not an error, since replicas race to
 	// delete retired keys.
 	DeleteSigningKey(ctx context.Context, kid string) error
+}
+
+// JoinScopes encodes scopes as one space-separated string for storage, refusing a scope that would not
+// read back as itself: "a b" would come back as two scopes, and widen a grant.
+func JoinScopes(scopes []string) (string, error) {
+	for _, s := range scopes {
+		if s == "" || strings.Contains(s, " ") {
+			return "", Errorf(EINVALID, "scope %q is empty or contains a space", s)
+		}
+	}
+	return strings.Join(scopes, " "), nil
+}
+
+// SplitScopes decodes what JoinScopes encoded; no scopes read back as nil.
+func SplitScopes(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, " ")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,7 +20,7 @@ var _ tally.CredentialStore = (*DB)(nil)
 // CreateClient inserts a client. ECONFLICT when the ID is taken; EINVALID for a scope that the
 // space-separated scopes column cannot hold (empty, or containing a space).
 func (db *DB) CreateClient(ctx context.Context, c tally.Client) error {
-	scopes, err := joinScopes(c.Scopes)
+	scopes, err := tally.JoinScopes(c.Scopes)
 	if err != nil {
 		return err
 	}
@@ -87,7 +86,7 @@ func scanClient(row pgx.Row) (tally.Client, error) {
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &scopes, &c.CreatedAt, &revoked); err != nil {
 		return c, err
 	}
-	c.Scopes = splitScopes(scopes)
+	c.Scopes = tally.SplitScopes(scopes)
 	c.CreatedAt = c.CreatedAt.UTC()
 	if revoked != nil {
 		t := revoked.UTC()
@@ -153,23 +152,4 @@ func updatedOne(ctx context.Context, tag pgconn.CommandTag, err error, op string
 		return notFound
 	}
 	return nil
-}
-
-// joinScopes encodes scopes for the space-separated scopes column, refusing a scope that would not
-// read back as itself: "a b" would come back as two scopes, and widen a grant.
-func joinScopes(scopes []string) (string, error) {
-	for _, s := range scopes {
-		if s == "" || strings.Contains(s, " ") {
-			return "", tally.Errorf(tally.EINVALID, "scope %q is empty or contains a space", s)
-		}
-	}
-	return strings.Join(scopes, " "), nil
-}
-
-// splitScopes decodes the scopes column; no scopes read back as nil.
-func splitScopes(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, " ")
 }

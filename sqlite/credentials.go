@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	sqlite3 "modernc.org/sqlite/lib"
@@ -18,7 +17,7 @@ var _ tally.CredentialStore = (*DB)(nil)
 // CreateClient inserts a client. ECONFLICT when the ID is taken; EINVALID for a scope that the
 // space-separated scopes column cannot hold (empty, or containing a space).
 func (db *DB) CreateClient(ctx context.Context, c tally.Client) error {
-	scopes, err := joinScopes(c.Scopes)
+	scopes, err := tally.JoinScopes(c.Scopes)
 	if err != nil {
 		return err
 	}
@@ -91,7 +90,7 @@ func scanClient(s scanner) (tally.Client, error) {
 	if err := s.Scan(&c.ID, &c.Name, &c.SecretHash, &scopes, &created, &revoked); err != nil {
 		return c, err
 	}
-	c.Scopes = splitScopes(scopes)
+	c.Scopes = tally.SplitScopes(scopes)
 	c.CreatedAt = fromMicros(created)
 	if revoked.Valid {
 		t := fromMicros(revoked.Int64)
@@ -176,23 +175,4 @@ func isKeyTaken(err error) bool {
 		return true
 	}
 	return false
-}
-
-// joinScopes encodes scopes for the space-separated scopes column, refusing a scope that would not
-// read back as itself: "a b" would come back as two scopes, and widen a grant.
-func joinScopes(scopes []string) (string, error) {
-	for _, s := range scopes {
-		if s == "" || strings.Contains(s, " ") {
-			return "", tally.Errorf(tally.EINVALID, "scope %q is empty or contains a space", s)
-		}
-	}
-	return strings.Join(scopes, " "), nil
-}
-
-// splitScopes decodes the scopes column; no scopes read back as nil.
-func splitScopes(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, " ")
 }
