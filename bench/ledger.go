@@ -93,8 +93,8 @@ func ledgerLevel(ctx context.Context, cfg LedgerConfig, open OpenStore, customer
 	defer svc.Close()
 
 	// Every customer is funded, hot or not, so that the tables are the same size as pgbench's when
-	// their statistics are taken: statistics of near-empty tables would make PostgreSQL plan the
-	// foreign-key checks as sequential scans of what grows to tens of thousands of rows.
+	// their statistics are taken: statistics of near-empty tables would make PostgreSQL plan lookups
+	// by key (foreign-key checks among them) as sequential scans of what grows to thousands of rows.
 	if err := fund(ctx, svc, cfg.Op, customers); err != nil {
 		return LedgerRun{}, err
 	}
