@@ -12,7 +12,11 @@ import (
 
 // Account returns a customer or system account. ENOTFOUND when absent.
 func (db *DB) Account(ctx context.Context, id string) (tally.Account, error) {
-	a, err := scanAccount(db.reader.QueryRowContext(ctx, accountSelect+` WHERE a.id = ?`, id))
+	stmt, err := db.prepareAccount(ctx)
+	if err != nil {
+		return tally.Account{}, wrap(err, "read account")
+	}
+	a, err := scanAccount(stmt.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return tally.Account{}, tally.Errorf(tally.ENOTFOUND, "account %q not found", id)
 	}
@@ -20,6 +24,21 @@ func (db *DB) Account(ctx context.Context, id string) (tally.Account, error) {
 		return tally.Account{}, wrap(err, "read account")
 	}
 	return a, nil
+}
+
+// prepareAccount prepares the account read on first use (not at Open: before Migrate the table may not
+// exist yet). database/sql prepares it again on each connection as needed.
+func (db *DB) prepareAccount(ctx context.Context) (*sql.Stmt, error) {
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if db.accountStmt == nil {
+		stmt, err := db.reader.PrepareContext(ctx, accountSelect+` WHERE a.id = ?`)
+		if err != nil {
+			return nil, err
+		}
+		db.accountStmt = stmt
+	}
+	return db.accountStmt, nil
 }
 
 // Transaction returns one transaction with its postings. ENOTFOUND when absent.

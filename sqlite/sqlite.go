@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -43,6 +44,9 @@ type DB struct {
 	checker  *goose.Provider // on reader: reports pending migrations without writing
 
 	maxAttempts int // of a write transaction that meets SQLITE_BUSY
+
+	stmtMu      sync.Mutex
+	accountStmt *sql.Stmt // the balance read, prepared once: compiling it was most of a lookup's cost
 }
 
 // config holds what tests tune; Open uses defaultConfig.
@@ -139,6 +143,12 @@ func (db *DB) SQL() *sql.DB { return db.writer }
 func (db *DB) Close() error {
 	// The goose providers hold nothing but these handles (Provider.Close would close them).
 	var errs []error
+	db.stmtMu.Lock()
+	if db.accountStmt != nil {
+		errs = append(errs, db.accountStmt.Close())
+		db.accountStmt = nil
+	}
+	db.stmtMu.Unlock()
 	for _, h := range []*sql.DB{db.reader, db.writer} {
 		if h != nil {
 			errs = append(errs, h.Close())
