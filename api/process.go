@@ -41,12 +41,16 @@ func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	var probe map[string]json.RawMessage
+	// Only the presence of idempotency_key is read here: decoding into a struct with one field skips the
+	// rest without building it.
+	var probe struct {
+		Key json.RawMessage `json:"idempotency_key"`
+	}
 	if err := json.Unmarshal(body, &probe); err != nil {
 		writeError(w, r, tally.Errorf(tally.EINVALID, "the body must be a JSON object"))
 		return
 	}
-	if _, explicit := probe["idempotency_key"]; explicit {
+	if probe.Key != nil {
 		s.processTransaction(w, r, body)
 		return
 	}
