@@ -305,7 +305,11 @@ func (b *batchRun) decide(i int) {
 			return
 		}
 		if by, done := b.reversed[target.Seq]; done {
-			fail(tally.EALREADY, "transaction %d was reversed by transaction %d", target.Seq, by)
+			if by < 0 { // reversed earlier in this batch, before its number was known
+				fail(tally.EALREADY, "transaction %d has already been reversed", target.Seq)
+			} else {
+				fail(tally.EALREADY, "transaction %d was reversed by transaction %d", target.Seq, by)
+			}
 			return
 		}
 		for _, p := range target.Postings {
