@@ -20,6 +20,7 @@ RATE=${RATE:-2000}
 RESULTS=${RESULTS:-$(mktemp /tmp/tally-bench-XXXXXX.txt)}
 PGDB="$PG/tally_bench?sslmode=disable"
 export TALLY_CUSTOMER_SECRET=${TALLY_CUSTOMER_SECRET:-bench-customer-secret-0123456789}
+export TALLY_LEDGER_KEY=${TALLY_LEDGER_KEY:-$(go run ./cmd/tally keygen)}
 
 cd "$(dirname "$0")/.."
 work=$(mktemp -d /tmp/tally-bench-run-XXXXXX)

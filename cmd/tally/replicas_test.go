@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/ledger"
 	"github.com/tally-ledger/tally/postgres"
 	"github.com/tally-ledger/tally/postgres/pgtest"
@@ -55,6 +56,7 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 	dbURL = u.String()
 
 	t.Setenv("TALLY_CUSTOMER_SECRET", "replicas-test-customer-secret-0123456789")
+	t.Setenv("TALLY_LEDGER_KEY", tally.GenerateLedgerKey())
 	mustCLI(t, "migrate", "--db", dbURL)
 	id, secret := createClient(t, dbURL, "ledger:read,ledger:write,admin")
 

@@ -17,51 +17,101 @@ import (
 // generates a secret on first start and keeps it beside the database file (mode 0600), because losing it
 // would orphan every account: the same customer would hash to a new account.
 func customerHasher(store *openedStore, log *slog.Logger) (*tally.CustomerHasher, error) {
-	if v := os.Getenv("TALLY_CUSTOMER_SECRET"); v != "" {
-		h, err := tally.NewCustomerHasher([]byte(v))
-		if err != nil {
-			return nil, fmt.Errorf("TALLY_CUSTOMER_SECRET: %w", err)
-		}
-		return h, nil
+	secret, err := outsideSecret(store, log, outsideSecretSpec{
+		env: "TALLY_CUSTOMER_SECRET", suffix: ".secret", what: "customer secret",
+		generate:   func() string { return randomHex(32) },
+		pgRequired: "TALLY_CUSTOMER_SECRET is required with PostgreSQL: set it to a random string of at least 16 bytes and keep it safe",
+	})
+	if err != nil {
+		return nil, err
+	}
+	h, err := tally.NewCustomerHasher([]byte(secret))
+	if err != nil {
+		return nil, fmt.Errorf("customer secret: %w", err)
+	}
+	return h, nil
+}
+
+// ledgerKey loads the key kept outside the database (tally.LedgerKey) from TALLY_LEDGER_KEY. On the
+// embedded store without one, it generates a key on first start and keeps it beside the database file
+// (mode 0600): back it up with the database, and apart from it.
+func ledgerKey(store *openedStore, log *slog.Logger) (*tally.LedgerKey, error) {
+	secret, err := outsideSecret(store, log, outsideSecretSpec{
+		env: "TALLY_LEDGER_KEY", suffix: ".key", what: "ledger key",
+		generate:   tally.GenerateLedgerKey,
+		pgRequired: "TALLY_LEDGER_KEY is required with PostgreSQL: create one with 'tally keygen' and keep it outside the database",
+	})
+	if err != nil {
+		return nil, err
+	}
+	k, err := tally.ParseLedgerKey(secret)
+	if err != nil {
+		return nil, fmt.Errorf("ledger key: %w", err)
+	}
+	return k, nil
+}
+
+// outsideSecretSpec describes one secret that Tally keeps outside its database.
+type outsideSecretSpec struct {
+	env        string        // the environment variable that gives it
+	suffix     string        // appended to the embedded database's path for the file that keeps it
+	what       string        // its name in messages
+	generate   func() string // a new value
+	pgRequired string        // the error when it is missing on PostgreSQL
+}
+
+// outsideSecret returns the secret from its environment variable, else (embedded store only) from its
+// file beside the database, generating the file on first start.
+func outsideSecret(store *openedStore, log *slog.Logger, spec outsideSecretSpec) (string, error) {
+	if v := os.Getenv(spec.env); v != "" {
+		return v, nil
 	}
 	if store.kind != "sqlite" {
-		return nil, errors.New("TALLY_CUSTOMER_SECRET is required with PostgreSQL: set it to a random string of at least 16 bytes and keep it safe")
+		return "", errors.New(spec.pgRequired)
 	}
-	path := store.sqlitePath + ".secret"
+	path := store.sqlitePath + spec.suffix
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		secret := strings.TrimSpace(string(b))
-		h, err := tally.NewCustomerHasher([]byte(secret))
-		if err != nil {
-			return nil, fmt.Errorf("customer secret in %s: %w", path, err)
+		if log != nil {
+			log.Info(spec.what+" loaded", "path", path)
 		}
-		log.Info("customer secret loaded", "path", path)
-		return h, nil
+		return strings.TrimSpace(string(b)), nil
 	case errors.Is(err, fs.ErrNotExist):
-		raw := make([]byte, 32)
-		if _, err := rand.Read(raw); err != nil {
-			return nil, err
+		secret := spec.generate()
+		if err := writeNewFile(path, secret+"\n"); err != nil {
+			return "", fmt.Errorf("keep the %s: %w", spec.what, err)
 		}
-		secret := hex.EncodeToString(raw)
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("keep the customer secret: %w", err)
+		if log != nil {
+			log.Warn("generated a "+spec.what+" and kept it beside the database; back it up, or set "+spec.env, "path", path)
 		}
-		if _, err := f.WriteString(secret + "\n"); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("keep the customer secret: %w", err)
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("keep the customer secret: %w", err)
-		}
-		if err := f.Close(); err != nil {
-			return nil, err
-		}
-		log.Warn("generated a customer secret and kept it beside the database; back it up with the database, or set TALLY_CUSTOMER_SECRET", "path", path)
-		return tally.NewCustomerHasher([]byte(secret))
+		return secret, nil
 	default:
-		return nil, fmt.Errorf("read the customer secret: %w", err)
+		return "", fmt.Errorf("read the %s: %w", spec.what, err)
 	}
+}
+
+// writeNewFile creates path (mode 0600; never over an existing file) with content, durably.
+func writeNewFile(path, content string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func randomHex(n int) string {
+	raw := make([]byte, n)
+	if _, err := rand.Read(raw); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(raw)
 }

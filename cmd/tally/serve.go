@@ -158,6 +158,11 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	if err != nil {
 		return err
 	}
+	key, err := ledgerKey(store, log)
+	if err != nil {
+		return err
+	}
+	_ = key // TODO(#6): the chain hash, checkpoints and signing keys at rest use it
 
 	m := metrics.New()
 	guarded := breaker.New(store.Store, breaker.Config{
