@@ -119,3 +119,12 @@ func (k *LedgerKey) KeyID() string {
 	sum := sha256.Sum256(k.PublicKey())
 	return hex.EncodeToString(sum[:8])
 }
+
+// RandomLedgerKey returns a new random ledger key, for tests and throwaway ledgers.
+func RandomLedgerKey() *LedgerKey {
+	k, err := ParseLedgerKey(GenerateLedgerKey())
+	if err != nil {
+		panic(err)
+	}
+	return k
+}

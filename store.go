@@ -40,6 +40,15 @@ type Store interface {
 	// Audit reads the whole ledger for verification; it never writes.
 	Audit() Auditor
 
+	// ChainSeal returns the stored seal of the chains' unkeyed part; ENOTFOUND when none is stored yet.
+	ChainSeal(ctx context.Context) (ChainSeal, error)
+	// InitChainSeal stores the seal that seal returns for the highest sequence number handed out so far,
+	// unless a seal is stored already, in one transaction; it returns the stored seal either way.
+	InitChainSeal(ctx context.Context, seal func(highestSeq int64) ChainSeal) (ChainSeal, error)
+	// Checkpoint runs fn in one transaction, which sees committed ledger writes while they go on.
+	// Checkpoints are serialised: a concurrent Checkpoint, from any process, waits for this one to end.
+	Checkpoint(ctx context.Context, fn func(ctx context.Context, tx CheckpointTx) error) error
+
 	// Ping checks that the database answers; MigrationsCurrent that every embedded migration is applied.
 	Ping(ctx context.Context) error
 	MigrationsCurrent(ctx context.Context) (bool, error)
@@ -56,6 +65,25 @@ type Auditor interface {
 	// ScanTransactions calls fn for every transaction with its postings (in posting order), ordered by
 	// (AccountID, Seq). A transaction whose postings were all deleted is still reported, with none.
 	ScanTransactions(ctx context.Context, fn func(Transaction) error) error
+	// ChainSeal is Store.ChainSeal.
+	ChainSeal(ctx context.Context) (ChainSeal, error)
+	// ScanRecordedHeads calls fn for every head recorded by the checkpoints numbered up to through,
+	// ordered by checkpoint number, then account id.
+	ScanRecordedHeads(ctx context.Context, through int64, fn func(checkpoint int64, h Head) error) error
+}
+
+// CheckpointTx is the work of one checkpoint (see Checkpoint).
+type CheckpointTx interface {
+	// LastCheckpoint returns the number of the newest recorded checkpoint, 0 when none.
+	LastCheckpoint(ctx context.Context) (int64, error)
+	// MaxSeq returns the highest committed transaction number, 0 when none.
+	MaxSeq(ctx context.Context) (int64, error)
+	// ScanHeads calls fn for every customer account in id order, from one snapshot, with its current head
+	// and the head recorded for it by the newest checkpoint that recorded one (nil when none did).
+	ScanHeads(ctx context.Context, fn func(current Head, recorded *Head) error) error
+	// RecordCheckpoint stores c and the heads it recorded (those that changed since they were last
+	// recorded). ECONFLICT when c.No is taken.
+	RecordCheckpoint(ctx context.Context, c Checkpoint, changed []Head) error
 }
 
 // OutcomeKey names an idempotency record: the key within a channel (an event source, or "api").

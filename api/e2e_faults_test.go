@@ -255,7 +255,7 @@ func (b faultAcks) sum() int64 {
 func faultCheckLedger(t *testing.T, s *apitest.Server, customer string, acked faultAcks) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := ledger.Verify(ctx, s.Store.Audit(), nil); err != nil {
+	if _, err := ledger.Verify(ctx, s.Store.Audit(), ledger.VerifyOptions{Key: apitest.Key}); err != nil {
 		t.Fatalf("verify: %v", err)
 	}
 	hash := s.Hasher.Hash(customer)

@@ -112,7 +112,7 @@ func TestLoadOverloadSheds(t *testing.T) {
 			}
 
 			ctx := context.Background()
-			if _, err := ledger.Verify(ctx, s.Store.Audit(), nil); err != nil {
+			if _, err := ledger.Verify(ctx, s.Store.Audit(), ledger.VerifyOptions{Key: apitest.Key}); err != nil {
 				t.Fatalf("verify: %v", err)
 			}
 			want := map[string]int64{}

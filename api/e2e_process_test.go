@@ -40,7 +40,7 @@ func e2eEach(t *testing.T, test func(t *testing.T, srv *apitest.Server)) {
 // e2eVerify fails the test when the ledger's hash chains, postings or balances do not add up.
 func e2eVerify(t testing.TB, srv *apitest.Server) {
 	t.Helper()
-	if _, err := ledger.Verify(context.Background(), srv.Store.Audit(), nil); err != nil {
+	if _, err := ledger.Verify(context.Background(), srv.Store.Audit(), ledger.VerifyOptions{Key: apitest.Key}); err != nil {
 		t.Fatalf("ledger does not verify: %v", err)
 	}
 }

@@ -86,7 +86,7 @@ func ledgerLevel(ctx context.Context, cfg LedgerConfig, open OpenStore, customer
 		workers = map[string]int{"sqlite": 1, "postgres": 2}[fresh.Kind]
 	}
 	var ops, batches atomic.Int64
-	svc := ledger.New(store, ledger.Options{MaxBatch: cfg.MaxBatch, Workers: workers, ObserveBatch: func(n int) {
+	svc := ledger.New(store, ledger.Options{Key: tally.RandomLedgerKey(), MaxBatch: cfg.MaxBatch, Workers: workers, ObserveBatch: func(n int) {
 		ops.Add(int64(n))
 		batches.Add(1)
 	}})

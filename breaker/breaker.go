@@ -202,6 +202,21 @@ func (s *Store) PutReward(ctx context.Context, r tally.Reward) error {
 // see the real error rather than be turned away.
 func (s *Store) Audit() tally.Auditor { return s.inner.Audit() }
 
+// ChainSeal implements tally.Store.
+func (s *Store) ChainSeal(ctx context.Context) (tally.ChainSeal, error) {
+	return call(s, func() (tally.ChainSeal, error) { return s.inner.ChainSeal(ctx) })
+}
+
+// InitChainSeal implements tally.Store.
+func (s *Store) InitChainSeal(ctx context.Context, seal func(int64) tally.ChainSeal) (tally.ChainSeal, error) {
+	return call(s, func() (tally.ChainSeal, error) { return s.inner.InitChainSeal(ctx, seal) })
+}
+
+// Checkpoint implements tally.Store.
+func (s *Store) Checkpoint(ctx context.Context, fn func(ctx context.Context, tx tally.CheckpointTx) error) error {
+	return s.exec(func() error { return s.inner.Checkpoint(ctx, fn) })
+}
+
 // Ping implements tally.Store. While the breaker is open it fails fast like any other call, so
 // readiness reports the store down without adding load.
 func (s *Store) Ping(ctx context.Context) error {

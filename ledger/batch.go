@@ -77,9 +77,13 @@ func (s *Service) commit(batch []*op) {
 // apply runs the batch inside store.Update. It may run more than once (the store retries serialization
 // failures), so it builds its answers afresh on every run.
 func (s *Service) apply(ctx context.Context, batch []*op) ([]result, error) {
+	chain, err := s.loadChain(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var results []result
-	err := s.store.Update(ctx, func(ctx context.Context, tx tally.WriteTx) error {
-		b := &batchRun{tx: tx, ops: batch, now: tally.LedgerTime(s.opts.Clock()), results: make([]result, len(batch))}
+	err = s.store.Update(ctx, func(ctx context.Context, tx tally.WriteTx) error {
+		b := &batchRun{tx: tx, chain: chain, ops: batch, now: tally.LedgerTime(s.opts.Clock()), results: make([]result, len(batch))}
 		if err := b.run(ctx); err != nil {
 			return err
 		}
@@ -92,6 +96,7 @@ func (s *Service) apply(ctx context.Context, batch []*op) ([]result, error) {
 // batchRun is one attempt at one batch.
 type batchRun struct {
 	tx      tally.WriteTx
+	chain   *tally.Chain
 	ops     []*op
 	now     time.Time
 	results []result
@@ -369,7 +374,7 @@ func (b *batchRun) write(ctx context.Context) error {
 		system := map[string]int64{}
 		for n, t := range b.txs {
 			t.Seq = seqs[n]
-			h, err := tally.ChainHash(head[t.AccountID], t)
+			h, err := b.chain.Hash(head[t.AccountID], t)
 			if err != nil {
 				return err
 			}

@@ -35,6 +35,8 @@ type Options struct {
 	Observe func(kind tally.Kind, code tally.Code, replayed bool)
 	// ObserveBatch, when set, is told the size of every batch committed.
 	ObserveBatch func(size int)
+	// Key is the ledger key kept outside the database; it keys the transactions' chain hashes. Required.
+	Key *tally.LedgerKey
 }
 
 // Service is the ledger. It is safe for concurrent use; writes from many goroutines are grouped into
@@ -47,6 +49,9 @@ type Service struct {
 	closed bool
 	queues []chan *op // one per worker
 	wg     sync.WaitGroup
+
+	chainMu sync.Mutex
+	chain   *tally.Chain // loaded (and the seal stored) before the first write
 }
 
 // Receipt is the outcome of a successful write: the transaction and the customer balance right after it.
@@ -59,8 +64,11 @@ type Receipt struct {
 	Replayed bool `json:"-"`
 }
 
-// New starts a ledger over store. Call Close to stop it.
+// New starts a ledger over store. Call Close to stop it. opts.Key is required.
 func New(store tally.Store, opts Options) *Service {
+	if opts.Key == nil {
+		panic("ledger: Options.Key is required")
+	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 256
 	}

@@ -3,24 +3,30 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 
 	"github.com/tally-ledger/tally"
 )
 
 // Breach is the first inconsistency Verify found: the account and, where one is to blame, the
-// transaction.
+// transaction and the checkpoint whose promise is broken.
 type Breach struct {
-	AccountID string
-	Seq       int64
-	Problem   string
+	AccountID  string
+	Seq        int64
+	Problem    string
+	Checkpoint int64 // 0 when no checkpoint is involved
 }
 
 func (b *Breach) Error() string {
+	where := "account " + b.AccountID
 	if b.Seq != 0 {
-		return fmt.Sprintf("account %s, transaction %d: %s", b.AccountID, b.Seq, b.Problem)
+		where += fmt.Sprintf(", transaction %d", b.Seq)
 	}
-	return fmt.Sprintf("account %s: %s", b.AccountID, b.Problem)
+	if b.Checkpoint != 0 {
+		where += fmt.Sprintf(", checkpoint %d", b.Checkpoint)
+	}
+	return where + ": " + b.Problem
 }
 
 // VerifyReport counts what Verify checked.
@@ -28,14 +34,44 @@ type VerifyReport struct {
 	Accounts     int64 `json:"accounts"`
 	Transactions int64 `json:"transactions"`
 	Postings     int64 `json:"postings"`
+	// Sealed is false for a ledger that no Tally with a ledger key has written: all its hashes are v1.
+	Sealed    bool  `json:"sealed"`
+	V1Through int64 `json:"v1_through"` // transactions up to this number carry unkeyed v1 hashes
+	// Checkpoints is how many signed checkpoints were proven against the ledger; LastCheckpoint the newest.
+	Checkpoints    int   `json:"checkpoints"`
+	LastCheckpoint int64 `json:"last_checkpoint,omitempty"`
 }
 
-// Verify audits the whole ledger offline: it recomputes every account's hash chain, checks that every
-// transaction sums to zero, that sequence numbers are unique and increase along each chain, that each
-// account's balance and version match its postings and transactions, and that all balances sum to zero.
-// It returns a *Breach naming the first problem. progress, when set, is called as transactions are read.
-func Verify(ctx context.Context, a tally.Auditor, progress func(done, total int64)) (VerifyReport, error) {
+// VerifyOptions are what Verify checks the ledger against.
+type VerifyOptions struct {
+	// Key is the ledger key: it verifies the keyed chain hashes, the chain seal and the checkpoints.
+	Key *tally.LedgerKey
+	// Checkpoints, when given, are signed checkpoints kept outside the database (tally checkpoint, or
+	// serve's checkpoint file). Verify proves that the ledger still holds everything each one covered.
+	Checkpoints []tally.Checkpoint
+	// Progress, when set, is called as transactions are read.
+	Progress func(done, total int64)
+}
+
+// Verify audits the whole ledger offline: it recomputes every account's hash chain (keyed by the ledger
+// key past the seal), checks that every transaction sums to zero, that sequence numbers are unique and
+// increase along each chain, that each account's balance and version match its postings and
+// transactions, and that all balances sum to zero. With checkpoints it also proves that the ledger
+// still holds every account's head as each checkpoint recorded it: that nothing a checkpoint covered
+// was deleted, rolled back or rewritten since. It returns a *Breach naming the first problem.
+func Verify(ctx context.Context, a tally.Auditor, opts VerifyOptions) (VerifyReport, error) {
 	var rep VerifyReport
+	if opts.Key == nil {
+		return rep, tally.Errorf(tally.EINVALID, "verify needs the ledger key")
+	}
+	chainer, err := verifyingChain(ctx, a, opts.Key, &rep)
+	if err != nil {
+		return rep, err
+	}
+	heads, err := recordedHeads(ctx, a, opts, &rep)
+	if err != nil {
+		return rep, err
+	}
 	total, err := a.CountTransactions(ctx)
 	if err != nil {
 		return rep, err
@@ -51,13 +87,13 @@ func Verify(ctx context.Context, a tally.Auditor, progress func(done, total int6
 			chains[t.AccountID] = c
 		}
 		if t.Seq <= c.last {
-			return &Breach{t.AccountID, t.Seq, fmt.Sprintf("sequence number does not increase (follows %d)", c.last)}
+			return &Breach{AccountID: t.AccountID, Seq: t.Seq, Problem: fmt.Sprintf("sequence number does not increase (follows %d)", c.last)}
 		}
 		if !t.Kind.Valid() {
-			return &Breach{t.AccountID, t.Seq, fmt.Sprintf("unknown kind %q", t.Kind)}
+			return &Breach{AccountID: t.AccountID, Seq: t.Seq, Problem: fmt.Sprintf("unknown kind %q", t.Kind)}
 		}
 		if len(t.Postings) < 2 {
-			return &Breach{t.AccountID, t.Seq, fmt.Sprintf("has %d postings, needs at least 2", len(t.Postings))}
+			return &Breach{AccountID: t.AccountID, Seq: t.Seq, Problem: fmt.Sprintf("has %d postings, needs at least 2", len(t.Postings))}
 		}
 		var sum int64
 		for _, p := range t.Postings {
@@ -66,31 +102,39 @@ func Verify(ctx context.Context, a tally.Auditor, progress func(done, total int6
 			rep.Postings++
 		}
 		if sum != 0 {
-			return &Breach{t.AccountID, t.Seq, fmt.Sprintf("postings sum to %d, not 0", sum)}
+			return &Breach{AccountID: t.AccountID, Seq: t.Seq, Problem: fmt.Sprintf("postings sum to %d, not 0", sum)}
 		}
-		h, err := tally.ChainHash(c.head, &t)
+		h, err := chainer.Hash(c.head, &t)
 		if err != nil || h != t.Hash {
-			return &Breach{t.AccountID, t.Seq, "hash does not match the transaction and the chain before it"}
+			return &Breach{AccountID: t.AccountID, Seq: t.Seq, Problem: "hash does not match the transaction and the chain before it (keyed with the ledger key)"}
 		}
 		c.head, c.last = h, t.Seq
 		c.count++
+		// A customer's postings all come from its own transactions, read in order: sums is its running
+		// balance here.
+		if err := heads.check(t.AccountID, c.count, h, sums[t.AccountID], t.Seq); err != nil {
+			return err
+		}
 		seqs = append(seqs, t.Seq)
-		if progress != nil && rep.Transactions%10000 == 0 {
-			progress(rep.Transactions, total)
+		if opts.Progress != nil && rep.Transactions%10000 == 0 {
+			opts.Progress(rep.Transactions, total)
 		}
 		return nil
 	})
 	if err != nil {
 		return rep, err
 	}
-	if progress != nil {
-		progress(rep.Transactions, total)
+	if opts.Progress != nil {
+		opts.Progress(rep.Transactions, total)
 	}
 	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
 	for i := 1; i < len(seqs); i++ {
 		if seqs[i] == seqs[i-1] {
-			return rep, &Breach{"(ledger)", seqs[i], "sequence number is used twice"}
+			return rep, &Breach{AccountID: "(ledger)", Seq: seqs[i], Problem: "sequence number is used twice"}
 		}
+	}
+	if err := heads.checkCovered(chains); err != nil {
+		return rep, err
 	}
 	var total0 int64
 	seen := map[string]bool{}
@@ -103,36 +147,60 @@ func Verify(ctx context.Context, a tally.Auditor, progress func(done, total int6
 			c = &chain{}
 		}
 		if acct.Balance != sums[acct.ID] {
-			return &Breach{acct.ID, c.last, fmt.Sprintf("balance %d differs from its postings' sum %d", acct.Balance, sums[acct.ID])}
+			return &Breach{AccountID: acct.ID, Seq: c.last, Problem: fmt.Sprintf("balance %d differs from its postings' sum %d", acct.Balance, sums[acct.ID])}
 		}
 		if tally.IsSystemAccount(acct.ID) {
 			return nil
 		}
 		if acct.LastTxHash != c.head {
-			return &Breach{acct.ID, c.last, "last_tx_hash is not the head of its chain"}
+			return &Breach{AccountID: acct.ID, Seq: c.last, Problem: "last_tx_hash is not the head of its chain"}
 		}
 		if acct.BalanceVersion != c.count {
-			return &Breach{acct.ID, c.last, fmt.Sprintf("balance_version %d differs from its %d transactions", acct.BalanceVersion, c.count)}
+			return &Breach{AccountID: acct.ID, Seq: c.last, Problem: fmt.Sprintf("balance_version %d differs from its %d transactions", acct.BalanceVersion, c.count)}
 		}
 		return nil
 	})
 	if err != nil {
 		return rep, err
 	}
-	for id, c := range chains {
+	for _, id := range sortedKeys(chains) {
 		if !seen[id] {
-			return rep, &Breach{id, c.last, "transactions name an account that does not exist"}
+			return rep, &Breach{AccountID: id, Seq: chains[id].last, Problem: "transactions name an account that does not exist"}
 		}
 	}
-	for id := range sums {
+	for _, id := range sortedKeys(sums) {
 		if !seen[id] {
-			return rep, &Breach{id, chainLast(chains, id), "postings name an account that does not exist"}
+			return rep, &Breach{AccountID: id, Seq: chainLast(chains, id), Problem: "postings name an account that does not exist"}
 		}
+	}
+	if err := heads.checkAccountsExist(seen); err != nil {
+		return rep, err
 	}
 	if total0 != 0 {
-		return rep, &Breach{"(ledger)", 0, fmt.Sprintf("balances over all accounts sum to %d, not 0", total0)}
+		return rep, &Breach{AccountID: "(ledger)", Problem: fmt.Sprintf("balances over all accounts sum to %d, not 0", total0)}
 	}
 	return rep, nil
+}
+
+// verifyingChain reads the seal and returns the hasher to check the chains with. A ledger without a seal
+// was never written with a ledger key: every hash in it must then be v1.
+func verifyingChain(ctx context.Context, a tally.Auditor, key *tally.LedgerKey, rep *VerifyReport) (*tally.Chain, error) {
+	seal, err := a.ChainSeal(ctx)
+	switch tally.ErrorCode(err) {
+	case "":
+		rep.Sealed, rep.V1Through = true, seal.V1Through
+	case tally.ENOTFOUND:
+		// Treating every transaction as v1 lets no keyed one pass: deleting the seal hides nothing.
+		seal = key.NewChainSeal(math.MaxInt64)
+		rep.V1Through = math.MaxInt64
+	default:
+		return nil, err
+	}
+	c, err := tally.NewChain(key, seal)
+	if err != nil {
+		return nil, &Breach{AccountID: "(ledger)", Problem: "the chain seal (" + seal.String() + ") was not made with this ledger key: it was altered, or the key is not the ledger's"}
+	}
+	return c, nil
 }
 
 // chain is what Verify knows of one account's hash chain while reading it.
@@ -147,4 +215,13 @@ func chainLast(m map[string]*chain, id string) int64 {
 		return c.last
 	}
 	return 0
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -101,3 +101,12 @@ func checkViolation(err error, what string) error {
 	}
 	return &tally.Error{Code: tally.EINVALID, Message: what + " is out of range", Err: err}
 }
+
+// isUniqueViolation reports whether err is a violated UNIQUE or PRIMARY KEY constraint.
+func isUniqueViolation(err error) bool {
+	switch resultCode(err) {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return true
+	}
+	return false
+}

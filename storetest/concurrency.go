@@ -112,7 +112,7 @@ func testConcurrency(t *testing.T, h Harness) {
 	t.Run("two ledgers on one store", func(t *testing.T) {
 		// Two services (as two replicas would have) share a store: their batches interleave.
 		e := newEnv(t, h)
-		other := ledger.New(e.store, ledger.Options{Workers: h.Workers})
+		other := ledger.New(e.store, ledger.Options{Key: e.key, Workers: h.Workers})
 		defer other.Close()
 		c := e.customer("replicas")
 		e.mustAccrue(c, "seed", 1000)

@@ -180,7 +180,7 @@ func testProperty(t *testing.T, h Harness) {
 				rt.Fatalf("balance %d, model %d", got, balance[c])
 			}
 		}
-		if _, err := ledger.Verify(e.ctx, e.store.Audit(), nil); err != nil {
+		if _, err := ledger.Verify(e.ctx, e.store.Audit(), ledger.VerifyOptions{Key: e.key}); err != nil {
 			rt.Fatalf("verify: %v", err)
 		}
 	})

@@ -33,6 +33,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("History", func(t *testing.T) { t.Parallel(); testHistory(t, h) })
 	t.Run("Concurrency", func(t *testing.T) { t.Parallel(); testConcurrency(t, h) })
 	t.Run("Tamper", func(t *testing.T) { t.Parallel(); testTamper(t, h) })
+	t.Run("Audit", func(t *testing.T) { t.Parallel(); testAudit(t, h) })
 	t.Run("Privacy", func(t *testing.T) { t.Parallel(); testPrivacy(t, h) })
 	t.Run("Purge", func(t *testing.T) { t.Parallel(); testPurge(t, h) })
 	t.Run("Property", func(t *testing.T) { t.Parallel(); testProperty(t, h) })
@@ -44,6 +45,7 @@ type env struct {
 	h      Harness
 	store  tally.Store
 	ledger *ledger.Service
+	key    *tally.LedgerKey // the ledger key of ledger
 	hasher *tally.CustomerHasher
 	ctx    context.Context
 }
@@ -51,7 +53,8 @@ type env struct {
 func newEnv(t testing.TB, h Harness) *env {
 	t.Helper()
 	s := h.Open(t)
-	l := ledger.New(s, ledger.Options{Workers: h.Workers})
+	key := tally.RandomLedgerKey()
+	l := ledger.New(s, ledger.Options{Key: key, Workers: h.Workers})
 	t.Cleanup(func() { l.Close(); s.Close() })
 	hasher, err := tally.NewCustomerHasher([]byte("storetest-secret-0123456789"))
 	if err != nil {
@@ -59,7 +62,7 @@ func newEnv(t testing.TB, h Harness) *env {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	return &env{t: t, h: h, store: s, ledger: l, hasher: hasher, ctx: ctx}
+	return &env{t: t, h: h, store: s, ledger: l, key: key, hasher: hasher, ctx: ctx}
 }
 
 func (e *env) customer(raw string) string { return e.hasher.Hash(raw) }
@@ -102,7 +105,7 @@ func (e *env) balance(account string) int64 {
 // mustVerify runs the offline audit and fails the test on any breach.
 func (e *env) mustVerify() ledger.VerifyReport {
 	e.t.Helper()
-	rep, err := ledger.Verify(e.ctx, e.store.Audit(), nil)
+	rep, err := ledger.Verify(e.ctx, e.store.Audit(), ledger.VerifyOptions{Key: e.key})
 	if err != nil {
 		e.t.Fatalf("verify: %v", err)
 	}

@@ -40,7 +40,7 @@ func testTamper(t *testing.T, h Harness) {
 			e.mustVerify()
 
 			e.h.Exec(t, e.store, strings.NewReplacer("{seq}", itoa(int(mid.Transaction.Seq)), "{account}", victim).Replace(tc.sql))
-			_, err := ledger.Verify(e.ctx, e.store.Audit(), nil)
+			_, err := ledger.Verify(e.ctx, e.store.Audit(), ledger.VerifyOptions{Key: e.key})
 			var b *ledger.Breach
 			if !errors.As(err, &b) {
 				t.Fatalf("verify after tampering: %v, want a breach", err)
@@ -69,7 +69,7 @@ func testTamper(t *testing.T, h Harness) {
 		e.h.Exec(t, e.store, fmt.Sprintf("UPDATE processed_events SET tx_seq = NULL WHERE tx_seq = %d", seq))
 		e.h.Exec(t, e.store, fmt.Sprintf("DELETE FROM transactions WHERE seq = %d", seq))
 		e.h.Exec(t, e.store, fmt.Sprintf("UPDATE accounts SET balance = balance - 50, balance_version = balance_version - 1 WHERE id = '%s'", victim))
-		_, err := ledger.Verify(e.ctx, e.store.Audit(), nil)
+		_, err := ledger.Verify(e.ctx, e.store.Audit(), ledger.VerifyOptions{Key: e.key})
 		var b *ledger.Breach
 		if !errors.As(err, &b) || b.AccountID != victim || b.Seq != last.Transaction.Seq {
 			t.Fatalf("verify after deleting a transaction: %v, want a breach at %d", err, last.Transaction.Seq)

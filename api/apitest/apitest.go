@@ -69,6 +69,9 @@ type Server struct {
 // that names the request instead of a test binary killed by its deadline.
 var client = &http.Client{Timeout: 2 * time.Minute}
 
+// Key is the ledger key of every test server, so that servers on one database act as replicas.
+var Key = tally.RandomLedgerKey()
+
 // Secret is the customer secret of test servers.
 const Secret = "apitest-customer-secret-0123456789"
 
@@ -120,7 +123,7 @@ func StartOn(t testing.TB, store tally.Store, creds tally.CredentialStore, cfg C
 		}
 	}
 	guarded := breaker.New(inner, cfg.Breaker)
-	l := ledger.New(guarded, ledger.Options{Workers: 2, Observe: m.ObserveWrite, ObserveBatch: func(n int) { m.BatchSize.Observe(float64(n)) }})
+	l := ledger.New(guarded, ledger.Options{Key: Key, Workers: 2, Observe: m.ObserveWrite, ObserveBatch: func(n int) { m.BatchSize.Observe(float64(n)) }})
 	hasher, err := tally.NewCustomerHasher([]byte(Secret))
 	if err != nil {
 		t.Fatal(err)

@@ -36,6 +36,20 @@ func tempDB(t *testing.T) string {
 	return "sqlite:" + filepath.Join(t.TempDir(), "tally.db")
 }
 
+// mustKeyFile reads the ledger key that the CLI keeps beside an embedded database.
+func mustKeyFile(t *testing.T, dbPath string) *tally.LedgerKey {
+	t.Helper()
+	b, err := os.ReadFile(dbPath + ".key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := tally.ParseLedgerKey(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func TestCLIUnsupportedDatabaseURL(t *testing.T) {
 	t.Parallel()
 	for _, cmd := range [][]string{{"migrate"}, {"verify"}, {"clients", "list"}, {"purge-events"}, {"serve", "--addr", "127.0.0.1:0"}} {
@@ -76,7 +90,7 @@ func TestCLIVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	victim, bystander := h.Hash("victim"), h.Hash("bystander")
-	l := ledger.New(store, ledger.Options{})
+	l := ledger.New(store, ledger.Options{Key: mustKeyFile(t, path)})
 	mustWrite := func(r ledger.Request) ledger.Receipt {
 		t.Helper()
 		rc, err := l.Write(ctx, r)

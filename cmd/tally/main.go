@@ -65,6 +65,7 @@ func commands() []command {
 		{"serve", "run the ledger service", runServe},
 		{"migrate", "apply database migrations", runMigrate},
 		{"verify", "audit the whole ledger offline", runVerify},
+		{"checkpoint", "append a signed checkpoint of the ledger head to a file", runCheckpoint},
 		{"purge-events", "delete remembered event outcomes older than the retention", runPurgeEvents},
 		{"clients", "manage OAuth clients (create, list, revoke)", runClients},
 		{"bench", "measure ledger and HTTP throughput", runBench},

@@ -56,7 +56,8 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 	dbURL = u.String()
 
 	t.Setenv("TALLY_CUSTOMER_SECRET", "replicas-test-customer-secret-0123456789")
-	t.Setenv("TALLY_LEDGER_KEY", tally.GenerateLedgerKey())
+	keyHex := tally.GenerateLedgerKey()
+	t.Setenv("TALLY_LEDGER_KEY", keyHex)
 	mustCLI(t, "migrate", "--db", dbURL)
 	id, secret := createClient(t, dbURL, "ledger:read,ledger:write,admin")
 
@@ -148,7 +149,11 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rep, err := ledger.Verify(ctx, db.Audit(), nil)
+	key, err := tally.ParseLedgerKey(keyHex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := ledger.Verify(ctx, db.Audit(), ledger.VerifyOptions{Key: key})
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}

@@ -36,9 +36,19 @@ func customerHasher(store *openedStore, log *slog.Logger) (*tally.CustomerHasher
 // embedded store without one, it generates a key on first start and keeps it beside the database file
 // (mode 0600): back it up with the database, and apart from it.
 func ledgerKey(store *openedStore, log *slog.Logger) (*tally.LedgerKey, error) {
+	return loadLedgerKey(store, log, true)
+}
+
+// existingLedgerKey is ledgerKey for commands that audit: a missing key is an error, never a new one.
+func existingLedgerKey(store *openedStore) (*tally.LedgerKey, error) {
+	return loadLedgerKey(store, nil, false)
+}
+
+func loadLedgerKey(store *openedStore, log *slog.Logger, create bool) (*tally.LedgerKey, error) {
 	secret, err := outsideSecret(store, log, outsideSecretSpec{
 		env: "TALLY_LEDGER_KEY", suffix: ".key", what: "ledger key",
 		generate:   tally.GenerateLedgerKey,
+		mustExist:  !create,
 		pgRequired: "TALLY_LEDGER_KEY is required with PostgreSQL: create one with 'tally keygen' and keep it outside the database",
 	})
 	if err != nil {
@@ -58,6 +68,7 @@ type outsideSecretSpec struct {
 	what       string        // its name in messages
 	generate   func() string // a new value
 	pgRequired string        // the error when it is missing on PostgreSQL
+	mustExist  bool          // a missing file is an error rather than generated
 }
 
 // outsideSecret returns the secret from its environment variable, else (embedded store only) from its
@@ -77,6 +88,8 @@ func outsideSecret(store *openedStore, log *slog.Logger, spec outsideSecretSpec)
 			log.Info(spec.what+" loaded", "path", path)
 		}
 		return strings.TrimSpace(string(b)), nil
+	case errors.Is(err, fs.ErrNotExist) && spec.mustExist:
+		return "", fmt.Errorf("no %s: set %s, or keep the %s beside the database at %s", spec.what, spec.env, spec.what, path)
 	case errors.Is(err, fs.ErrNotExist):
 		secret := spec.generate()
 		if err := writeNewFile(path, secret+"\n"); err != nil {

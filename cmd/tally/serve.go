@@ -35,6 +35,8 @@ type serveConfig struct {
 	admissionWait, lookupDeadline          time.Duration
 	writeDeadline, breakerOpen, retention  time.Duration
 	tokenTTL, sessionTTL, shutdownDeadline time.Duration
+	checkpointEvery                        time.Duration
+	checkpointFile                         string
 }
 
 func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -52,6 +54,8 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.extAudience, "external-audience", envDefault("TALLY_EXTERNAL_AUDIENCE", ""), "audience the external issuer's tokens carry (env TALLY_EXTERNAL_AUDIENCE)")
 	fs.StringVar(&c.extJWKS, "external-jwks-url", envDefault("TALLY_EXTERNAL_JWKS_URL", ""), "https URL of the external issuer's JWKS (env TALLY_EXTERNAL_JWKS_URL)")
 	fs.StringVar(&c.pprofAddr, "pprof-addr", envDefault("TALLY_PPROF_ADDR", ""), "serve Go's pprof profiles on this separate address, e.g. 127.0.0.1:6060 (env TALLY_PPROF_ADDR; off by default)")
+	fs.StringVar(&c.checkpointFile, "checkpoint-file", envDefault("TALLY_CHECKPOINT_FILE", ""), "append signed checkpoints to this file, outside the database (env TALLY_CHECKPOINT_FILE; default DB.checkpoints beside an embedded database, tally-checkpoints.jsonl in the working directory with PostgreSQL)")
+	checkpointEvery := durationFlag(fs, "checkpoint-every", "TALLY_CHECKPOINT_EVERY", time.Minute, "how often to checkpoint the ledger head while it changes (0 turns it off)")
 	fs.BoolVar(&c.logRequests, "log-requests", envDefault("TALLY_LOG_REQUESTS", "") == "true", "log every request (env TALLY_LOG_REQUESTS=true)")
 	ints := []struct {
 		p    *int
@@ -117,6 +121,14 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		}
 		*durs[n].p = v
 	}
+	every, err := checkpointEvery()
+	if err != nil {
+		return nil, err
+	}
+	c.checkpointEvery = every
+	if c.checkpointEvery < 0 {
+		return nil, errors.New("--checkpoint-every must not be negative")
+	}
 	if (c.extIssuer != "") != (c.extJWKS != "") || c.extIssuer != "" && c.extAudience == "" {
 		return nil, errors.New("an external issuer needs --external-issuer, --external-audience and --external-jwks-url together")
 	}
@@ -162,7 +174,6 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	_ = key // TODO(#6): the chain hash, checkpoints and signing keys at rest use it
 
 	m := metrics.New()
 	guarded := breaker.New(store.Store, breaker.Config{
@@ -181,7 +192,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		}
 	}
 	l := ledger.New(guarded, ledger.Options{
-		MaxBatch: c.batchMax, Workers: workers, Observe: m.ObserveWrite,
+		Key: key, MaxBatch: c.batchMax, Workers: workers, Observe: m.ObserveWrite,
 		ObserveBatch: func(n int) { m.BatchSize.Observe(float64(n)) },
 	})
 	defer l.Close()
@@ -236,6 +247,16 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		}
 	}
 	jobs.Go(func() { purgeLoop(runCtx, guarded, c.retention, log) })
+	if c.checkpointEvery > 0 {
+		path := c.checkpointFile
+		if path == "" {
+			if path, err = checkpointPath(store, ""); err != nil {
+				path = "tally-checkpoints.jsonl"
+			}
+		}
+		log.Info("checkpoints", "file", path, "every", c.checkpointEvery.String(), "key_id", key.KeyID())
+		jobs.Go(func() { checkpointLoop(runCtx, guarded, key, path, c.checkpointEvery, log) })
+	}
 	if c.pprofAddr != "" {
 		stop, err := servePprof(c.pprofAddr, log)
 		if err != nil {

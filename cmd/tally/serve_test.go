@@ -373,7 +373,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	if _, err := ledger.Verify(ctx, store.Audit(), nil); err != nil {
+	if _, err := ledger.Verify(ctx, store.Audit(), ledger.VerifyOptions{Key: mustKeyFile(t, strings.TrimPrefix(db, "sqlite:"))}); err != nil {
 		t.Fatalf("verify after shutdown: %v", err)
 	}
 	inLedger := map[string]int{}

@@ -18,6 +18,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	db := dbFlag(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "print no progress")
+	checkpoints := fs.String("checkpoints", "", "a checkpoint file (tally checkpoint, serve --checkpoint-file): prove the ledger still holds what each checkpoint covered")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
@@ -31,6 +32,16 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	} else if !ok {
 		return fmt.Errorf("the database schema is not current: run 'tally migrate' first")
 	}
+	key, err := existingLedgerKey(s)
+	if err != nil {
+		return err
+	}
+	opts := ledger.VerifyOptions{Key: key}
+	if *checkpoints != "" {
+		if opts.Checkpoints, err = readCheckpoints(*checkpoints); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
 	last := start
 	progress := func(done, total int64) {
@@ -40,7 +51,8 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		last = time.Now()
 		fmt.Fprintf(stderr, "verify: %d of %d transactions checked\n", done, total)
 	}
-	rep, err := ledger.Verify(ctx, s.Audit(), progress)
+	opts.Progress = progress
+	rep, err := ledger.Verify(ctx, s.Audit(), opts)
 	var breach *ledger.Breach
 	if errors.As(err, &breach) {
 		return &exitError{code: 3, err: fmt.Errorf("verify FAILED: %w", breach)}
@@ -53,5 +65,8 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "ledger verified: %d accounts, %d transactions, %d postings, all chains intact, balances sum to zero (%s)\n",
 		rep.Accounts, rep.Transactions, rep.Postings, time.Since(start).Round(time.Millisecond))
+	if rep.Checkpoints > 0 {
+		fmt.Fprintf(stdout, "checkpoints: %d proven, the newest is %d\n", rep.Checkpoints, rep.LastCheckpoint)
+	}
 	return nil
 }

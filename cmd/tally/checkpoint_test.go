@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/ledger"
+	"github.com/tally-ledger/tally/sqlite"
+)
+
+// TestCLICheckpoint follows the issue's attack through the command line: a checkpoint kept outside the
+// database, then an insider deletes a customer's newest redemption and covers every trace in the
+// database; verify with the checkpoints names the account and the checkpoint.
+func TestCLICheckpoint(t *testing.T) {
+	t.Parallel()
+	db := tempDB(t)
+	path := strings.TrimPrefix(db, "sqlite:")
+	if out := mustCLI(t, "migrate", "--db", db); !strings.Contains(out, "chains sealed") {
+		t.Fatalf("migrate printed %q", out)
+	}
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	l := ledger.New(store, ledger.Options{Key: mustKeyFile(t, path)})
+	h, _ := tally.NewCustomerHasher([]byte("cli-test-secret-0123456789"))
+	victim := h.Hash("victim")
+	for i, r := range []ledger.Request{
+		{Kind: tally.KindAccrual, Key: "b1", Account: h.Hash("bystander"), Amount: 10},
+		{Kind: tally.KindAccrual, Key: "v1", Account: victim, Amount: 100},
+		{Kind: tally.KindRedemption, Key: "v2", Account: victim, Amount: 30},
+	} {
+		if _, err := l.Write(ctx, r); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	l.Close()
+
+	out := mustCLI(t, "checkpoint", "--db", db)
+	file := path + ".checkpoints"
+	if !strings.Contains(out, "checkpoint 1: 2 accounts, 3 transactions") || !strings.Contains(out, file) {
+		t.Fatalf("checkpoint printed %q", out)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("checkpoint file: %v, %v; want mode 0600", fi, err)
+	}
+	if out := mustCLI(t, "verify", "--db", db, "--quiet", "--checkpoints", file); !strings.Contains(out, "checkpoints: 1 proven") {
+		t.Fatalf("verify printed %q", out)
+	}
+
+	// The insider deletes the newest redemption and puts everything else back in order.
+	var seq int64
+	if err := store.SQL().QueryRow(`SELECT MAX(seq) FROM transactions WHERE account_id = ?`, victim).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"DELETE FROM processed_events WHERE tx_seq = {seq}",
+		"DELETE FROM postings WHERE seq = {seq}",
+		"DELETE FROM transactions WHERE seq = {seq}",
+		"UPDATE accounts SET balance = balance + 30, balance_version = balance_version - 1, last_tx_hash = (SELECT hash FROM transactions WHERE seq = (SELECT MAX(seq) FROM transactions WHERE account_id = '{a}')) WHERE id = '{a}'",
+		"UPDATE account_shards SET balance = 0 WHERE account_id = 'system:redemptions'",
+	} {
+		if _, err := store.SQL().Exec(strings.NewReplacer("{seq}", fmt.Sprint(seq), "{a}", victim).Replace(q)); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	mustCLI(t, "verify", "--db", db, "--quiet") // the database alone looks intact
+	_, err = cli(t, "verify", "--db", db, "--quiet", "--checkpoints", file)
+	wantOneLineError(t, err, "FAILED", "account "+victim, "checkpoint 1", "deleted")
+	if exitCode(err) != 3 {
+		t.Fatalf("exit code %d, want 3", exitCode(err))
+	}
+	_, err = cli(t, "checkpoint", "--db", db)
+	wantOneLineError(t, err, "refused", "account "+victim)
+
+	// A damaged checkpoint file is named, not skipped.
+	bad := filepath.Join(t.TempDir(), "bad.jsonl")
+	if err := os.WriteFile(bad, []byte("not json\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cli(t, "verify", "--db", db, "--checkpoints", bad)
+	wantOneLineError(t, err, bad, "line 1")
+
+	// Without the ledger key verify refuses rather than inventing one.
+	if err := os.Rename(path+".key", path+".key.moved"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cli(t, "verify", "--db", db)
+	wantOneLineError(t, err, "no ledger key", "TALLY_LEDGER_KEY")
+	if _, err := os.Stat(path + ".key"); err == nil {
+		t.Fatal("verify created a ledger key")
+	}
+}
+
+// TestServeCheckpoints: serve checkpoints the ledger head while it changes, into its checkpoint file.
+func TestServeCheckpoints(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "tally.db")
+	file := filepath.Join(dir, "cp.jsonl")
+	mustCLI(t, "migrate", "--db", db)
+	id, secret := createClient(t, db, "ledger:write")
+	s := startServe(t, "--db", db, "--checkpoint-every", "50ms", "--checkpoint-file", file)
+	tok := fetchToken(t, s.base, id, secret)
+	h, _ := tally.NewCustomerHasher(mustRead(t, filepath.Join(dir, "tally.db.secret")))
+	status, body, err := postJSON(s.base, "/v1/ledger/transaction/process", tok, accrualRequest("k1", h.Hash("c"), 5))
+	if err != nil || status != http.StatusCreated {
+		t.Fatalf("accrual: %d %s %v", status, body, err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if b, _ := os.ReadFile(file); strings.Contains(string(b), `"transactions":1`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve wrote no checkpoint covering the accrual within a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustCLI(t, "verify", "--db", db, "--quiet", "--checkpoints", file); !strings.Contains(out, "proven") {
+		t.Fatalf("verify printed %q", out)
+	}
+	if _, err := parseServe([]string{"--checkpoint-every", "-1s"}, os.Stderr); err == nil {
+		t.Fatal("a negative --checkpoint-every was accepted")
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []byte(strings.TrimSpace(string(b)))
+}

@@ -1,0 +1,69 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tally-ledger/tally"
+)
+
+// ErrUnchanged is returned by TakeCheckpoint, when asked to skip an unchanged ledger, if no account
+// head changed since the previous checkpoint.
+var ErrUnchanged = errors.New("no account changed since the previous checkpoint")
+
+// TakeCheckpoint computes a signed digest of the ledger head: every customer account's head (version,
+// newest hash, balance) in a HeadTree, the highest transaction number and the number of transactions
+// covered, numbered after the previous checkpoint and signed with the ledger key. It records in the
+// store the heads that changed since they were last recorded, so that a later audit can name an account
+// whose chain no longer matches; the caller writes the returned checkpoint outside the database.
+//
+// A head that went backwards (fewer transactions than recorded, or the same number with another hash or
+// balance) means the database was altered since the last checkpoint: TakeCheckpoint then records
+// nothing and returns a *Breach naming the account and the checkpoint that recorded it.
+func TakeCheckpoint(ctx context.Context, store tally.Store, key *tally.LedgerKey, now time.Time, skipUnchanged bool) (tally.Checkpoint, error) {
+	var cp tally.Checkpoint
+	err := store.Checkpoint(ctx, func(ctx context.Context, tx tally.CheckpointTx) error {
+		last, err := tx.LastCheckpoint(ctx)
+		if err != nil {
+			return err
+		}
+		maxSeq, err := tx.MaxSeq(ctx)
+		if err != nil {
+			return err
+		}
+		tree := tally.NewHeadTree()
+		var changed []tally.Head
+		err = tx.ScanHeads(ctx, func(cur tally.Head, rec *tally.Head) error {
+			if rec != nil && *rec != cur {
+				if cur.Version < rec.Version || cur.Version == rec.Version {
+					return &Breach{AccountID: cur.AccountID, Checkpoint: last, Problem: fmt.Sprintf(
+						"the account's head went back (now %d transactions, balance %d; recorded %d transactions, balance %d, with another hash): the database was altered",
+						cur.Version, cur.Balance, rec.Version, rec.Balance)}
+				}
+			}
+			if rec == nil || *rec != cur {
+				changed = append(changed, cur)
+			}
+			tree.Put(cur)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if skipUnchanged && last > 0 && len(changed) == 0 {
+			return ErrUnchanged
+		}
+		cp = tally.Checkpoint{
+			No: last + 1, CreatedAt: tally.LedgerTime(now), MaxSeq: maxSeq,
+			Transactions: tree.Transactions(), Accounts: tree.Accounts(), Root: tree.Root(),
+		}
+		key.SignCheckpoint(&cp)
+		return tx.RecordCheckpoint(ctx, cp, changed)
+	})
+	if err != nil {
+		return tally.Checkpoint{}, err
+	}
+	return cp, nil
+}
