@@ -128,7 +128,9 @@ func (c checkpointTx) RecordCheckpoint(ctx context.Context, cp tally.Checkpoint,
 }
 
 // ChainSeal returns the stored chain seal.
-func (a auditor) ChainSeal(ctx context.Context) (tally.ChainSeal, error) { return readChainSeal(ctx, a.db) }
+func (a auditor) ChainSeal(ctx context.Context) (tally.ChainSeal, error) {
+	return readChainSeal(ctx, a.db)
+}
 
 // ScanRecordedHeads streams the heads recorded by checkpoints numbered up to through.
 func (a auditor) ScanRecordedHeads(ctx context.Context, through int64, fn func(int64, tally.Head) error) error {
