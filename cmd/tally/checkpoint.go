@@ -144,22 +144,34 @@ func checkpointLoop(ctx context.Context, store tally.Store, key *tally.LedgerKey
 			return
 		case <-t.C:
 		}
-		cp, err := ledger.TakeCheckpoint(ctx, store, key, time.Now(), true)
-		var breach *ledger.Breach
-		switch {
-		case errors.Is(err, ledger.ErrUnchanged), ctx.Err() != nil:
-			continue
-		case errors.As(err, &breach):
-			log.Error("checkpoint refused: the ledger was altered since the last checkpoint", "breach", breach.Error())
-			continue
-		case err != nil:
-			log.Warn("checkpoint failed", "err", err)
-			continue
-		}
-		if err := appendCheckpoint(path, cp); err != nil {
-			log.Error("checkpoint not kept", "no", cp.No, "err", err)
-		}
-		log.Info("checkpoint", "no", cp.No, "created_at", cp.CreatedAt, "max_seq", cp.MaxSeq, "transactions", cp.Transactions,
-			"accounts", cp.Accounts, "root", cp.Root, "key_id", cp.KeyID, "signature", cp.Signature)
+		keepCheckpoint(ctx, store, key, path, log)
 	}
+}
+
+// finalCheckpoint is the checkpoint serve takes as it stops, within a bounded time.
+func finalCheckpoint(store tally.Store, key *tally.LedgerKey, path string, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	keepCheckpoint(ctx, store, key, path, log)
+}
+
+// keepCheckpoint takes a checkpoint if the ledger changed, appends it to path and logs it.
+func keepCheckpoint(ctx context.Context, store tally.Store, key *tally.LedgerKey, path string, log *slog.Logger) {
+	cp, err := ledger.TakeCheckpoint(ctx, store, key, time.Now(), true)
+	var breach *ledger.Breach
+	switch {
+	case errors.Is(err, ledger.ErrUnchanged), ctx.Err() != nil:
+		return
+	case errors.As(err, &breach):
+		log.Error("checkpoint refused: the ledger was altered since the last checkpoint", "breach", breach.Error())
+		return
+	case err != nil:
+		log.Warn("checkpoint failed", "err", err)
+		return
+	}
+	if err := appendCheckpoint(path, cp); err != nil {
+		log.Error("checkpoint not kept", "no", cp.No, "err", err)
+	}
+	log.Info("checkpoint", "no", cp.No, "created_at", cp.CreatedAt, "max_seq", cp.MaxSeq, "transactions", cp.Transactions,
+		"accounts", cp.Accounts, "root", cp.Root, "key_id", cp.KeyID, "signature", cp.Signature)
 }

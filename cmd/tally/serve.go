@@ -247,15 +247,15 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		}
 	}
 	jobs.Go(func() { purgeLoop(runCtx, guarded, c.retention, log) })
-	if c.checkpointEvery > 0 {
-		path := c.checkpointFile
-		if path == "" {
-			if path, err = checkpointPath(store, ""); err != nil {
-				path = "tally-checkpoints.jsonl"
-			}
+	checkpointFile := c.checkpointFile
+	if checkpointFile == "" {
+		if checkpointFile, err = checkpointPath(store, ""); err != nil {
+			checkpointFile = "tally-checkpoints.jsonl"
 		}
-		log.Info("checkpoints", "file", path, "every", c.checkpointEvery.String(), "key_id", key.KeyID())
-		jobs.Go(func() { checkpointLoop(runCtx, guarded, key, path, c.checkpointEvery, log) })
+	}
+	if c.checkpointEvery > 0 {
+		log.Info("checkpoints", "file", checkpointFile, "every", c.checkpointEvery.String(), "key_id", key.KeyID())
+		jobs.Go(func() { checkpointLoop(runCtx, guarded, key, checkpointFile, c.checkpointEvery, log) })
 	}
 	if c.pprofAddr != "" {
 		stop, err := servePprof(c.pprofAddr, log)
@@ -304,6 +304,10 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		log.Error("shutdown", "err", shutdownErr)
 	}
 	l.Close()
+	if c.checkpointEvery > 0 {
+		// A last checkpoint covers the writes since the previous one.
+		finalCheckpoint(guarded, key, checkpointFile, log)
+	}
 	log.Info("stopped")
 	return shutdownErr
 }

@@ -64,7 +64,9 @@ func startServe(t *testing.T, args ...string) *runningServe {
 // launchServe starts serve without waiting for it to listen, so that several can start at once.
 func launchServe(t *testing.T, args ...string) *runningServe {
 	t.Helper()
-	cfg, err := parseServe(append([]string{"--addr", "127.0.0.1:0"}, args...), io.Discard)
+	// Checkpoints go to the test's own directory, never to the working directory (the package's source).
+	defaults := []string{"--addr", "127.0.0.1:0", "--checkpoint-file", filepath.Join(t.TempDir(), "checkpoints.jsonl")}
+	cfg, err := parseServe(append(defaults, args...), io.Discard)
 	if err != nil {
 		t.Fatalf("serve flags: %v", err)
 	}
