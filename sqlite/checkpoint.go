@@ -50,21 +50,30 @@ func (db *DB) InitChainSeal(ctx context.Context, seal func(highestSeq int64) tal
 	return out, err
 }
 
-// Checkpoint runs fn in one write transaction: SQLite has one writer, so checkpoints are serialised with
-// every other write, and the scan sees one snapshot.
+// Checkpoint reads in one read transaction (a WAL snapshot), so that scanning every account does not
+// hold the one write lock, and records in a short write transaction that first checks that no other
+// checkpoint was recorded since the snapshot (ECONFLICT if one was): checkpoints stay serialised.
 func (db *DB) Checkpoint(ctx context.Context, fn func(ctx context.Context, tx tally.CheckpointTx) error) error {
-	return db.write(ctx, func(tx *sql.Tx) error { return fn(ctx, checkpointTx{tx}) })
+	tx, err := db.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return wrap(err, "begin")
+	}
+	defer tx.Rollback()
+	return fn(ctx, &checkpointTx{tx: tx, db: db})
 }
 
-type checkpointTx struct{ tx *sql.Tx }
-
-func (c checkpointTx) LastCheckpoint(ctx context.Context) (int64, error) {
-	var n int64
-	err := c.tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(no), 0) FROM checkpoints`).Scan(&n)
-	return n, wrap(err, "read the last checkpoint")
+type checkpointTx struct {
+	tx   *sql.Tx // the read snapshot
+	db   *DB
+	last int64 // the newest checkpoint in the snapshot
 }
 
-func (c checkpointTx) MaxSeq(ctx context.Context) (int64, error) {
+func (c *checkpointTx) LastCheckpoint(ctx context.Context) (int64, error) {
+	err := c.tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(no), 0) FROM checkpoints`).Scan(&c.last)
+	return c.last, wrap(err, "read the last checkpoint")
+}
+
+func (c *checkpointTx) MaxSeq(ctx context.Context) (int64, error) {
 	var n int64
 	err := c.tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM transactions`).Scan(&n)
 	return n, wrap(err, "read the highest transaction number")
@@ -78,7 +87,7 @@ const headsQuery = `SELECT a.id, a.balance_version, a.last_tx_hash, a.balance, h
 	WHERE a.kind = 'customer'
 	ORDER BY a.id`
 
-func (c checkpointTx) ScanHeads(ctx context.Context, fn func(tally.Head, *tally.Head) error) error {
+func (c *checkpointTx) ScanHeads(ctx context.Context, fn func(tally.Head, *tally.Head) error) error {
 	rows, err := c.tx.QueryContext(ctx, headsQuery)
 	if err != nil {
 		return wrap(err, "scan heads")
@@ -102,8 +111,19 @@ func (c checkpointTx) ScanHeads(ctx context.Context, fn func(tally.Head, *tally.
 	return wrap(rows.Err(), "scan heads")
 }
 
-func (c checkpointTx) RecordCheckpoint(ctx context.Context, cp tally.Checkpoint, changed []tally.Head) error {
-	_, err := c.tx.ExecContext(ctx, `INSERT INTO checkpoints (no, created_at, max_seq, transactions, accounts, root, key_id, signature)
+func (c *checkpointTx) RecordCheckpoint(ctx context.Context, cp tally.Checkpoint, changed []tally.Head) error {
+	return c.db.write(ctx, func(tx *sql.Tx) error { return recordCheckpoint(ctx, tx, cp, c.last, changed) })
+}
+
+func recordCheckpoint(ctx context.Context, tx *sql.Tx, cp tally.Checkpoint, last int64, changed []tally.Head) error {
+	var now int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(no), 0) FROM checkpoints`).Scan(&now); err != nil {
+		return wrap(err, "read the last checkpoint")
+	}
+	if now != last {
+		return tally.Errorf(tally.ECONFLICT, "checkpoint %d was recorded meanwhile", now)
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (no, created_at, max_seq, transactions, accounts, root, key_id, signature)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, cp.No, cp.CreatedAt.UnixMicro(), cp.MaxSeq, cp.Transactions, cp.Accounts, cp.Root, cp.KeyID, cp.Signature)
 	if isUniqueViolation(err) {
 		return tally.Errorf(tally.ECONFLICT, "checkpoint %d is already recorded", cp.No)
@@ -114,7 +134,7 @@ func (c checkpointTx) RecordCheckpoint(ctx context.Context, cp tally.Checkpoint,
 	if len(changed) == 0 {
 		return nil
 	}
-	stmt, err := c.tx.PrepareContext(ctx, `INSERT INTO checkpoint_heads (account_id, checkpoint_no, version, hash, balance) VALUES (?, ?, ?, ?, ?)`)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO checkpoint_heads (account_id, checkpoint_no, version, hash, balance) VALUES (?, ?, ?, ?, ?)`)
 	if err != nil {
 		return wrap(err, "record heads")
 	}
