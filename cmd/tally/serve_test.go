@@ -20,7 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/ledger"
+	"github.com/tally-ledger/tally/postgres/pgtest"
 	"github.com/tally-ledger/tally/sqlite"
 )
 
@@ -316,6 +318,29 @@ func TestServeDemoAgain(t *testing.T) {
 	req.SetBasicAuth(id, secret)
 	if status, body, err := send(req); err != nil || status != 401 {
 		t.Fatalf("token for the revoked demo client: %d %s %v", status, body, err)
+	}
+}
+
+// TestServeDemoAgainPostgres starts --demo twice on one PostgreSQL database, which has no file beside it
+// to keep the demo client's secret: the second start makes a new client and says that it revoked the
+// first, and the points are credited once.
+func TestServeDemoAgainPostgres(t *testing.T) {
+	db := pgtest.URL(t)
+	t.Setenv("TALLY_CUSTOMER_SECRET", "demo-test-customer-secret-0123456789")
+	t.Setenv("TALLY_LEDGER_KEY", tally.GenerateLedgerKey())
+	s := startServe(t, "--db", db, "--demo")
+	id, _ := demoCredentials(t, s.out.String())
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := startServe(t, "--db", db, "--demo")
+	out := s2.out.String()
+	id2, secret2 := demoCredentials(t, out)
+	if id2 == id || !strings.Contains(out, "revoked the earlier demo client(s) "+id) || !strings.Contains(out, "balance 3000 points") {
+		t.Fatalf("second --demo on PostgreSQL (first client %s):\n%s", id, out)
+	}
+	if m := lookup(t, s2.base, fetchToken(t, s2.base, id2, secret2), demoCustomer); m["balance"] != float64(3000) {
+		t.Fatalf("demo customer after a second --demo: %v", m)
 	}
 }
 
