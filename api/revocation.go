@@ -9,12 +9,12 @@ import (
 	"github.com/tally-ledger/tally/auth"
 )
 
-// revocationTTL is how long a client's revocation status is trusted before it is read again: a revoked
+// RevocationTTL is how long a client's revocation status is trusted before it is read again: a revoked
 // client's tokens stop working within this time, not at their expiry.
-const revocationTTL = 10 * time.Second
+const RevocationTTL = 10 * time.Second
 
 // revocations remembers, per client, whether it is revoked, read from the credential store at most once
-// per revocationTTL.
+// per RevocationTTL.
 type revocations struct {
 	mu      sync.Mutex
 	clients map[string]revocationEntry
@@ -37,7 +37,7 @@ func (s *Server) revoked(ctx context.Context, p auth.Principal) bool {
 	s.revoke.mu.Lock()
 	e, ok := s.revoke.clients[p.ClientID]
 	s.revoke.mu.Unlock()
-	if ok && now.Sub(e.checked) < revocationTTL {
+	if ok && now.Sub(e.checked) < RevocationTTL {
 		return e.revoked
 	}
 	c, err := s.Clients.Client(ctx, p.ClientID)

@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -18,7 +19,7 @@ type Metrics struct {
 
 	Requests           *prometheus.CounterVec   // route, status
 	RequestDuration    *prometheus.HistogramVec // route, status
-	LedgerOps          *prometheus.CounterVec   // kind, outcome
+	LedgerOps          *prometheus.CounterVec   // kind, outcome, replayed
 	Replays            *prometheus.CounterVec   // kind
 	Shed               prometheus.Counter
 	CircuitState       prometheus.Gauge
@@ -39,8 +40,9 @@ func New() *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route", "status"}),
 		LedgerOps: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tally_ledger_operations_total", Help: "Ledger writes by kind and outcome (ok or an error code).",
-		}, []string{"kind", "outcome"}),
+			Name: "tally_ledger_operations_total",
+			Help: "Ledger writes by kind, outcome (ok or an error code) and replayed (true for a retry of an applied write, answered from its remembered outcome).",
+		}, []string{"kind", "outcome", "replayed"}),
 		Replays: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_idempotent_replays_total", Help: "Writes answered from a remembered outcome instead of being applied again.",
 		}, []string{"kind"}),
@@ -72,13 +74,14 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
 }
 
-// ObserveWrite counts one ledger write; it fits ledger.Options.Observe.
+// ObserveWrite counts one ledger write; it fits ledger.Options.Observe. A replay gets replayed="true", so
+// that the series with replayed="false" and outcome="ok" count writes actually applied.
 func (m *Metrics) ObserveWrite(kind tally.Kind, code tally.Code, replayed bool) {
 	outcome := string(code)
 	if outcome == "" {
 		outcome = "ok"
 	}
-	m.LedgerOps.WithLabelValues(string(kind), outcome).Inc()
+	m.LedgerOps.WithLabelValues(string(kind), outcome, strconv.FormatBool(replayed)).Inc()
 	if replayed {
 		m.Replays.WithLabelValues(string(kind)).Inc()
 	}

@@ -192,9 +192,11 @@ func TestCLIClients(t *testing.T) {
 		t.Fatal("clients list shows a secret")
 	}
 
+	// Servers re-read a client's revocation every api.RevocationTTL, so its tokens stop working then, not
+	// at their expiry: the message must say so.
 	out = mustCLI(t, "clients", "revoke", "--db", db, created.ID)
-	if !strings.Contains(out, "revoked "+created.ID) {
-		t.Fatalf("clients revoke printed %q", out)
+	if want := "revoked " + created.ID + ": it can get no new tokens, and the tokens it already has stop working within 10s\n"; out != want {
+		t.Fatalf("clients revoke printed %q, want %q", out, want)
 	}
 	var rows []struct {
 		ID        string  `json:"client_id"`

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/api"
 	"github.com/tally-ledger/tally/auth"
 )
 
@@ -140,6 +141,8 @@ func clientsRevoke(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		return err
 	}
-	fmt.Fprintf(stdout, "revoked %s: it can get no new tokens; tokens already issued expire within their lifetime\n", id)
+	// Every server re-reads a client's revocation status at least this often, so the tokens it already
+	// holds stop working then, long before they expire.
+	fmt.Fprintf(stdout, "revoked %s: it can get no new tokens, and the tokens it already has stop working within %s\n", id, api.RevocationTTL)
 	return nil
 }

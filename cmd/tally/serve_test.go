@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,7 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/ledger"
+	"github.com/tally-ledger/tally/postgres/pgtest"
 	"github.com/tally-ledger/tally/sqlite"
 )
 
@@ -214,15 +217,18 @@ func accrualRequest(key, customer string, amount int64) map[string]any {
 // TestServeDemo runs `tally serve --demo` and follows the instructions it prints.
 func TestServeDemo(t *testing.T) {
 	t.Parallel()
-	db := "sqlite:" + filepath.Join(t.TempDir(), "tally.db")
-	s := startServe(t, "--db", db, "--demo")
+	path := filepath.Join(t.TempDir(), "tally.db")
+	s := startServe(t, "--db", "sqlite:"+path, "--demo")
 	out := s.out.String()
-	for _, want := range []string{"client_id=", "client_secret=", s.base + "/portal/#session=", "tally: listening on " + s.base, "balance 3000 points"} {
+	for _, want := range []string{"client_id=", "client_secret=", s.base + "/portal/#session=", "tally: listening on " + s.base, "balance 3000 points", "saved in " + path + ".demo.env"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("demo output lacks %q:\n%s", want, out)
 		}
 	}
 	id, secret := demoCredentials(t, out)
+	if env := demoEnvFile(t, path+".demo.env"); env != (demoEnv{ClientID: id, ClientSecret: secret, URL: s.base}) {
+		t.Fatalf("the demo credentials file holds %+v; the output says %s %s at %s", env, id, secret, s.base)
+	}
 	tok := fetchToken(t, s.base, id, secret)
 	if m := lookup(t, s.base, tok, demoCustomer); m["balance"] != float64(3000) || m["stale"] != false {
 		t.Fatalf("demo customer: %v", m)
@@ -233,26 +239,128 @@ func TestServeDemo(t *testing.T) {
 	if status, body, err := send(req); err != nil || status != 200 || !strings.Contains(string(body), "3000") {
 		t.Fatalf("portal with the printed session: %d %s %v", status, body, err)
 	}
+}
+
+// TestServeDemoAgain starts --demo three times on one database, as a user trying Tally does: the
+// second start keeps the client, the catalog and the points as the first run left them and prints the
+// real balance; the third, with the credentials file deleted, makes a new client and says that the old
+// one was revoked.
+func TestServeDemoAgain(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tally.db")
+	envPath := path + ".demo.env"
+	db := "sqlite:" + path
+	s := startServe(t, "--db", db, "--demo")
+	id, secret := demoCredentials(t, s.out.String())
+	tok := fetchToken(t, s.base, id, secret)
+	// Spend points and edit the catalog, as someone trying the demo would.
+	spend := map[string]any{"idempotency_key": "spend-1", "channel": "test", "customer_hash": demoCustomer, "kind": "redemption", "amount": 500, "reason": "test"}
+	if status, body, err := postJSON(s.base, "/v1/ledger/transaction/process", tok, spend); err != nil || status != 201 {
+		t.Fatalf("redemption: %d %s %v", status, body, err)
+	}
+	edited := `{"name":"Free coffee","point_cost":500,"inventory":7,"fulfillment_method":"email","active":false}`
+	req, _ := http.NewRequest("PUT", s.base+"/v1/catalog/rewards/RWD-1001", strings.NewReader(edited))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if status, body, err := send(req); err != nil || status != 200 {
+		t.Fatalf("edit a reward: %d %s %v", status, body, err)
+	}
 	if err := s.stop(); err != nil {
 		t.Fatal(err)
 	}
 
-	// A second --demo on the same database seeds nothing twice and replaces the demo client.
 	s2 := startServe(t, "--db", db, "--demo")
-	id2, secret2 := demoCredentials(t, s2.out.String())
-	if id2 == id {
-		t.Fatal("the second demo printed the same client")
+	out := s2.out.String()
+	if id2, secret2 := demoCredentials(t, out); id2 != id || secret2 != secret {
+		t.Fatalf("the second --demo printed client %s, not the first one's %s:\n%s", id2, id, out)
 	}
-	tok = fetchToken(t, s2.base, id2, secret2)
-	if m := lookup(t, s2.base, tok, demoCustomer); m["balance"] != float64(3000) {
+	for _, want := range []string{"balance 2500 points", "kept from " + envPath} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("second demo output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "revoked") {
+		t.Fatalf("the second --demo revoked something:\n%s", out)
+	}
+	tok = fetchToken(t, s2.base, id, secret)
+	if m := lookup(t, s2.base, tok, demoCustomer); m["balance"] != float64(2500) {
 		t.Fatalf("demo customer after a second --demo: %v", m)
 	}
-	req, _ = http.NewRequest("POST", s2.base+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
+	req, _ = http.NewRequest("GET", s2.base+"/v1/catalog/rewards/RWD-1001", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	status, body, err := send(req)
+	var rw struct {
+		Inventory *int64 `json:"inventory"`
+		Active    bool   `json:"active"`
+	}
+	if err != nil || status != 200 || json.Unmarshal(body, &rw) != nil || rw.Inventory == nil || *rw.Inventory != 7 || rw.Active {
+		t.Fatalf("the edited reward after a second --demo: %d %s %v", status, body, err)
+	}
+	if err := s2.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := os.Remove(envPath); err != nil {
+		t.Fatal(err)
+	}
+	s3 := startServe(t, "--db", db, "--demo")
+	out = s3.out.String()
+	id3, secret3 := demoCredentials(t, out)
+	if id3 == id {
+		t.Fatalf("without its credentials file, the third --demo printed the old client:\n%s", out)
+	}
+	if !strings.Contains(out, "revoked the earlier demo client(s) "+id) || !strings.Contains(out, "balance 2500 points") {
+		t.Fatalf("the third --demo does not say that it revoked %s, or the balance:\n%s", id, out)
+	}
+	if env := demoEnvFile(t, envPath); env.ClientID != id3 || env.ClientSecret != secret3 {
+		t.Fatalf("the new credentials file holds %+v, not %s", env, id3)
+	}
+	req, _ = http.NewRequest("POST", s3.base+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(id, secret)
 	if status, body, err := send(req); err != nil || status != 401 {
-		t.Fatalf("token for the replaced demo client: %d %s %v", status, body, err)
+		t.Fatalf("token for the revoked demo client: %d %s %v", status, body, err)
 	}
+}
+
+// TestServeDemoAgainPostgres starts --demo twice on one PostgreSQL database, which has no file beside it
+// to keep the demo client's secret: the second start makes a new client and says that it revoked the
+// first, and the points are credited once.
+func TestServeDemoAgainPostgres(t *testing.T) {
+	db := pgtest.URL(t)
+	t.Setenv("TALLY_CUSTOMER_SECRET", "demo-test-customer-secret-0123456789")
+	t.Setenv("TALLY_LEDGER_KEY", tally.GenerateLedgerKey())
+	s := startServe(t, "--db", db, "--demo")
+	id, _ := demoCredentials(t, s.out.String())
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := startServe(t, "--db", db, "--demo")
+	out := s2.out.String()
+	id2, secret2 := demoCredentials(t, out)
+	if id2 == id || !strings.Contains(out, "revoked the earlier demo client(s) "+id) || !strings.Contains(out, "balance 3000 points") {
+		t.Fatalf("second --demo on PostgreSQL (first client %s):\n%s", id, out)
+	}
+	if m := lookup(t, s2.base, fetchToken(t, s2.base, id2, secret2), demoCustomer); m["balance"] != float64(3000) {
+		t.Fatalf("demo customer after a second --demo: %v", m)
+	}
+}
+
+// demoEnvFile reads the demo credentials file, which must be private to its owner.
+func demoEnvFile(t *testing.T, path string) demoEnv {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s has mode %v, want 0600", path, fi.Mode().Perm())
+	}
+	env, err := readDemoEnv(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
 }
 
 func demoCredentials(t *testing.T, out string) (id, secret string) {
