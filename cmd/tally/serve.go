@@ -162,7 +162,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	_ = key // TODO(#6): the chain hash, checkpoints and signing keys at rest use it
+	_ = key // TODO(#6): the chain hash and checkpoints use it
 
 	m := metrics.New()
 	guarded := breaker.New(store.Store, breaker.Config{
@@ -190,7 +190,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	if issuerURL == "" {
 		issuerURL = base
 	}
-	issuer, err := auth.NewIssuer(ctx, store.creds, auth.IssuerConfig{Issuer: strings.TrimSuffix(issuerURL, "/"), Audience: c.audience, TTL: c.tokenTTL, Logger: log})
+	issuer, err := auth.NewIssuer(ctx, store.creds, auth.IssuerConfig{Issuer: strings.TrimSuffix(issuerURL, "/"), Audience: c.audience, Key: key, TTL: c.tokenTTL, Logger: log})
 	if err != nil {
 		return fmt.Errorf("token issuer: %w", err)
 	}
