@@ -292,12 +292,12 @@ func (i *Issuer) reloadLocked(ctx context.Context) error {
 	now := i.cfg.Now()
 	keys := make([]*signingKey, 0, len(stored))
 	for _, s := range stored {
-		if !now.Before(s.RetireAt) {
-			continue // every token it signed has expired
-		}
-		if storedInClear(s) {
+		if storedInClear(s) { // even past its RetireAt: its seed should not stay in the database
 			i.revokeClearKey(ctx, s)
 			continue
+		}
+		if !now.Before(s.RetireAt) {
+			continue // every token it signed has expired
 		}
 		priv, err := OpenSigningKey(i.cfg.Key, s)
 		if err != nil {

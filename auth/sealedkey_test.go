@@ -173,6 +173,10 @@ func TestKeyStoredInClearIsRevoked(t *testing.T) {
 	}
 	liveToken := sign(t, jwt.SigningMethodEdDSA, exposedPriv, map[string]any{"kid": exposed.KID, "typ": "at+jwt"},
 		localClaims(clk.Now()))
+	retired, _ := clearKey(t, clk.Now().Add(-2*DefaultRotationPeriod)) // past its RetireAt: its seed goes too
+	if err := store.AddSigningKey(ctx, retired); err != nil {
+		t.Fatal(err)
+	}
 
 	var logs bytes.Buffer
 	iss := mustIssuerKeyed(t, store, clk, testLedgerKey, slog.New(slog.NewTextHandler(&logs, nil)))
@@ -204,6 +208,9 @@ func TestKeyStoredInClearIsRevoked(t *testing.T) {
 		}
 	}
 	checkRevoked(exposed, liveToken)
+	if slices.Contains(store.kids(), retired.KID) {
+		t.Errorf("the retired key stored in clear is still stored")
+	}
 	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), exposed.KID) {
 		t.Errorf("the revocation was not logged as an error:\n%s", logs.String())
 	}
