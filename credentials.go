@@ -38,14 +38,19 @@ type Client struct {
 // SigningKey is a key that signs access tokens, shared by every replica through the CredentialStore.
 // A key signs until NotAfter and is published (in the JWKS, for verification) until RetireAt, which is
 // later than the expiry of the last token it signed; after RetireAt it may be deleted.
+//
+// The store never sees the private key in clear: package auth seals it with the LedgerKey, which is not
+// in the database, so that a copy of the database cannot sign tokens. Stores keep the bytes as given.
 type SigningKey struct {
-	KID        string
-	Algorithm  string // "EdDSA"
-	PrivateKey []byte // the 32-byte Ed25519 seed of RFC 8032 (ed25519.NewKeyFromSeed)
-	PublicKey  []byte // the 32-byte Ed25519 public key
-	CreatedAt  time.Time
-	NotAfter   time.Time
-	RetireAt   time.Time
+	KID       string
+	Algorithm string // "EdDSA"
+	// SealedPrivateKey is the 32-byte Ed25519 seed of RFC 8032 sealed with LedgerKey.Seal (see
+	// auth.OpenSigningKey). Keys stored before sealing hold the bare seed here; auth revokes them.
+	SealedPrivateKey []byte
+	PublicKey        []byte // the 32-byte Ed25519 public key, in clear
+	CreatedAt        time.Time
+	NotAfter         time.Time
+	RetireAt         time.Time
 }
 
 // CredentialStore keeps OAuth clients and token signing keys. Storage adapters implement it.

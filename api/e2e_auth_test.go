@@ -219,7 +219,7 @@ func TestE2EAuthProtectedEndpoint(t *testing.T) {
 		}
 		// A token issued in the past by another issuer over the same keys: it verifies but has expired.
 		pastIssuer, err := auth.NewIssuer(ctx, srv.Creds, auth.IssuerConfig{
-			Issuer: srv.Issuer.IssuerURL(), Audience: "tally", Now: func() time.Time { return now.Add(-2 * time.Hour) },
+			Issuer: srv.Issuer.IssuerURL(), Audience: "tally", Key: apitest.LedgerKey, Now: func() time.Time { return now.Add(-2 * time.Hour) },
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -228,7 +228,7 @@ func TestE2EAuthProtectedEndpoint(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		presentIssuer, err := auth.NewIssuer(ctx, srv.Creds, auth.IssuerConfig{Issuer: srv.Issuer.IssuerURL(), Audience: "tally"})
+		presentIssuer, err := auth.NewIssuer(ctx, srv.Creds, auth.IssuerConfig{Issuer: srv.Issuer.IssuerURL(), Audience: "tally", Key: apitest.LedgerKey})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -192,10 +192,21 @@ const (
 	testAudience = "https://tally.test/api"
 )
 
+// testLedgerKey seals the signing keys of test issuers.
+var testLedgerKey = mustLedgerKey(tally.GenerateLedgerKey())
+
+func mustLedgerKey(hex string) *tally.LedgerKey {
+	k, err := tally.ParseLedgerKey(hex)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
 func MustIssuer(tb testing.TB, store tally.CredentialStore, clk *clock) *Issuer {
 	tb.Helper()
 	i, err := NewIssuer(context.Background(), store, IssuerConfig{
-		Issuer: testIssuer, Audience: testAudience, Now: clk.Now, Logger: quietLogger,
+		Issuer: testIssuer, Audience: testAudience, Key: testLedgerKey, Now: clk.Now, Logger: quietLogger,
 	})
 	if err != nil {
 		tb.Fatalf("NewIssuer: %v", err)

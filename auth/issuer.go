@@ -41,6 +41,10 @@ type IssuerConfig struct {
 	Issuer   string // the "iss" of issued tokens: Tally's public base URL, e.g. "https://tally.example.com"
 	Audience string // the "aud" of issued tokens, e.g. "https://tally.example.com/api"
 
+	// Key seals the private signing keys kept in the store (required). Every replica needs the same one:
+	// a key sealed with another is neither used nor published.
+	Key *tally.LedgerKey
+
 	TTL time.Duration // lifetime of an access token; DefaultTTL
 
 	// RotationPeriod is how long a new key signs before a successor replaces it; DefaultRotationPeriod.
@@ -60,6 +64,10 @@ type IssuerConfig struct {
 // Every replica runs one over the same store: keys one replica creates are found by the others when they
 // reload, periodically (Run) or on meeting an unknown kid (at most once a second). It is safe for
 // concurrent use.
+//
+// Private keys are stored sealed with the ledger key (see OpenSigningKey). A stored key that does not
+// open is ignored: never used, never published. A key found with its seed in clear (as stored before
+// keys were sealed) is revoked at once; see revokeClearKey.
 type Issuer struct {
 	cfg   IssuerConfig
 	store tally.CredentialStore
@@ -69,8 +77,9 @@ type Issuer struct {
 	signer *signingKey            // the newest key that may sign; nil when none
 	jwks   []byte
 
-	reloadMu   sync.Mutex   // serialises reloads, key creation and rotation within this replica
-	lastReload atomic.Int64 // UnixNano of the last attempt to read the store's keys
+	reloadMu   sync.Mutex      // serialises reloads, key creation and rotation within this replica
+	lastReload atomic.Int64    // UnixNano of the last attempt to read the store's keys
+	unopened   map[string]bool // kids of keys that did not open, already logged; under reloadMu
 }
 
 // signingKey is a stored key with its decoded Ed25519 form.
@@ -96,13 +105,15 @@ func NewIssuer(ctx context.Context, store tally.CredentialStore, cfg IssuerConfi
 	switch {
 	case cfg.Issuer == "" || cfg.Audience == "":
 		return nil, tally.Errorf(tally.EINVALID, "an issuer needs an issuer URL and an audience")
+	case cfg.Key == nil:
+		return nil, tally.Errorf(tally.EINVALID, "an issuer needs the ledger key, which seals its signing keys")
 	case cfg.TTL < 0 || cfg.RotationPeriod < 0 || cfg.ReloadInterval < 0:
 		return nil, tally.Errorf(tally.EINVALID, "negative issuer durations")
 	case cfg.Overlap < cfg.ReloadInterval:
 		return nil, tally.Errorf(tally.EINVALID, "key overlap %s is shorter than the reload interval %s",
 			cfg.Overlap, cfg.ReloadInterval)
 	}
-	i := &Issuer{cfg: cfg, store: store}
+	i := &Issuer{cfg: cfg, store: store, unopened: map[string]bool{}}
 	i.reloadMu.Lock()
 	defer i.reloadMu.Unlock()
 	if err := i.reloadLocked(ctx); err != nil {
@@ -228,17 +239,17 @@ func (i *Issuer) addKeyLocked(ctx context.Context) (*signingKey, error) {
 	notAfter := now.Add(i.cfg.RotationPeriod)
 	k := &signingKey{
 		SigningKey: tally.SigningKey{
-			KID:        ed25519Thumbprint(pub),
-			Algorithm:  algEdDSA,
-			PrivateKey: priv.Seed(),
-			PublicKey:  pub,
-			CreatedAt:  now,
-			NotAfter:   notAfter,
-			RetireAt:   notAfter.Add(i.cfg.TTL + i.cfg.Overlap),
+			KID:       ed25519Thumbprint(pub),
+			Algorithm: algEdDSA,
+			PublicKey: pub,
+			CreatedAt: now,
+			NotAfter:  notAfter,
+			RetireAt:  notAfter.Add(i.cfg.TTL + i.cfg.Overlap),
 		},
 		private: priv,
 		public:  pub,
 	}
+	k.SealedPrivateKey = sealSeed(i.cfg.Key, k.SigningKey, priv)
 	if err := i.store.AddSigningKey(ctx, k.SigningKey); err != nil {
 		return nil, err
 	}
@@ -281,30 +292,40 @@ func (i *Issuer) reloadLocked(ctx context.Context) error {
 	now := i.cfg.Now()
 	keys := make([]*signingKey, 0, len(stored))
 	for _, s := range stored {
+		if storedInClear(s) { // even past its RetireAt: its seed should not stay in the database
+			i.revokeClearKey(ctx, s)
+			continue
+		}
 		if !now.Before(s.RetireAt) {
 			continue // every token it signed has expired
 		}
-		k, err := decodeKey(s)
+		priv, err := OpenSigningKey(i.cfg.Key, s)
 		if err != nil {
-			i.cfg.Logger.WarnContext(ctx, "auth: skipping unusable signing key", "kid", s.KID, "err", err)
+			if !i.unopened[s.KID] {
+				i.unopened[s.KID] = true
+				i.cfg.Logger.ErrorContext(ctx, "auth: ignoring a signing key that cannot be used", "kid", s.KID, "err", err)
+			}
 			continue
 		}
-		keys = append(keys, k)
+		keys = append(keys, &signingKey{SigningKey: s, private: priv, public: priv.Public().(ed25519.PublicKey)})
 	}
 	i.install(keys)
 	return nil
 }
 
-func decodeKey(s tally.SigningKey) (*signingKey, error) {
-	if s.Algorithm != algEdDSA || len(s.PrivateKey) != ed25519.SeedSize || len(s.PublicKey) != ed25519.PublicKeySize {
-		return nil, tally.Errorf(tally.EINVALID, "not an Ed25519 key")
+// revokeClearKey deletes a key whose seed was stored in clear (by Tally before keys were sealed, or by
+// such a version still running beside this one). Anyone who could read the database, or a backup of it,
+// may hold that seed, so the key is revoked at once rather than retired: it neither signs nor verifies
+// from now on, and tokens it signed (at most one TTL old) fail and are fetched again by their clients.
+// Retiring it instead would keep accepting tokens minted from a stolen seed until TTL + Overlap after
+// the upgrade. The reload that finds it installs the other keys; when none may sign, a sealed one is
+// created. A failed delete is logged and retried at the next reload; the key is not used meanwhile.
+func (i *Issuer) revokeClearKey(ctx context.Context, s tally.SigningKey) {
+	if err := i.store.DeleteSigningKey(ctx, s.KID); err != nil {
+		i.cfg.Logger.ErrorContext(ctx, "auth: a signing key stored in clear is not used, but could not be deleted", "kid", s.KID, "err", err)
+		return
 	}
-	priv := ed25519.NewKeyFromSeed(s.PrivateKey)
-	pub := priv.Public().(ed25519.PublicKey)
-	if !pub.Equal(ed25519.PublicKey(s.PublicKey)) {
-		return nil, tally.Errorf(tally.EINVALID, "public key does not match the seed")
-	}
-	return &signingKey{SigningKey: s, private: priv, public: pub}, nil
+	i.cfg.Logger.ErrorContext(ctx, "auth: revoked a signing key whose private key was stored in clear; tokens it signed are no longer accepted", "kid", s.KID)
 }
 
 // install replaces the loaded keys, picks the signer (the newest key still allowed to sign) and renders

@@ -131,9 +131,13 @@ func TestRotate(t *testing.T) {
 		t.Errorf("store after retirement holds %v, want %v", got, want)
 	}
 	// A token of the retired key, even one with a live exp, no longer verifies.
-	stale := sign(t, jwt.SigningMethodEdDSA, ed25519.NewKeyFromSeed(old.PrivateKey),
+	oldPrivate, err := OpenSigningKey(testLedgerKey, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := sign(t, jwt.SigningMethodEdDSA, oldPrivate,
 		map[string]any{"kid": oldKID, "typ": "at+jwt"}, localClaims(clk.Now()))
-	_, err := v.Verify(ctx, stale)
+	_, err = v.Verify(ctx, stale)
 	wantAuthError(t, err, tally.EUNAUTHORIZED, "unknown signing key")
 	if _, err := v.Verify(ctx, MustIssue(t, iss, "tly_a", tally.ScopeLedgerRead)); err != nil {
 		t.Errorf("new key after retirement of the old: %v", err)
@@ -285,7 +289,7 @@ func TestIssuerWithStoreDown(t *testing.T) {
 	clk := newClock()
 	store := newMemStore()
 	store.setDown(true)
-	_, err := NewIssuer(ctx, store, IssuerConfig{Issuer: testIssuer, Audience: testAudience, Now: clk.Now, Logger: quietLogger})
+	_, err := NewIssuer(ctx, store, IssuerConfig{Issuer: testIssuer, Audience: testAudience, Key: testLedgerKey, Now: clk.Now, Logger: quietLogger})
 	if tally.ErrorCode(err) != tally.EUNAVAILABLE {
 		t.Fatalf("NewIssuer with the store down: %v, want EUNAVAILABLE", err)
 	}
@@ -312,10 +316,11 @@ func TestIssuerWithStoreDown(t *testing.T) {
 
 func TestNewIssuerRejectsBadConfig(t *testing.T) {
 	for name, cfg := range map[string]IssuerConfig{
-		"no issuer":                 {Audience: testAudience},
-		"no audience":               {Issuer: testIssuer},
-		"overlap shorter than load": {Issuer: testIssuer, Audience: testAudience, Overlap: time.Second, ReloadInterval: time.Minute},
-		"negative TTL":              {Issuer: testIssuer, Audience: testAudience, TTL: -time.Second},
+		"no issuer":                 {Audience: testAudience, Key: testLedgerKey},
+		"no audience":               {Issuer: testIssuer, Key: testLedgerKey},
+		"no ledger key":             {Issuer: testIssuer, Audience: testAudience},
+		"overlap shorter than load": {Issuer: testIssuer, Audience: testAudience, Key: testLedgerKey, Overlap: time.Second, ReloadInterval: time.Minute},
+		"negative TTL":              {Issuer: testIssuer, Audience: testAudience, Key: testLedgerKey, TTL: -time.Second},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := NewIssuer(context.Background(), newMemStore(), cfg)

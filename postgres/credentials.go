@@ -105,7 +105,7 @@ func (db *DB) SigningKeys(ctx context.Context) ([]tally.SigningKey, error) {
 	}
 	keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (tally.SigningKey, error) {
 		var k tally.SigningKey
-		err := row.Scan(&k.KID, &k.Algorithm, &k.PrivateKey, &k.PublicKey, &k.CreatedAt, &k.NotAfter, &k.RetireAt)
+		err := row.Scan(&k.KID, &k.Algorithm, &k.SealedPrivateKey, &k.PublicKey, &k.CreatedAt, &k.NotAfter, &k.RetireAt)
 		k.CreatedAt, k.NotAfter, k.RetireAt = k.CreatedAt.UTC(), k.NotAfter.UTC(), k.RetireAt.UTC()
 		return k, err
 	})
@@ -123,7 +123,7 @@ func (db *DB) AddSigningKey(ctx context.Context, k tally.SigningKey) error {
 	_, err := db.pool.Exec(ctx, `
 		INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created_at, not_after, retire_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		k.KID, k.Algorithm, k.PrivateKey, k.PublicKey, k.CreatedAt.UTC(), k.NotAfter.UTC(), k.RetireAt.UTC())
+		k.KID, k.Algorithm, k.SealedPrivateKey, k.PublicKey, k.CreatedAt.UTC(), k.NotAfter.UTC(), k.RetireAt.UTC())
 	if code, _ := pgCode(err); code == codeUniqueViolation {
 		return &tally.Error{Code: tally.ECONFLICT, Message: fmt.Sprintf("signing key %q already exists", k.KID), Err: err}
 	}

@@ -111,7 +111,7 @@ func (db *DB) SigningKeys(ctx context.Context) ([]tally.SigningKey, error) {
 	for rows.Next() {
 		var k tally.SigningKey
 		var created, notAfter, retireAt int64
-		if err := rows.Scan(&k.KID, &k.Algorithm, &k.PrivateKey, &k.PublicKey, &created, &notAfter, &retireAt); err != nil {
+		if err := rows.Scan(&k.KID, &k.Algorithm, &k.SealedPrivateKey, &k.PublicKey, &created, &notAfter, &retireAt); err != nil {
 			return nil, wrap(err, "read signing keys")
 		}
 		k.CreatedAt, k.NotAfter, k.RetireAt = fromMicros(created), fromMicros(notAfter), fromMicros(retireAt)
@@ -128,7 +128,7 @@ func (db *DB) AddSigningKey(ctx context.Context, k tally.SigningKey) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO signing_keys
 			(kid, algorithm, private_key, public_key, created_at, not_after, retire_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			k.KID, k.Algorithm, k.PrivateKey, k.PublicKey, micros(k.CreatedAt), micros(k.NotAfter), micros(k.RetireAt))
+			k.KID, k.Algorithm, k.SealedPrivateKey, k.PublicKey, micros(k.CreatedAt), micros(k.NotAfter), micros(k.RetireAt))
 		if isKeyTaken(err) {
 			return &tally.Error{Code: tally.ECONFLICT, Message: fmt.Sprintf("signing key %q already exists", k.KID), Err: err}
 		}

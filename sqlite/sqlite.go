@@ -57,7 +57,8 @@ type config struct {
 
 var defaultConfig = config{busyTimeout: 5 * time.Second, maxAttempts: 10}
 
-// Open opens the database file at path, creating it if needed. Call Migrate before using a new file.
+// Open opens the database file at path, creating it if needed, readable by its owner only (see
+// makePrivate). Call Migrate before using a new file.
 func Open(ctx context.Context, path string) (*DB, error) {
 	return open(ctx, path, defaultConfig)
 }
@@ -65,6 +66,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 func open(ctx context.Context, path string, cfg config) (_ *DB, err error) {
 	if path == "" {
 		return nil, errors.New("sqlite: empty database path")
+	}
+	if err := makePrivate(path); err != nil {
+		return nil, err
 	}
 	busy := "busy_timeout(" + strconv.FormatInt(cfg.busyTimeout.Milliseconds(), 10) + ")"
 	db := &DB{path: path, maxAttempts: max(cfg.maxAttempts, 1)}

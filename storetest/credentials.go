@@ -48,18 +48,20 @@ func newClient(id string) tally.Client {
 	}
 }
 
-// newSigningKey returns a real Ed25519 key derived from kid, so that an Issuer could load it.
+// newSigningKey returns a key derived from kid: a real Ed25519 public key, and opaque bytes of the
+// length of a sealed seed as its private key (a store keeps them as given; package auth seals and opens).
 func newSigningKey(kid string) tally.SigningKey {
 	seed := sha256.Sum256([]byte(kid))
 	priv := ed25519.NewKeyFromSeed(seed[:])
+	sealed := sha256.Sum256([]byte("sealed " + kid))
 	return tally.SigningKey{
-		KID:        kid,
-		Algorithm:  "EdDSA",
-		PrivateKey: priv.Seed(),
-		PublicKey:  priv.Public().(ed25519.PublicKey),
-		CreatedAt:  credentialTime,
-		NotAfter:   credentialTime.Add(30 * 24 * time.Hour),
-		RetireAt:   credentialTime.Add(30*24*time.Hour + 70*time.Minute),
+		KID:              kid,
+		Algorithm:        "EdDSA",
+		SealedPrivateKey: slices.Concat(sealed[:], sealed[:], sealed[:4]), // nonce, seed and tag: 60 bytes
+		PublicKey:        priv.Public().(ed25519.PublicKey),
+		CreatedAt:        credentialTime,
+		NotAfter:         credentialTime.Add(30 * 24 * time.Hour),
+		RetireAt:         credentialTime.Add(30*24*time.Hour + 70*time.Minute),
 	}
 }
 
@@ -131,7 +133,7 @@ func formatClient(c tally.Client) string {
 func checkSigningKey(t testing.TB, got, want tally.SigningKey) {
 	t.Helper()
 	if got.KID != want.KID || got.Algorithm != want.Algorithm ||
-		!slices.Equal(got.PrivateKey, want.PrivateKey) || !slices.Equal(got.PublicKey, want.PublicKey) ||
+		!slices.Equal(got.SealedPrivateKey, want.SealedPrivateKey) || !slices.Equal(got.PublicKey, want.PublicKey) ||
 		!sameTime(got.CreatedAt, want.CreatedAt) || !sameTime(got.NotAfter, want.NotAfter) ||
 		!sameTime(got.RetireAt, want.RetireAt) {
 		want.CreatedAt, want.NotAfter, want.RetireAt = stored(want.CreatedAt), stored(want.NotAfter), stored(want.RetireAt)
@@ -451,7 +453,7 @@ func testSigningKeys(t *testing.T, open func(t testing.TB) tally.CredentialStore
 	b.NotAfter = b.CreatedAt.Add(time.Hour + 1001*time.Nanosecond)
 	b.RetireAt = b.NotAfter.Add(2*time.Hour + 999*time.Nanosecond)
 	// Bytes that text handling would mangle: NUL, invalid UTF-8, all ones.
-	c.PrivateKey = append([]byte{0x00, 0xff, 0xc3, 0x28}, make([]byte, 28)...)
+	c.SealedPrivateKey = append([]byte{0x00, 0xff, 0xc3, 0x28}, make([]byte, 28)...)
 	c.PublicKey = slices.Repeat([]byte{0xff}, 32)
 	for _, k := range []tally.SigningKey{c, a, b} {
 		mustAddSigningKey(t, s, k)
@@ -560,7 +562,7 @@ func testIssuerOverStore(t *testing.T, open func(t testing.TB) tally.CredentialS
 	s := open(t)
 	ctx := credentialContext(t)
 	quiet := slog.New(slog.DiscardHandler)
-	cfg := auth.IssuerConfig{Issuer: "https://tally.test", Audience: "tally", Logger: quiet}
+	cfg := auth.IssuerConfig{Issuer: "https://tally.test", Audience: "tally", Key: mustLedgerKey(t), Logger: quiet}
 
 	first, err := auth.NewIssuer(ctx, s, cfg)
 	if err != nil {
@@ -605,4 +607,14 @@ func testIssuerOverStore(t *testing.T, open func(t testing.TB) tally.CredentialS
 		t.Fatal(err)
 	}
 	verify("first issuer, token of the second", first, token2)
+}
+
+// mustLedgerKey returns a new random ledger key.
+func mustLedgerKey(t testing.TB) *tally.LedgerKey {
+	t.Helper()
+	k, err := tally.ParseLedgerKey(tally.GenerateLedgerKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

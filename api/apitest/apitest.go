@@ -75,6 +75,10 @@ var Key = tally.RandomLedgerKey()
 // Secret is the customer secret of test servers.
 const Secret = "apitest-customer-secret-0123456789"
 
+// LedgerKey is the ledger key of test servers: servers on one database (replicas) share it.
+// (NewLedgerKey fails only for a secret shorter than 32 bytes.)
+var LedgerKey, _ = tally.NewLedgerKey([]byte("apitest-ledger-key-0123456789abcdef"))
+
 // Start builds and starts a server on the backend; it is stopped when the test ends.
 func Start(t testing.TB, b Backend, cfg Config) *Server {
 	t.Helper()
@@ -130,7 +134,7 @@ func StartOn(t testing.TB, store tally.Store, creds tally.CredentialStore, cfg C
 	}
 	hs := httptest.NewUnstartedServer(nil)
 	base := "http://" + hs.Listener.Addr().String()
-	issuer, err := auth.NewIssuer(ctx, creds, auth.IssuerConfig{Issuer: base, Audience: "tally", Logger: log})
+	issuer, err := auth.NewIssuer(ctx, creds, auth.IssuerConfig{Issuer: base, Audience: "tally", Key: LedgerKey, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

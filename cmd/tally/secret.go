@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 
 	"github.com/tally-ledger/tally"
@@ -84,6 +85,9 @@ func outsideSecret(store *openedStore, log *slog.Logger, spec outsideSecretSpec)
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
+		if err := keepPrivate(path, spec.what, log); err != nil {
+			return "", err
+		}
 		if log != nil {
 			log.Info(spec.what+" loaded", "path", path)
 		}
@@ -102,6 +106,26 @@ func outsideSecret(store *openedStore, log *slog.Logger, spec outsideSecretSpec)
 	default:
 		return "", fmt.Errorf("read the %s: %w", spec.what, err)
 	}
+}
+
+// keepPrivate takes away the group and other permissions of a secret's file, with a warning: a file
+// copied or restored with a looser mode would let other users of the machine read the secret.
+func keepPrivate(path, what string, log *slog.Logger) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("read the %s: %w", what, err)
+	}
+	if runtime.GOOS == "windows" || info.Mode().Perm()&0o077 == 0 {
+		return nil // on Windows file modes are not access control
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fmt.Errorf("the %s file %s is readable by other users and cannot be made private: %w", what, path, err)
+	}
+	if log != nil {
+		log.Warn("the "+what+" file was readable by other users; it is now readable by its owner only",
+			"path", path, "was", info.Mode().Perm().String())
+	}
+	return nil
 }
 
 // writeNewFile creates path (mode 0600; never over an existing file) with content, durably.

@@ -201,7 +201,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	if issuerURL == "" {
 		issuerURL = base
 	}
-	issuer, err := auth.NewIssuer(ctx, store.creds, auth.IssuerConfig{Issuer: strings.TrimSuffix(issuerURL, "/"), Audience: c.audience, TTL: c.tokenTTL, Logger: log})
+	issuer, err := auth.NewIssuer(ctx, store.creds, auth.IssuerConfig{Issuer: strings.TrimSuffix(issuerURL, "/"), Audience: c.audience, Key: key, TTL: c.tokenTTL, Logger: log})
 	if err != nil {
 		return fmt.Errorf("token issuer: %w", err)
 	}
