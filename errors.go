@@ -54,6 +54,24 @@ func Unavailable(err error, what string) *Error {
 	return &Error{Code: EUNAVAILABLE, Message: what + " is unavailable", Err: err}
 }
 
+// InvariantViolated is the error of a write the store refused because it would break an invariant of the
+// ledger that the database also guards (a customer balance below zero). The ledger decides every write
+// against locked balances before writing, so the refusal means its logic is broken: an internal error,
+// logged, never a refusal the caller could fix (that one is EINSUFFICIENT, decided before the write).
+// Both stores answer it alike, naming the invariant in Message.
+func InvariantViolated(what string, cause error) *Error {
+	return &Error{Code: EINTERNAL, Message: "ledger invariant violated: " + what, Err: cause}
+}
+
+// Invariants the stores' constraints guard, as InvariantViolated names them.
+const (
+	// BalanceConstraint is the name of the CHECK constraint, in both stores' schemas, that keeps customer
+	// balances at zero or above.
+	BalanceConstraint = "accounts_customer_balance_nonnegative"
+	// NegativeBalance is what breaking BalanceConstraint means.
+	NegativeBalance = "a customer balance would go below zero"
+)
+
 // ErrorCode returns the code of err, EINTERNAL for an error that carries none, "" for nil.
 func ErrorCode(err error) Code {
 	if err == nil {

@@ -111,35 +111,55 @@ type SystemDelta struct {
 }
 
 // WriteTx is the set of row operations a ledger write is made of. Methods that take several keys expect
-// them sorted (accounts by id, outcomes by channel then key) so that concurrent transactions lock rows in
-// one global order: outcome claims first, then customer accounts, then system shards.
+// them sorted and distinct (accounts by id, outcomes by channel then key) so that concurrent transactions
+// lock rows in one global order: outcome claims first, then customer accounts, then system shards.
+//
+// Every store keeps the contracts below alike; storetest holds them to it. An error of a method fails the
+// whole write: fn returns it and Update rolls back. A call that the ledger's own logic should never make
+// (updating an account it did not lock, saving an outcome it did not claim, a balance below zero) is
+// EINTERNAL: the ledger is broken, not the request. Stores may defer writes and send them with the next
+// read or at commit (PostgreSQL does), so an error of UpdateAccounts, SaveOutcomes, ReleaseClaims,
+// EnsureAccounts, InsertTransactions or AddSystemBalances may surface from a later method or from Update.
 type WriteTx interface {
-	// ClaimOutcomes inserts a pending outcome row for every key that has none and returns the stored
-	// outcomes of keys that already had one. On PostgreSQL a key claimed by a concurrent uncommitted
-	// transaction blocks until that transaction ends; the unique key settles races between replicas.
+	// ClaimOutcomes inserts a pending outcome row for every key that has none and returns, in key order,
+	// the stored outcomes (pending or done) of keys that already had one. On PostgreSQL a key claimed by
+	// a concurrent uncommitted transaction blocks until that transaction ends; the unique key settles
+	// races between replicas.
 	ClaimOutcomes(ctx context.Context, claims []Outcome) (existing []Outcome, err error)
-	// SaveOutcomes fills in claimed rows with their final outcome.
+	// SaveOutcomes fills in rows claimed as pending with their final outcome. A key without a pending row
+	// (never claimed, released, or saved before) is EINTERNAL: the outcome would be lost, or would
+	// overwrite one already given.
 	SaveOutcomes(ctx context.Context, outcomes []Outcome) error
-	// ReleaseClaims deletes claimed rows whose outcome is not to be remembered.
+	// ReleaseClaims deletes the pending rows of keys whose outcome is not to be remembered. Keys without a
+	// row, and saved outcomes, are left as they are without error: a saved outcome is never released.
 	ReleaseClaims(ctx context.Context, keys []OutcomeKey) error
 
-	// EnsureAccounts creates the customer accounts that do not exist yet (active, zero balance).
+	// EnsureAccounts creates the customer accounts that do not exist yet (active, zero balance, created
+	// at now). Accounts that exist, customer or system, are left unchanged, so calling it again is harmless.
 	EnsureAccounts(ctx context.Context, ids []string, now time.Time) error
-	// LockAccounts locks and returns the customer accounts that exist among ids.
+	// LockAccounts locks and returns the customer accounts that exist among ids; absent ids and system
+	// accounts are left out.
 	LockAccounts(ctx context.Context, ids []string) (map[string]Account, error)
-	// UpdateAccounts writes the balance, version, last hash and status of locked accounts.
+	// UpdateAccounts writes the balance, version, last hash and status of accounts that LockAccounts
+	// returned in this transaction. An id that is not an existing customer account is EINTERNAL; so is a
+	// negative balance (InvariantViolated, NegativeBalance: the database's BalanceConstraint refused it);
+	// a status the schema does not know is EINVALID.
 	UpdateAccounts(ctx context.Context, accounts []Account) error
 
-	// Transactions returns the given transactions with their postings; absent ones are left out.
+	// Transactions returns the given transactions with their postings in order; absent ones are left out.
 	Transactions(ctx context.Context, seqs []int64) (map[int64]Transaction, error)
-	// ReversedBy maps each given seq that has been reversed to the seq of its reversal.
+	// ReversedBy maps each given seq that has been reversed to the seq of its reversal; the others are
+	// left out.
 	ReversedBy(ctx context.Context, seqs []int64) (map[int64]int64, error)
-	// NextSeqs reserves n ledger sequence numbers, ascending. Numbers reserved after a customer account
-	// is locked are greater than every number used by earlier writers of that account.
+	// NextSeqs reserves n distinct ledger sequence numbers, ascending, none for n = 0; a negative n is
+	// EINVALID. Numbers reserved after a customer account is locked are greater than every number used by
+	// earlier writers of that account. Numbers of a rolled-back transaction may be reused or skipped.
 	NextSeqs(ctx context.Context, n int) ([]int64, error)
-	// InsertTransactions writes transactions and their postings. A reused (Channel, IdempotencyKey) or
-	// ReversesSeq is a unique violation, reported as ECONFLICT.
+	// InsertTransactions writes transactions and their postings. A reused Seq, (Channel, IdempotencyKey)
+	// or ReversesSeq is a unique violation, reported as ECONFLICT; a kind the schema does not know is
+	// EINVALID.
 	InsertTransactions(ctx context.Context, txs []Transaction) error
-	// AddSystemBalances adds deltas to system account shards, creating shards as needed.
+	// AddSystemBalances adds deltas to system account shards, creating shards as needed. Deltas to one
+	// shard in one call add up.
 	AddSystemBalances(ctx context.Context, deltas []SystemDelta) error
 }

@@ -109,3 +109,17 @@ func pgCode(err error) (code, constraint string) {
 	}
 	return "", ""
 }
+
+// checkViolation turns a failed CHECK constraint into EINVALID naming what was out of range (what is
+// called only then), except the balance constraint: a customer balance below zero is an invariant of
+// the ledger broken, EINTERNAL. It returns nil for any other error.
+func checkViolation(err error, what func() string) error {
+	code, constraint := pgCode(err)
+	switch {
+	case code != codeCheckViolation:
+		return nil
+	case constraint == tally.BalanceConstraint:
+		return tally.InvariantViolated(tally.NegativeBalance, err)
+	}
+	return &tally.Error{Code: tally.EINVALID, Message: what() + " is out of range", Err: err}
+}

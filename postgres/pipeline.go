@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // A write transaction defers the statements whose results the ledger does not read (inserts, updates,
@@ -19,6 +20,9 @@ type deferred struct {
 	args []any
 	// mapErr, when set, turns the statement's error into a domain error first.
 	mapErr func(error) error
+	// check, when set, judges the statement's result: how many rows it touched is known only here, when
+	// the result is read, and not when the statement is deferred.
+	check func(pgconn.CommandTag) error
 }
 
 // exec defers a statement.
@@ -78,7 +82,8 @@ func (w *writeTx) drain(ctx context.Context, br pgx.BatchResults) error {
 	pending := w.pending
 	w.pending = nil
 	for _, d := range pending {
-		if _, err := br.Exec(); err != nil {
+		tag, err := br.Exec()
+		if err != nil {
 			if d.mapErr != nil {
 				if mapped := d.mapErr(err); mapped != nil {
 					w.fail(ctx, d.op, err) // records a retryable failure
@@ -86,6 +91,11 @@ func (w *writeTx) drain(ctx context.Context, br pgx.BatchResults) error {
 				}
 			}
 			return w.fail(ctx, d.op, err)
+		}
+		if d.check != nil {
+			if err := d.check(tag); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

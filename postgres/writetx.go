@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tally-ledger/tally"
 )
@@ -138,7 +139,8 @@ func (w *writeTx) outcomes(ctx context.Context, keys []tally.OutcomeKey) ([]tall
 	return out, nil
 }
 
-// SaveOutcomes marks claimed rows done with their code, transaction and response.
+// SaveOutcomes marks pending rows done with their code, transaction and response. A key without a
+// pending row is an error of the caller: the outcome would be lost, or overwrite one already given.
 func (w *writeTx) SaveOutcomes(ctx context.Context, outcomes []tally.Outcome) error {
 	if len(outcomes) == 0 {
 		return nil
@@ -151,12 +153,18 @@ func (w *writeTx) SaveOutcomes(ctx context.Context, outcomes []tally.Outcome) er
 	for i, o := range outcomes {
 		channels[i], keys[i], codes[i], seqs[i], responses[i] = o.Channel, o.Key, string(o.Code), o.TxSeq, o.Response
 	}
-	w.exec("save outcomes", `
+	w.pending = append(w.pending, deferred{op: "save outcomes", sql: `
 		UPDATE processed_events p
 		SET state = 'done', code = u.code, tx_seq = NULLIF(u.tx_seq, 0), response = u.response
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bytea[]) AS u(channel, event_id, code, tx_seq, response)
-		WHERE p.channel = u.channel AND p.event_id = u.event_id`,
-		channels, keys, codes, seqs, responses)
+		WHERE p.channel = u.channel AND p.event_id = u.event_id AND p.state = 'pending'`,
+		args: []any{channels, keys, codes, seqs, responses},
+		check: func(tag pgconn.CommandTag) error {
+			if n := tag.RowsAffected(); n != int64(len(outcomes)) {
+				return tally.Errorf(tally.EINTERNAL, "%d of %d outcomes to save have no pending claim", int64(len(outcomes))-n, len(outcomes))
+			}
+			return nil
+		}})
 	return nil
 }
 
@@ -219,7 +227,8 @@ func (w *writeTx) LockAccounts(ctx context.Context, ids []string) (map[string]ta
 	return out, nil
 }
 
-// UpdateAccounts writes balance, version, last hash and status of customer accounts.
+// UpdateAccounts writes balance, version, last hash and status of customer accounts. Updating a row
+// that is not there is an error of the caller, which must have locked the account first.
 func (w *writeTx) UpdateAccounts(ctx context.Context, accounts []tally.Account) error {
 	if len(accounts) == 0 {
 		return nil
@@ -232,12 +241,28 @@ func (w *writeTx) UpdateAccounts(ctx context.Context, accounts []tally.Account) 
 	for i, a := range accounts {
 		ids[i], balances[i], versions[i], hashes[i], statuses[i] = a.ID, a.Balance, a.BalanceVersion, a.LastTxHash, string(a.Status)
 	}
-	w.exec("update accounts", `
+	w.pending = append(w.pending, deferred{op: "update accounts", sql: `
 		UPDATE accounts a
 		SET balance = u.balance, balance_version = u.balance_version, last_tx_hash = u.last_tx_hash, status = u.status
 		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[]) AS u(id, balance, balance_version, last_tx_hash, status)
 		WHERE a.id = u.id AND a.kind = 'customer'`,
-		ids, balances, versions, hashes, statuses)
+		args: []any{ids, balances, versions, hashes, statuses},
+		mapErr: func(err error) error {
+			return checkViolation(err, func() string {
+				for _, a := range accounts {
+					if !a.Status.Valid() {
+						return fmt.Sprintf("status %q", a.Status)
+					}
+				}
+				return "an account status"
+			})
+		},
+		check: func(tag pgconn.CommandTag) error {
+			if n := tag.RowsAffected(); n != int64(len(accounts)) {
+				return tally.Errorf(tally.EINTERNAL, "%d of %d accounts to update are not existing customer accounts", int64(len(accounts))-n, len(accounts))
+			}
+			return nil
+		}})
 	return nil
 }
 
@@ -293,7 +318,10 @@ func (w *writeTx) ReversedBy(ctx context.Context, seqs []int64) (map[int64]int64
 // NextSeqs takes n numbers from ledger_seq. The sequence has no per-session cache, so numbers grow in
 // the order they are taken across sessions.
 func (w *writeTx) NextSeqs(ctx context.Context, n int) ([]int64, error) {
-	if n <= 0 {
+	if n < 0 {
+		return nil, tally.Errorf(tally.EINVALID, "cannot reserve %d sequence numbers", n)
+	}
+	if n == 0 {
 		return nil, nil
 	}
 	rows, err := w.query(ctx, "next seqs", `SELECT nextval('ledger_seq') FROM generate_series(1, $1)`, n)
@@ -349,7 +377,14 @@ func (w *writeTx) InsertTransactions(ctx context.Context, txs []tally.Transactio
 		if code, constraint := pgCode(err); code == codeUniqueViolation {
 			return &tally.Error{Code: tally.ECONFLICT, Message: conflictMessage(constraint), Err: err}
 		}
-		return nil
+		return checkViolation(err, func() string {
+			for _, t := range txs {
+				if !t.Kind.Valid() {
+					return fmt.Sprintf("transaction kind %q", t.Kind)
+				}
+			}
+			return "a transaction kind"
+		})
 	}
 	w.pending = append(w.pending, deferred{op: "insert transactions", mapErr: conflict, sql: `
 		INSERT INTO transactions (seq, kind, account_id, channel, idempotency_key, request_hash, amount,

@@ -94,10 +94,15 @@ func transactionConflict(err error, t *tally.Transaction) error {
 	return e
 }
 
-// checkViolation turns a failed CHECK constraint into EINVALID.
+// checkViolation turns a failed CHECK constraint into EINVALID naming what was out of range, except the
+// balance constraint: a customer balance below zero is an invariant of the ledger broken, EINTERNAL.
+// SQLite names the failed constraint only in its message.
 func checkViolation(err error, what string) error {
 	if resultCode(err) != sqlite3.SQLITE_CONSTRAINT_CHECK {
 		return nil
+	}
+	if strings.Contains(err.Error(), tally.BalanceConstraint) {
+		return tally.InvariantViolated(tally.NegativeBalance, err)
 	}
 	return &tally.Error{Code: tally.EINVALID, Message: what + " is out of range", Err: err}
 }

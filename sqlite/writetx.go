@@ -107,15 +107,15 @@ func (w *writeTx) outcomes(ctx context.Context, keys []tally.OutcomeKey) (map[ta
 	return out, nil
 }
 
-// SaveOutcomes marks claimed rows done with their outcome. A key that was not claimed in this
-// transaction is an error of the caller: the outcome would otherwise be lost without a trace.
+// SaveOutcomes marks pending rows done with their outcome. A key without a pending row is an error of
+// the caller: the outcome would otherwise be lost without a trace, or overwrite one already given.
 func (w *writeTx) SaveOutcomes(ctx context.Context, outcomes []tally.Outcome) error {
 	if len(outcomes) == 0 {
 		return nil
 	}
 	stmt, err := w.tx.PrepareContext(ctx, `UPDATE processed_events
 		SET state = 'done', code = ?, tx_seq = ?, response = ?
-		WHERE channel = ? AND event_id = ?`)
+		WHERE channel = ? AND event_id = ? AND state = 'pending'`)
 	if err != nil {
 		return wrap(err, "save outcomes")
 	}
@@ -132,7 +132,7 @@ func (w *writeTx) SaveOutcomes(ctx context.Context, outcomes []tally.Outcome) er
 		if n, err := res.RowsAffected(); err != nil {
 			return wrap(err, "save outcomes")
 		} else if n == 0 {
-			return fmt.Errorf("sqlite: save outcome %s/%s: the key was not claimed", o.Channel, o.Key)
+			return tally.Errorf(tally.EINTERNAL, "outcome of key %q on channel %q has no pending claim", o.Key, o.Channel)
 		}
 	}
 	return nil
@@ -202,7 +202,8 @@ func (w *writeTx) LockAccounts(ctx context.Context, ids []string) (map[string]ta
 	return out, nil
 }
 
-// UpdateAccounts writes balance, version, last hash and status of customer accounts.
+// UpdateAccounts writes balance, version, last hash and status of customer accounts. Updating a row
+// that is not there is an error of the caller, which must have locked the account first.
 func (w *writeTx) UpdateAccounts(ctx context.Context, accounts []tally.Account) error {
 	if len(accounts) == 0 {
 		return nil
@@ -225,7 +226,7 @@ func (w *writeTx) UpdateAccounts(ctx context.Context, accounts []tally.Account) 
 		if n, err := res.RowsAffected(); err != nil {
 			return wrap(err, "update accounts")
 		} else if n == 0 {
-			return tally.Errorf(tally.ENOTFOUND, "account %q not found", a.ID)
+			return tally.Errorf(tally.EINTERNAL, "account %q to update is not an existing customer account", a.ID)
 		}
 	}
 	return nil

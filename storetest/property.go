@@ -25,6 +25,7 @@ func testProperty(t *testing.T, h Harness) {
 	e := newEnv(t, h)
 	var round atomic.Int64
 	rapid.Check(t, func(rt *rapid.T) {
+		e := e.on(rt)
 		n := round.Add(1)
 		customers := make([]string, 4)
 		for i := range customers {

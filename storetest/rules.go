@@ -62,6 +62,7 @@ func testIdempotency(t *testing.T, h Harness) {
 	}
 
 	t.Run("replay", func(t *testing.T) {
+		e := e.on(t)
 		again := e.mustWrite(ledger.Request{Kind: tally.KindAccrual, Account: c, Key: "evt-1", Amount: 40, Reason: "chat", Metadata: json.RawMessage(`{"b":1,"a":"x"}`)})
 		if !again.Replayed {
 			t.Fatal("replay not marked as replayed")
@@ -78,6 +79,7 @@ func testIdempotency(t *testing.T, h Harness) {
 	})
 
 	t.Run("conflicting replay", func(t *testing.T) {
+		e := e.on(t)
 		_, err := e.ledger.Write(e.ctx, ledger.Request{Kind: tally.KindAccrual, Account: c, Key: "evt-1", Amount: 41, Reason: "chat"})
 		wantCode(t, err, tally.EIDEMPOTENCY)
 		_, err = e.ledger.Write(e.ctx, ledger.Request{Kind: tally.KindRedemption, Account: c, Key: "evt-1", Amount: 40, Reason: "chat"})
@@ -88,6 +90,7 @@ func testIdempotency(t *testing.T, h Harness) {
 	})
 
 	t.Run("same key in another channel is another write", func(t *testing.T) {
+		e := e.on(t)
 		rc := e.mustWrite(ledger.Request{Kind: tally.KindAccrual, Channel: "webchat", Account: c, Key: "evt-1", Amount: 40, Reason: "chat"})
 		if rc.Replayed || rc.Balance != 80 {
 			t.Fatalf("other channel: %+v", rc)
@@ -95,6 +98,7 @@ func testIdempotency(t *testing.T, h Harness) {
 	})
 
 	t.Run("remembered failure", func(t *testing.T) {
+		e := e.on(t)
 		req := ledger.Request{Kind: tally.KindRedemption, Account: c, Key: "redeem-too-much", Amount: 1000}
 		_, err := e.ledger.Write(e.ctx, req)
 		wantCode(t, err, tally.EINSUFFICIENT)
@@ -111,6 +115,7 @@ func testIdempotency(t *testing.T, h Harness) {
 	})
 
 	t.Run("records and identities", func(t *testing.T) {
+		e := e.on(t)
 		rec := e.mustWrite(ledger.Request{Kind: ledger.KindNone, Channel: "webchat", Key: "ignored-1", Identity: "event:x"})
 		if rec.Replayed || rec.Transaction.Seq != 0 {
 			t.Fatalf("record: %+v", rec)
@@ -131,6 +136,7 @@ func testIdempotency(t *testing.T, h Harness) {
 	})
 
 	t.Run("stale version is not remembered", func(t *testing.T) {
+		e := e.on(t)
 		v := int64(1)
 		req := ledger.Request{Kind: tally.KindRedemption, Account: c, Key: "versioned", Amount: 10, ExpectedVersion: &v}
 		_, err := e.ledger.Write(e.ctx, req)

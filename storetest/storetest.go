@@ -37,11 +37,13 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Privacy", func(t *testing.T) { t.Parallel(); testPrivacy(t, h) })
 	t.Run("Purge", func(t *testing.T) { t.Parallel(); testPurge(t, h) })
 	t.Run("Property", func(t *testing.T) { t.Parallel(); testProperty(t, h) })
+	t.Run("WriteTx", func(t *testing.T) { t.Parallel(); testWriteTx(t, h) })
+	t.Run("Invariant", func(t *testing.T) { t.Parallel(); testInvariant(t, h) })
 }
 
 // env is one test's ledger over one fresh store.
 type env struct {
-	t      testing.TB
+	t      tb // where failures go: the test that made the env, or the one given to on
 	h      Harness
 	store  tally.Store
 	ledger *ledger.Service
@@ -63,6 +65,21 @@ func newEnv(t testing.TB, h Harness) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return &env{t: t, h: h, store: s, ledger: l, key: key, hasher: hasher, ctx: ctx}
+}
+
+// tb is what env's helpers need of a test: a *testing.T, or a *rapid.T inside a property check.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// on returns e reporting to t: for a subtest, or a property run, that goes on with e's ledger and store.
+// A failure must end the test that met it, not the parent that built e.
+func (e *env) on(t tb) *env {
+	c := *e
+	c.t = t
+	return &c
 }
 
 func (e *env) customer(raw string) string { return e.hasher.Hash(raw) }
