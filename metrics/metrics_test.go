@@ -25,7 +25,7 @@ func TestLedgerOperationsCountReplaysApart(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := metrics.New()
-	l := ledger.New(db, ledger.Options{Observe: m.ObserveWrite})
+	l := ledger.New(db, ledger.Options{Key: tally.RandomLedgerKey(), Observe: m.ObserveWrite})
 	t.Cleanup(l.Close)
 	h, err := tally.NewCustomerHasher([]byte("metrics-test-secret-0123456789"))
 	if err != nil {

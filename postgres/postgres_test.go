@@ -23,6 +23,9 @@ import (
 // customer returns a customer hash made from n.
 func customer(n int) string { return fmt.Sprintf("%064x", n) }
 
+// testKey is the ledger key of every ledger these tests run: ledgers over one database must share it.
+var testKey = tally.RandomLedgerKey()
+
 // accrual is one accrual to write through the ledger.
 type accrual struct {
 	channel, key, account string
@@ -33,7 +36,7 @@ type accrual struct {
 // seq of each by key.
 func mustAccrue(tb testing.TB, db *postgres.DB, ops ...accrual) map[string]int64 {
 	tb.Helper()
-	l := ledger.New(db, ledger.Options{MaxBatch: max(len(ops), 1)})
+	l := ledger.New(db, ledger.Options{Key: testKey, MaxBatch: max(len(ops), 1)})
 	defer l.Close()
 	var mu sync.Mutex
 	seqs := make(map[string]int64, len(ops))
@@ -167,7 +170,8 @@ func TestClaimRace(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.Open(t)
 	hold := newHoldStore(db)
-	first, second := ledger.New(hold, ledger.Options{}), ledger.New(db, ledger.Options{})
+	key := tally.RandomLedgerKey()
+	first, second := ledger.New(hold, ledger.Options{Key: key}), ledger.New(db, ledger.Options{Key: key})
 	defer second.Close()
 	defer first.Close()
 	req := ledger.Request{Channel: "genesys", Key: "evt-1", Account: customer(1), Amount: 10}
@@ -204,7 +208,7 @@ func TestClaimWinsAfterRollback(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.Open(t)
-	l := ledger.New(db, ledger.Options{})
+	l := ledger.New(db, ledger.Options{Key: testKey})
 	defer l.Close()
 	req := ledger.Request{Channel: "genesys", Key: "evt-1", Account: customer(1), Amount: 10}
 	claimed := make(chan struct{})

@@ -229,7 +229,7 @@ func (e *env) deleteNewest(account string, t tally.Transaction) {
 		"UPDATE accounts SET balance = balance - ({delta}), balance_version = balance_version - 1, " +
 			"last_tx_hash = (SELECT hash FROM transactions WHERE seq = (SELECT MAX(seq) FROM transactions WHERE account_id = '{a}')) WHERE id = '{a}'",
 	} {
-		e.h.Exec(e.t, e.store, strings.NewReplacer("{seq}", itoa(int(t.Seq)), "{delta}", fmt.Sprint(t.Delta()), "{a}", account).Replace(sql))
+		e.exec(strings.NewReplacer("{seq}", itoa(int(t.Seq)), "{delta}", fmt.Sprint(t.Delta()), "{a}", account).Replace(sql))
 	}
 	e.fixShards()
 }
@@ -238,7 +238,7 @@ func (e *env) deleteNewest(account string, t tally.Transaction) {
 func (e *env) fixShards() {
 	e.t.Helper()
 	for _, id := range tally.SystemAccounts {
-		e.h.Exec(e.t, e.store, strings.ReplaceAll(`UPDATE account_shards SET balance = CASE WHEN shard = (SELECT MIN(shard) FROM account_shards WHERE account_id = '{s}')
+		e.exec(strings.ReplaceAll(`UPDATE account_shards SET balance = CASE WHEN shard = (SELECT MIN(shard) FROM account_shards WHERE account_id = '{s}')
 			THEN (SELECT COALESCE(SUM(amount), 0) FROM postings WHERE account_id = '{s}') ELSE 0 END WHERE account_id = '{s}'`, "{s}", id))
 	}
 }
@@ -261,17 +261,27 @@ func (e *env) rewriteChain(account string, change func(*tally.Transaction) bool,
 	for i := range txs {
 		t := &txs[i]
 		if change(t) {
-			e.h.Exec(e.t, e.store, fmt.Sprintf("UPDATE transactions SET amount = %d WHERE seq = %d", t.Amount, t.Seq))
+			e.exec(fmt.Sprintf("UPDATE transactions SET amount = %d WHERE seq = %d", t.Amount, t.Seq))
 			for idx, p := range t.Postings {
-				e.h.Exec(e.t, e.store, fmt.Sprintf("UPDATE postings SET amount = %d WHERE seq = %d AND idx = %d", p.Amount, t.Seq, idx))
+				e.exec(fmt.Sprintf("UPDATE postings SET amount = %d WHERE seq = %d AND idx = %d", p.Amount, t.Seq, idx))
 			}
 		}
 		h, err := hash(prev, t)
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		e.h.Exec(e.t, e.store, fmt.Sprintf("UPDATE transactions SET hash = '%s' WHERE seq = %d", h, t.Seq))
+		e.exec(fmt.Sprintf("UPDATE transactions SET hash = '%s' WHERE seq = %d", h, t.Seq))
 		prev = h
 	}
-	e.h.Exec(e.t, e.store, fmt.Sprintf("UPDATE accounts SET last_tx_hash = '%s' WHERE id = '%s'", prev, account))
+	e.exec(fmt.Sprintf("UPDATE accounts SET last_tx_hash = '%s' WHERE id = '%s'", prev, account))
+}
+
+// exec runs SQL as the attacker, reporting to the test that built e.
+func (e *env) exec(sql string) {
+	e.t.Helper()
+	t, ok := e.t.(testing.TB)
+	if !ok {
+		e.t.Fatalf("exec needs a testing.TB, have %T", e.t)
+	}
+	e.h.Exec(t, e.store, sql)
 }

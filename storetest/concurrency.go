@@ -151,7 +151,7 @@ func testConcurrency(t *testing.T, h Harness) {
 func testReplicasShareAccounts(t *testing.T, h Harness) {
 	e := newEnv(t, h)
 	workers := max(h.Workers, 2)
-	replicas := []*ledger.Service{ledger.New(e.store, ledger.Options{Workers: workers}), ledger.New(e.store, ledger.Options{Workers: workers})}
+	replicas := []*ledger.Service{ledger.New(e.store, ledger.Options{Key: e.key, Workers: workers}), ledger.New(e.store, ledger.Options{Key: e.key, Workers: workers})}
 	defer replicas[0].Close()
 	defer replicas[1].Close()
 	accounts := []string{e.customer("shared-1"), e.customer("shared-2"), e.customer("shared-3")}

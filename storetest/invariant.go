@@ -18,7 +18,7 @@ func testInvariant(t *testing.T, h Harness) {
 	victim := e.customer("victim")
 	broken := &brokenStore{Store: e.store, victim: victim}
 	// One worker, so that concurrent writes share batches and the ledger must split the failing one.
-	l := ledger.New(broken, ledger.Options{Workers: 1})
+	l := ledger.New(broken, ledger.Options{Key: e.key, Workers: 1})
 	defer l.Close()
 	others := []string{e.customer("a"), e.customer("b"), e.customer("c")}
 
