@@ -275,6 +275,56 @@ func TestE2EProcessConcurrentDeliveries(t *testing.T) {
 	})
 }
 
+func TestE2EProcessConcurrentRetriesOfOneKey(t *testing.T) {
+	t.Parallel()
+	e2eEach(t, func(t *testing.T, srv *apitest.Server) {
+		// 100 concurrent writes of one key, half asking for 10 points and half for 11. One is applied;
+		// every copy of it answers 201 or 200 with the same body, every copy of the other request 409.
+		token := srv.Token(tally.ScopeLedgerWrite)
+		const n = 100
+		bodies := [2][]byte{}
+		for a := range bodies {
+			bodies[a] = e2eJSON(t, map[string]any{"idempotency_key": "retried", "customer_hash": "cust-retries",
+				"kind": "accrual", "amount": 10 + a, "reason": "retry"})
+		}
+		var wg sync.WaitGroup
+		results := make([]apitest.Response, n)
+		errs := make([]error, n)
+		for i := range n {
+			req := e2eRequest(t, srv, "POST", e2eProcessPath, token, bytes.NewReader(bodies[i%2]))
+			wg.Go(func() { results[i], errs[i] = e2eSend(http.DefaultClient, req) })
+		}
+		wg.Wait()
+		applied := -1
+		for i, res := range results {
+			if errs[i] != nil {
+				t.Fatalf("request %d: %v", i, errs[i])
+			}
+			if res.Status == http.StatusCreated {
+				if applied >= 0 {
+					t.Fatalf("requests %d and %d both answered 201", applied, i)
+				}
+				applied = i
+			}
+		}
+		if applied < 0 {
+			t.Fatalf("no request answered 201; first answer %d %s", results[0].Status, results[0].Body)
+		}
+		for i, res := range results {
+			if i%2 == applied%2 {
+				if i != applied && (res.Status != http.StatusOK || !bytes.Equal(res.Body, results[applied].Body)) {
+					t.Errorf("retry %d of the applied request: %d %s, want 200 %s", i, res.Status, res.Body, results[applied].Body)
+				}
+				continue
+			}
+			e2eProblem(t, res, http.StatusConflict, tally.EIDEMPOTENCY)
+		}
+		if a := e2eBalance(t, srv, "cust-retries"); a.Balance != int64(10+applied%2) || a.BalanceVersion != 1 {
+			t.Errorf("balance %d version %d, want %d credited once", a.Balance, a.BalanceVersion, 10+applied%2)
+		}
+	})
+}
+
 func TestE2EProcessGenesysShapesCountOnce(t *testing.T) {
 	t.Parallel()
 	e2eEach(t, func(t *testing.T, srv *apitest.Server) {
