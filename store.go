@@ -3,6 +3,7 @@ package tally
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -63,6 +64,14 @@ type OutcomeKey struct {
 	Channel string
 	Key     string
 }
+
+// EventChannelPrefix begins the stored channel of every event's write ("event:genesys") and of no other:
+// explicit channels are plain tokens without a colon, so events and explicit transactions never share an
+// idempotency namespace, however either is spelled.
+const EventChannelPrefix = "event:"
+
+// IsEventChannel reports whether a stored channel is an event's.
+func IsEventChannel(channel string) bool { return strings.HasPrefix(channel, EventChannelPrefix) }
 
 // Outcome is what an idempotent write produced, remembered so that a replay returns it unchanged.
 // It is the processed_events row.

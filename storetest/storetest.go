@@ -33,6 +33,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("History", func(t *testing.T) { t.Parallel(); testHistory(t, h) })
 	t.Run("Concurrency", func(t *testing.T) { t.Parallel(); testConcurrency(t, h) })
 	t.Run("SameKeyRace", func(t *testing.T) { t.Parallel(); testSameKeyRace(t, h) })
+	t.Run("Namespaces", func(t *testing.T) { t.Parallel(); testNamespaces(t, h) })
 	t.Run("Tamper", func(t *testing.T) { t.Parallel(); testTamper(t, h) })
 	t.Run("Privacy", func(t *testing.T) { t.Parallel(); testPrivacy(t, h) })
 	t.Run("Purge", func(t *testing.T) { t.Parallel(); testPurge(t, h) })
