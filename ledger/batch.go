@@ -61,6 +61,9 @@ func (s *Service) commit(batch []*op) {
 		if isTransient(err) && tally.ErrorCode(err) != tally.EUNAVAILABLE {
 			err = tally.Unavailable(err, "the ledger store")
 		}
+		if len(batch) == 1 {
+			err = s.explainConflict(batch[0], err)
+		}
 		for _, o := range batch {
 			o.done <- result{err: err}
 		}
