@@ -3,6 +3,7 @@ package tally
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -24,13 +25,18 @@ type Store interface {
 	Account(ctx context.Context, id string) (Account, error)
 	// Transaction returns one transaction with its postings. ENOTFOUND when absent.
 	Transaction(ctx context.Context, seq int64) (Transaction, error)
+	// TransactionByKey returns the transaction written under an idempotency key, with its postings.
+	// ENOTFOUND when none was.
+	TransactionByKey(ctx context.Context, channel, key string) (Transaction, error)
 	// History returns up to limit transactions of a customer account with Seq < beforeSeq (all when
 	// beforeSeq <= 0), newest first, with postings.
 	History(ctx context.Context, accountID string, beforeSeq int64, limit int) ([]Transaction, error)
 
 	// Outcome returns the remembered outcome of an idempotency key. ENOTFOUND when absent or still pending.
 	Outcome(ctx context.Context, channel, key string) (Outcome, error)
-	// PurgeOutcomes deletes outcomes created before the given time and returns how many it deleted.
+	// PurgeOutcomes deletes the outcomes of events (channels that begin with EventChannelPrefix) created
+	// before the given time and returns how many it deleted. Explicit transactions' outcomes are kept:
+	// they are the API's idempotency record, which promises a replay of every key.
 	PurgeOutcomes(ctx context.Context, before time.Time) (int64, error)
 
 	// Rewards lists the reward catalog ordered by id; PutReward inserts or replaces one.
@@ -91,6 +97,14 @@ type OutcomeKey struct {
 	Channel string
 	Key     string
 }
+
+// EventChannelPrefix begins the stored channel of every event's write ("event:genesys") and of no other:
+// explicit channels are plain tokens without a colon, so events and explicit transactions never share an
+// idempotency namespace, however either is spelled.
+const EventChannelPrefix = "event:"
+
+// IsEventChannel reports whether a stored channel is an event's.
+func IsEventChannel(channel string) bool { return strings.HasPrefix(channel, EventChannelPrefix) }
 
 // Outcome is what an idempotent write produced, remembered so that a replay returns it unchanged.
 // It is the processed_events row.

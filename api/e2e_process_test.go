@@ -275,6 +275,56 @@ func TestE2EProcessConcurrentDeliveries(t *testing.T) {
 	})
 }
 
+func TestE2EProcessConcurrentRetriesOfOneKey(t *testing.T) {
+	t.Parallel()
+	e2eEach(t, func(t *testing.T, srv *apitest.Server) {
+		// 100 concurrent writes of one key, half asking for 10 points and half for 11. One is applied;
+		// every copy of it answers 201 or 200 with the same body, every copy of the other request 409.
+		token := srv.Token(tally.ScopeLedgerWrite)
+		const n = 100
+		bodies := [2][]byte{}
+		for a := range bodies {
+			bodies[a] = e2eJSON(t, map[string]any{"idempotency_key": "retried", "customer_hash": "cust-retries",
+				"kind": "accrual", "amount": 10 + a, "reason": "retry"})
+		}
+		var wg sync.WaitGroup
+		results := make([]apitest.Response, n)
+		errs := make([]error, n)
+		for i := range n {
+			req := e2eRequest(t, srv, "POST", e2eProcessPath, token, bytes.NewReader(bodies[i%2]))
+			wg.Go(func() { results[i], errs[i] = e2eSend(http.DefaultClient, req) })
+		}
+		wg.Wait()
+		applied := -1
+		for i, res := range results {
+			if errs[i] != nil {
+				t.Fatalf("request %d: %v", i, errs[i])
+			}
+			if res.Status == http.StatusCreated {
+				if applied >= 0 {
+					t.Fatalf("requests %d and %d both answered 201", applied, i)
+				}
+				applied = i
+			}
+		}
+		if applied < 0 {
+			t.Fatalf("no request answered 201; first answer %d %s", results[0].Status, results[0].Body)
+		}
+		for i, res := range results {
+			if i%2 == applied%2 {
+				if i != applied && (res.Status != http.StatusOK || !bytes.Equal(res.Body, results[applied].Body)) {
+					t.Errorf("retry %d of the applied request: %d %s, want 200 %s", i, res.Status, res.Body, results[applied].Body)
+				}
+				continue
+			}
+			e2eProblem(t, res, http.StatusConflict, tally.EIDEMPOTENCY)
+		}
+		if a := e2eBalance(t, srv, "cust-retries"); a.Balance != int64(10+applied%2) || a.BalanceVersion != 1 {
+			t.Errorf("balance %d version %d, want %d credited once", a.Balance, a.BalanceVersion, 10+applied%2)
+		}
+	})
+}
+
 func TestE2EProcessGenesysShapesCountOnce(t *testing.T) {
 	t.Parallel()
 	e2eEach(t, func(t *testing.T, srv *apitest.Server) {
@@ -662,6 +712,43 @@ func TestE2EProcessEventsAndTransactionsDoNotShareKeys(t *testing.T) {
 			t.Errorf("balance %d, want 7 + 10", a.Balance)
 		}
 		e2eVerify(t, srv)
+	})
+}
+
+func TestE2EProcessExplicitTransactionsCannotTakeEventKeys(t *testing.T) {
+	t.Parallel()
+	e2eEach(t, func(t *testing.T, srv *apitest.Server) {
+		token := srv.Token(tally.ScopeLedgerWrite, tally.ScopeAdmin)
+		const customer = "c7d1e3f0-22aa-4b6e-9c10-5e8f7a6b4d21" // the samples' customer
+		genesysKey := "customer.end/4f6c2b9e-1a7d-4c3b-8e2f-9d0a5b6c7e8f/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+		guideKey := "8b0f7a52-3c1e-4d8e-9a51-6f2d1c0b7e11"
+		// Channels as JSON string literals, so that escapes reach the server as sent.
+		for _, ch := range []string{`"event:genesys"`, `"EVENT:genesys"`, `" event:genesys"`, `"event:genesys "`,
+			`"event\u003agenesys"`, `"event%3Agenesys"`, `"event\uff1agenesys"`, `"\u0435vent:genesys"`,
+			`"event:webchat"`, `"Event:WebChat"`} {
+			for _, key := range []string{genesysKey, guideKey} {
+				for _, kind := range []string{`"kind":"accrual","amount":500`, `"kind":"adjustment","amount":500,"reason":"x","actor":"y"`} {
+					body := `{"idempotency_key":"` + key + `","channel":` + ch + `,"customer_hash":"` + customer + `",` + kind + `}`
+					e2eProblem(t, e2eDo(t, srv, "POST", e2eProcessPath, token, []byte(body)), http.StatusUnprocessableEntity, tally.EINVALID)
+				}
+			}
+		}
+		if n := e2eCount(t, srv); n != 0 {
+			t.Fatalf("%d transactions written by refused requests", n)
+		}
+		// The real events are then credited, each once.
+		e2eStatus(t, e2eDo(t, srv, "POST", e2eProcessPath, token, e2eSample(t, "customer-end-event-body.json")), http.StatusCreated)
+		e2eStatus(t, e2eDo(t, srv, "POST", e2eProcessPath, token, e2eSample(t, "guide-webhook-event.json")), http.StatusCreated)
+		e2eStatus(t, e2eDo(t, srv, "POST", e2eProcessPath, token, e2eSample(t, "eventbridge-customer-end.json")), http.StatusOK)
+		if a := e2eBalance(t, srv, customer); a.Balance != 20 || a.BalanceVersion != 2 {
+			t.Errorf("balance %d version %d, want the two events' 10 points each", a.Balance, a.BalanceVersion)
+		}
+		// An explicit transaction on the plain channel "genesys" with the event's key is another write.
+		w := e2eWrite(t, srv, token, map[string]any{"idempotency_key": genesysKey, "channel": "genesys",
+			"customer_hash": customer, "kind": "accrual", "amount": 1}, http.StatusCreated)
+		if w.Channel != "genesys" || w.Amount != 1 {
+			t.Errorf("explicit write answered %+v", w)
+		}
 	})
 }
 

@@ -456,6 +456,7 @@ func oaConformance(t *testing.T, c *oaContract, s *apitest.Server) {
 			bad(ok("zero amount", "POST", path, write, []byte(`{"idempotency_key":"k-y","customer_hash":"`+alice+`","kind":"accrual","amount":0}`), 422)),
 			bad(ok("reversal naming a customer", "POST", path, all, []byte(`{"idempotency_key":"k-z","kind":"reversal","reverses_transaction_id":1,"reason":"x","customer_hash":"`+alice+`"}`), 422)),
 			bad(ok("amount of the wrong type", "POST", path, write, []byte(`{"idempotency_key":"k-w","customer_hash":"`+alice+`","kind":"accrual","amount":"5"}`), 422)),
+			bad(ok("explicit channel in the events' namespace", "POST", path, write, []byte(`{"idempotency_key":"8b0f7a52-3c1e-4d8e-9a51-6f2d1c0b7e11","channel":"event:webchat","customer_hash":"`+alice+`","kind":"accrual","amount":500}`), 422)),
 			bad(ok("event channel too long", "POST", path, write, []byte(`{"event_id":"e-long","channel":"`+strings.Repeat("c", 49)+`","user_id":"`+alice+`"}`), 422)),
 			bad(ok("empty event id", "POST", path, write, []byte(`{"event_id":" ","user_id":"`+alice+`"}`), 422)),
 			bad(ok("too large", "POST", path, write, big, 413)),

@@ -78,7 +78,7 @@ func problemFor(err error) Problem {
 	code := tally.ErrorCode(err)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		code = tally.EUNAVAILABLE
-		err = tally.Errorf(code, "the request timed out; retry with the same idempotency key")
+		err = tally.Errorf(code, "the request timed out and a write may or may not have been applied; retrying with the same idempotency key is safe and returns the outcome")
 	}
 	status, ok := statusOf[code]
 	if !ok {

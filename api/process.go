@@ -71,9 +71,9 @@ func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byt
 			return
 		}
 	}
-	// Events have idempotency channels of their own, apart from explicit transactions': an event whose
-	// channel is "api" cannot replay or block an explicit transaction's key.
-	req := ledger.Request{Kind: ledger.KindNone, Channel: eventChannelPrefix + ev.Channel, Key: ev.ID, Identity: eventIdentity(hash)}
+	// Events have idempotency channels of their own, apart from explicit transactions' (the ledger keeps
+	// them apart): an event whose channel is "api" cannot replay or block an explicit transaction's key.
+	req := ledger.Request{Kind: ledger.KindNone, Event: true, Channel: ev.Channel, Key: ev.ID, Identity: eventIdentity(hash)}
 	if rule, ok := s.Programme.Match(ev); ok {
 		if hash == "" {
 			writeError(w, r, tally.Errorf(tally.EINVALID, "the event earns points but names no customer (user_id, customer_hash or externalContactId)"))
@@ -90,9 +90,6 @@ func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byt
 	resp.EventID, resp.IdempotencyKey, resp.Channel = ev.ID, "", ev.Channel
 	s.answerWrite(w, rc, resp)
 }
-
-// eventChannelPrefix marks the idempotency channels of events.
-const eventChannelPrefix = "event:"
 
 // eventIdentity is what makes two deliveries of an event the same request: the event key and the
 // customer it names, whatever rule matched (rules may change between deliveries).

@@ -173,6 +173,11 @@ func (s *Store) Transaction(ctx context.Context, seq int64) (tally.Transaction, 
 	return call(s, func() (tally.Transaction, error) { return s.inner.Transaction(ctx, seq) })
 }
 
+// TransactionByKey implements tally.Store.
+func (s *Store) TransactionByKey(ctx context.Context, channel, key string) (tally.Transaction, error) {
+	return call(s, func() (tally.Transaction, error) { return s.inner.TransactionByKey(ctx, channel, key) })
+}
+
 // History implements tally.Store.
 func (s *Store) History(ctx context.Context, accountID string, beforeSeq int64, limit int) ([]tally.Transaction, error) {
 	return call(s, func() ([]tally.Transaction, error) { return s.inner.History(ctx, accountID, beforeSeq, limit) })

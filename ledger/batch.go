@@ -47,7 +47,7 @@ func (s *Service) work(queue chan *op) {
 // commit applies a batch in one database transaction and answers every caller after it ends.
 func (s *Service) commit(batch []*op) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.BatchTimeout)
-	results, err := s.apply(ctx, batch)
+	results, rerun, err := s.apply(ctx, batch)
 	cancel()
 	if err != nil {
 		if len(batch) > 1 && !isTransient(err) {
@@ -61,6 +61,9 @@ func (s *Service) commit(batch []*op) {
 		if isTransient(err) && tally.ErrorCode(err) != tally.EUNAVAILABLE {
 			err = tally.Unavailable(err, "the ledger store")
 		}
+		if len(batch) == 1 {
+			err = s.explainConflict(batch[0], err)
+		}
 		for _, o := range batch {
 			o.done <- result{err: err}
 		}
@@ -69,28 +72,39 @@ func (s *Service) commit(batch []*op) {
 	if s.opts.ObserveBatch != nil {
 		s.opts.ObserveBatch(len(batch))
 	}
+	var again []*op
 	for i, o := range batch {
+		if rerun[i] {
+			again = append(again, o)
+			continue
+		}
 		o.done <- results[i]
+	}
+	if len(again) > 0 {
+		// Writes whose key this batch left free (its first request was refused without being remembered)
+		// are decided on their own, now that the batch is committed. Each round answers at least the
+		// first of them, so this ends.
+		s.commit(again)
 	}
 }
 
 // apply runs the batch inside store.Update. It may run more than once (the store retries serialization
-// failures), so it builds its answers afresh on every run.
-func (s *Service) apply(ctx context.Context, batch []*op) ([]result, error) {
+// failures), so it builds its answers afresh on every run. rerun marks the ops left to a later batch.
+func (s *Service) apply(ctx context.Context, batch []*op) (results []result, rerun []bool, err error) {
 	chain, err := s.loadChain(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var results []result
 	err = s.store.Update(ctx, func(ctx context.Context, tx tally.WriteTx) error {
-		b := &batchRun{tx: tx, chain: chain, ops: batch, now: tally.LedgerTime(s.opts.Clock()), results: make([]result, len(batch))}
+		b := &batchRun{tx: tx, chain: chain, ops: batch, now: tally.LedgerTime(s.opts.Clock()), results: make([]result, len(batch)),
+			rerun: make([]bool, len(batch))}
 		if err := b.run(ctx); err != nil {
 			return err
 		}
-		results = b.results
+		results, rerun = b.results, b.rerun
 		return nil
 	})
-	return results, err
+	return results, rerun, err
 }
 
 // batchRun is one attempt at one batch.
@@ -100,9 +114,11 @@ type batchRun struct {
 	ops     []*op
 	now     time.Time
 	results []result
+	rerun   []bool // ops not decided in this batch: commit them again in another
 
-	leader   map[tally.OutcomeKey]int // the first op of each key
-	fresh    []int                    // ops to decide now, in batch order
+	leader   map[tally.OutcomeKey]int           // the first op of each key
+	stored   map[tally.OutcomeKey]tally.Outcome // outcomes that existed before this batch
+	fresh    []int                              // ops to decide now, in batch order
 	accounts map[string]*tally.Account
 	targets  map[int64]tally.Transaction // transactions being reversed
 	reversed map[int64]int64             // reversed seq -> its reversal
@@ -146,16 +162,16 @@ func (b *batchRun) claim(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	known := make(map[tally.OutcomeKey]tally.Outcome, len(existing))
+	b.stored = make(map[tally.OutcomeKey]tally.Outcome, len(existing))
 	for _, e := range existing {
-		known[e.OutcomeKey] = e
+		b.stored[e.OutcomeKey] = e
 	}
 	for i, o := range b.ops {
 		k := o.req.outcomeKey()
 		if b.leader[k] != i {
 			continue
 		}
-		e, ok := known[k]
+		e, ok := b.stored[k]
 		switch {
 		case !ok:
 			b.fresh = append(b.fresh, i)
@@ -467,7 +483,12 @@ func (b *batchRun) recordOutcomes(ctx context.Context) error {
 	return nil
 }
 
-// answerFollowers gives every later op of a key the answer of the key's first op, as a replay.
+// answerFollowers answers every later op of a key in the batch by what the key now holds: the outcome
+// stored before the batch, else the one just decided for the key's first op. A follower is a replay
+// when it asks for the same as the request that outcome answered, and a reused key otherwise; never is
+// it compared with a first op that was itself refused as a reused key. When the first op's answer is
+// not remembered (a stale balance_version), the key is still free: a follower asking the same at the
+// same version gets the same answer, any other is left to a later batch.
 func (b *batchRun) answerFollowers() {
 	for i, o := range b.ops {
 		k := o.req.outcomeKey()
@@ -475,14 +496,37 @@ func (b *batchRun) answerFollowers() {
 		if l == i {
 			continue
 		}
+		if e, ok := b.stored[k]; ok {
+			if o.reqHash != e.RequestHash {
+				b.results[i] = result{err: errKeyReused(k)}
+			} else {
+				b.results[i] = replay(e)
+			}
+			continue
+		}
+		res := b.results[l]
+		if res.err != nil && !tally.ErrorCode(res.err).Remembered() {
+			if o.reqHash != b.ops[l].reqHash || !sameVersion(o.req.ExpectedVersion, b.ops[l].req.ExpectedVersion) {
+				b.rerun[i] = true
+				continue
+			}
+			b.results[i] = res
+			continue
+		}
 		if o.reqHash != b.ops[l].reqHash {
 			b.results[i] = result{err: errKeyReused(k)}
 			continue
 		}
-		res := b.results[l]
 		if res.err == nil {
 			res.receipt.Replayed = true
 		}
 		b.results[i] = res
 	}
+}
+
+func sameVersion(a, b *int64) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }

@@ -25,8 +25,13 @@ const (
 
 // Request is one ledger write. Every write carries an idempotency key, unique within its channel.
 type Request struct {
-	Kind    tally.Kind
-	Channel string // idempotency namespace; DefaultChannel when empty
+	Kind tally.Kind
+	// Channel is the idempotency namespace of an explicit write: a plain token of letters, digits, '.',
+	// '_' and '-' (DefaultChannel when empty). For an event (Event set) it is the event's source, and the
+	// namespace is tally.EventChannelPrefix followed by it: no explicit channel can name it.
+	Channel string
+	// Event marks a write made for an incoming event rather than asked for explicitly.
+	Event   bool
 	Key     string // idempotency key
 	Account string // the customer hash (for a reversal: empty, taken from the reversed transaction)
 	// Amount is the number of points: positive for every kind but adjustments, where a positive amount
@@ -52,16 +57,13 @@ const KindNone tally.Kind = "none"
 
 // normalize validates r and puts it in the form that is stored and hashed.
 func (r *Request) normalize() error {
-	if r.Channel == "" {
-		r.Channel = DefaultChannel
+	if err := r.normalizeChannel(); err != nil {
+		return err
 	}
 	if !r.Kind.Valid() && r.Kind != KindNone {
 		return tally.Errorf(tally.EINVALID, "unknown transaction kind %q", r.Kind)
 	}
 	if err := checkText("idempotency key", r.Key, maxKeyLen, true); err != nil {
-		return err
-	}
-	if err := checkText("channel", r.Channel, maxChannelLen, true); err != nil {
 		return err
 	}
 	if err := checkText("reason", r.Reason, maxReasonLen, false); err != nil {
@@ -106,6 +108,39 @@ func (r *Request) normalize() error {
 		return tally.Errorf(tally.EINVALID, "balance_version must not be negative")
 	}
 	return r.normalizeMetadata()
+}
+
+// normalizeChannel sets the channel the write is stored under. The two namespaces are kept apart here,
+// in the ledger, so that every entry point gets the separation: an explicit channel that could spell an
+// event's ("event:genesys", " EVENT:genesys", a lookalike colon) is refused, not stored.
+func (r *Request) normalizeChannel() error {
+	if r.Event {
+		if err := checkText("event channel", r.Channel, maxChannelLen-len(tally.EventChannelPrefix), true); err != nil {
+			return err
+		}
+		r.Channel = tally.EventChannelPrefix + r.Channel
+		return nil
+	}
+	if r.Channel == "" {
+		r.Channel = DefaultChannel
+	}
+	if len(r.Channel) > maxChannelLen || !isToken(r.Channel) {
+		return tally.Errorf(tally.EINVALID, "channel must be at most %d letters, digits, '.', '_' or '-'", maxChannelLen)
+	}
+	return nil
+}
+
+// isToken reports whether s is made of ASCII letters, digits, '.', '_' and '-' only.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func checkAmount(kind tally.Kind, amount int64) error {

@@ -143,8 +143,11 @@ func (s *Service) Reverse(ctx context.Context, r Request) (Receipt, error) {
 // Write applies one write of any kind. Errors are *tally.Error: EINVALID for a malformed request;
 // EIDEMPOTENCY when the key was used with another request; ENOTFOUND, EINSUFFICIENT, EFROZEN, ECLOSED,
 // EALREADY for remembered business refusals (a retry gets the same); EVERSION for a stale
-// balance_version; EUNAVAILABLE when the store failed (nothing was applied, retry with the same key).
-// When ctx ends first the write may still be applied: retry with the same key to learn its outcome.
+// balance_version; ECONFLICT, naming the transaction, when the key wrote one whose outcome is no longer
+// kept (an event past the retention). EUNAVAILABLE when the store failed or could not be reached: the
+// write may or may not have been applied (a commit whose acknowledgement was lost looks the same as one
+// that failed), and retrying with the same idempotency key is safe and returns the outcome, as a replay
+// if it was applied. The same holds when ctx ends first.
 func (s *Service) Write(ctx context.Context, r Request) (Receipt, error) {
 	if err := r.normalize(); err != nil {
 		s.observe(r.Kind, err, false)

@@ -59,6 +59,34 @@ func (db *DB) Transaction(ctx context.Context, seq int64) (tally.Transaction, er
 	return tx, nil
 }
 
+// TransactionByKey returns the transaction written under an idempotency key. ENOTFOUND when none was.
+func (db *DB) TransactionByKey(ctx context.Context, channel, key string) (tally.Transaction, error) {
+	rows, err := db.pool.Query(ctx, `
+		SELECT `+joinedColumns+`
+		FROM transactions t LEFT JOIN postings p ON p.seq = t.seq
+		WHERE t.channel = $1 AND t.idempotency_key = $2
+		ORDER BY p.idx`,
+		channel, key)
+	if err != nil {
+		return tally.Transaction{}, classify(ctx, "transaction by key", err)
+	}
+	var (
+		found bool
+		tx    tally.Transaction
+	)
+	err = scanJoined(rows, func(t tally.Transaction) error {
+		found, tx = true, t
+		return nil
+	})
+	if err != nil {
+		return tally.Transaction{}, classify(ctx, "transaction by key", err)
+	}
+	if !found {
+		return tally.Transaction{}, tally.Errorf(tally.ENOTFOUND, "no transaction for key %q in channel %q", key, channel)
+	}
+	return tx, nil
+}
+
 // History returns up to limit transactions of an account with Seq < beforeSeq (all when beforeSeq <= 0),
 // newest first, with their postings, in one query.
 func (db *DB) History(ctx context.Context, accountID string, beforeSeq int64, limit int) ([]tally.Transaction, error) {
@@ -113,9 +141,11 @@ func (db *DB) Outcome(ctx context.Context, channel, key string) (tally.Outcome, 
 	return o, nil
 }
 
-// PurgeOutcomes deletes outcomes created before the given time.
+// PurgeOutcomes deletes the outcomes of events created before the given time. The prefix is compared
+// byte for byte.
 func (db *DB) PurgeOutcomes(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM processed_events WHERE created_at < $1`, before.UTC())
+	tag, err := db.pool.Exec(ctx, `DELETE FROM processed_events
+		WHERE created_at < $1 AND left(channel, length($2::text)) = $2::text`, before.UTC(), tally.EventChannelPrefix)
 	if err != nil {
 		return 0, classify(ctx, "purge outcomes", err)
 	}

@@ -57,6 +57,23 @@ func (db *DB) Transaction(ctx context.Context, seq int64) (tally.Transaction, er
 	return txs[0], nil
 }
 
+// TransactionByKey returns the transaction written under an idempotency key. ENOTFOUND when none was.
+func (db *DB) TransactionByKey(ctx context.Context, channel, key string) (tally.Transaction, error) {
+	var txs []tally.Transaction
+	err := db.readTx(ctx, func(tx *sql.Tx) (err error) {
+		txs, err = queryTransactions(ctx, tx, `SELECT `+transactionColumns+` FROM transactions t
+			WHERE t.channel = ? AND t.idempotency_key = ?`, channel, key)
+		return err
+	})
+	if err != nil {
+		return tally.Transaction{}, wrap(err, "read transaction by key")
+	}
+	if len(txs) == 0 {
+		return tally.Transaction{}, tally.Errorf(tally.ENOTFOUND, "no transaction for key %q on channel %q", key, channel)
+	}
+	return txs[0], nil
+}
+
 // History returns up to limit transactions of an account with Seq < beforeSeq (all when beforeSeq <= 0),
 // newest first, with postings: one query for the page, one for its postings. An unknown account has
 // no history; limit <= 0 asks for none.
@@ -95,11 +112,13 @@ func (db *DB) Outcome(ctx context.Context, channel, key string) (tally.Outcome, 
 	return o, nil
 }
 
-// PurgeOutcomes deletes the outcome rows, done or pending, created before the given time.
+// PurgeOutcomes deletes the outcome rows of events, done or pending, created before the given time. The
+// prefix is compared byte for byte (substr, not LIKE, which ignores case in SQLite).
 func (db *DB) PurgeOutcomes(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM processed_events WHERE created_at < ?`, micros(before))
+		res, err := tx.ExecContext(ctx, `DELETE FROM processed_events
+			WHERE created_at < ? AND substr(channel, 1, length(?2)) = ?2`, micros(before), tally.EventChannelPrefix)
 		if err != nil {
 			return wrap(err, "purge outcomes")
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -258,23 +259,29 @@ func TestHistory(t *testing.T) {
 func TestPurgeOutcomes(t *testing.T) {
 	ctx := context.Background()
 	db := MustOpenDB(t)
-	at := func(key string, d time.Duration) tally.Outcome {
-		return tally.Outcome{OutcomeKey: tally.OutcomeKey{Channel: "api", Key: key}, CreatedAt: t0.Add(d)}
+	at := func(channel, key string, d time.Duration) tally.Outcome {
+		return tally.Outcome{OutcomeKey: tally.OutcomeKey{Channel: channel, Key: key}, CreatedAt: t0.Add(d)}
 	}
 	MustUpdate(t, db, func(ctx context.Context, tx tally.WriteTx) error {
-		all := []tally.Outcome{at("old-done", -2*time.Hour), at("old-pending", -time.Hour), at("edge", 0), at("new", time.Hour)}
+		// Explicit transactions' outcomes are never purged, however old, nor is a channel that only looks
+		// like an event's (written before explicit channels were plain tokens): SQLite's LIKE would match it.
+		all := []tally.Outcome{at("EVENT:w", "old", -2*time.Hour), at("api", "old", -2*time.Hour),
+			at("event:w", "edge", 0), at("event:w", "new", time.Hour), at("event:w", "old-done", -2*time.Hour),
+			at("event:w", "old-pending", -time.Hour)}
 		if _, err := tx.ClaimOutcomes(ctx, all); err != nil {
 			return err
 		}
-		return tx.SaveOutcomes(ctx, []tally.Outcome{all[0], all[2], all[3]})
+		return tx.SaveOutcomes(ctx, []tally.Outcome{all[0], all[1], all[2], all[3], all[4]})
 	})
 	n, err := db.PurgeOutcomes(ctx, t0)
 	if err != nil || n != 2 {
 		t.Fatalf("PurgeOutcomes = %d, %v; want 2", n, err)
 	}
-	for key, code := range map[string]tally.Code{"old-done": tally.ENOTFOUND, "edge": "", "new": ""} {
-		if _, err := db.Outcome(ctx, "api", key); tally.ErrorCode(err) != code {
-			t.Errorf("Outcome(%s) after purge: %v, want code %q", key, err, code)
+	for key, code := range map[string]tally.Code{"event:w/old-done": tally.ENOTFOUND, "event:w/edge": "",
+		"event:w/new": "", "api/old": "", "EVENT:w/old": ""} {
+		channel, key, _ := strings.Cut(key, "/")
+		if _, err := db.Outcome(ctx, channel, key); tally.ErrorCode(err) != code {
+			t.Errorf("Outcome(%s, %s) after purge: %v, want code %q", channel, key, err, code)
 		}
 	}
 	if n, err := db.PurgeOutcomes(ctx, t0); err != nil || n != 0 {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/ledger"
@@ -308,22 +307,4 @@ func testHistory(t *testing.T, h Harness) {
 	if err != nil || len(p.Transactions) != 0 {
 		t.Fatalf("history of unknown customer: %v %v", p, err)
 	}
-}
-
-func testPurge(t *testing.T, h Harness) {
-	e := newEnv(t, h)
-	c := e.customer("purge")
-	e.mustAccrue(c, "old", 10)
-	n, err := e.store.PurgeOutcomes(e.ctx, time.Now().Add(time.Hour))
-	if err != nil || n != 1 {
-		t.Fatalf("purged %d, %v; want 1", n, err)
-	}
-	// The transaction still holds its key: a replay after the purge is refused as a conflict, never
-	// applied twice.
-	_, err = e.ledger.Write(e.ctx, ledger.Request{Kind: tally.KindAccrual, Account: c, Key: "old", Amount: 10, Reason: "test"})
-	wantCode(t, err, tally.ECONFLICT)
-	if got := e.balance(c); got != 10 {
-		t.Fatalf("balance %d after replay past purge, want 10", got)
-	}
-	e.mustVerify()
 }

@@ -32,6 +32,8 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Reversal", func(t *testing.T) { t.Parallel(); testReversal(t, h) })
 	t.Run("History", func(t *testing.T) { t.Parallel(); testHistory(t, h) })
 	t.Run("Concurrency", func(t *testing.T) { t.Parallel(); testConcurrency(t, h) })
+	t.Run("SameKeyRace", func(t *testing.T) { t.Parallel(); testSameKeyRace(t, h) })
+	t.Run("Namespaces", func(t *testing.T) { t.Parallel(); testNamespaces(t, h) })
 	t.Run("Tamper", func(t *testing.T) { t.Parallel(); testTamper(t, h) })
 	t.Run("Audit", func(t *testing.T) { t.Parallel(); testAudit(t, h) })
 	t.Run("Privacy", func(t *testing.T) { t.Parallel(); testPrivacy(t, h) })

@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// defaultEventRetention is how long event outcomes are remembered for idempotent replays.
+// defaultEventRetention is how long event outcomes are remembered for idempotent replays. Explicit
+// transactions' outcomes are kept for good: they are the API's promise of a replay for every key.
 const defaultEventRetention = 30 * 24 * time.Hour
 
 func runPurgeEvents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -16,7 +17,7 @@ func runPurgeEvents(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.SetOutput(stderr)
 	db := dbFlag(fs)
 	retentionFlag := durationFlag(fs, "retention", "TALLY_EVENT_RETENTION", defaultEventRetention,
-		"remove outcomes older than this")
+		"remove event outcomes older than this (explicit transactions' outcomes are kept)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}

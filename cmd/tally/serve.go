@@ -85,7 +85,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		{&c.lookupDeadline, "lookup-deadline", "TALLY_LOOKUP_DEADLINE", time.Second, "after this a balance lookup answers from the cache"},
 		{&c.writeDeadline, "write-deadline", "TALLY_WRITE_DEADLINE", 10 * time.Second, "bound on a write's wait for its commit"},
 		{&c.breakerOpen, "breaker-open", "TALLY_BREAKER_OPEN", 15 * time.Second, "how long the circuit stays open"},
-		{&c.retention, "event-retention", "TALLY_EVENT_RETENTION", defaultEventRetention, "how long event outcomes are remembered"},
+		{&c.retention, "event-retention", "TALLY_EVENT_RETENTION", defaultEventRetention, "how long event outcomes are remembered (explicit transactions' outcomes are kept)"},
 		{&c.tokenTTL, "token-ttl", "TALLY_TOKEN_TTL", auth.DefaultTTL, "lifetime of access tokens"},
 		{&c.sessionTTL, "session-ttl", "TALLY_SESSION_TTL", 15 * time.Minute, "lifetime of portal session tokens"},
 		{&c.shutdownDeadline, "shutdown-deadline", "TALLY_SHUTDOWN_DEADLINE", 30 * time.Second, "how long in-flight requests may take to finish at shutdown"},
