@@ -20,6 +20,9 @@ type op struct {
 type result struct {
 	receipt Receipt
 	err     error
+	// replayed marks a remembered answer given again, refusals included (a receipt also says it in
+	// Replayed): metrics count replays apart from decisions.
+	replayed bool
 }
 
 // work takes writes off the queue and commits them in batches: whatever is waiting when a batch starts
@@ -520,6 +523,7 @@ func (b *batchRun) answerFollowers() {
 		if res.err == nil {
 			res.receipt.Replayed = true
 		}
+		res.replayed = true
 		b.results[i] = res
 	}
 }

@@ -159,7 +159,7 @@ func (s *Service) Write(ctx context.Context, r Request) (Receipt, error) {
 	}
 	select {
 	case res := <-o.done:
-		s.observe(r.Kind, res.err, res.receipt.Replayed)
+		s.observe(r.Kind, res.err, res.replayed || res.receipt.Replayed)
 		return res.receipt, res.err
 	case <-ctx.Done():
 		return Receipt{}, ctx.Err()
@@ -334,14 +334,14 @@ func replay(o tally.Outcome) result {
 		if err := json.Unmarshal(o.Response, &f); err != nil || f.Code == "" {
 			f = failure{Code: o.Code, Message: "refused earlier"}
 		}
-		return result{err: &tally.Error{Code: f.Code, Message: f.Message}}
+		return result{err: &tally.Error{Code: f.Code, Message: f.Message}, replayed: true}
 	}
 	var r Receipt
 	if err := json.Unmarshal(o.Response, &r); err != nil {
 		return result{err: &tally.Error{Code: tally.EINTERNAL, Message: "stored outcome is unreadable", Err: err}}
 	}
 	r.Replayed = true
-	return result{receipt: r}
+	return result{receipt: r, replayed: true}
 }
 
 // isTransient reports whether err is a fault worth retrying later, as opposed to a refusal.

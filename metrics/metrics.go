@@ -41,7 +41,7 @@ func New() *Metrics {
 		}, []string{"route", "status"}),
 		LedgerOps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_ledger_operations_total",
-			Help: "Ledger writes by kind, outcome (ok or an error code) and replayed (true for a retry of an applied write, answered from its remembered outcome).",
+			Help: "Ledger writes by kind, outcome (ok or an error code) and replayed (true for a retry answered from its remembered outcome, refusals included).",
 		}, []string{"kind", "outcome", "replayed"}),
 		Replays: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_idempotent_replays_total", Help: "Writes answered from a remembered outcome instead of being applied again.",
