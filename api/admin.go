@@ -192,6 +192,9 @@ func (s *Server) handlePutReward(w http.ResponseWriter, r *http.Request) {
 }
 
 func validateReward(rw tally.Reward) error {
+	if err := rw.CheckText(); err != nil {
+		return err
+	}
 	switch {
 	case rw.ID == "" || len(rw.ID) > 64 || strings.ContainsAny(rw.ID, " /\\?#"):
 		return tally.Errorf(tally.EINVALID, "reward_id must be 1-64 characters without spaces or slashes")
