@@ -131,6 +131,11 @@ func (s *Server) handleRewards(w http.ResponseWriter, r *http.Request) {
 
 // handleReward shows one reward.
 func (s *Server) handleReward(w http.ResponseWriter, r *http.Request) {
+	// No reward can have such an id (PUT refuses it): say so rather than "not found".
+	if err := tally.CheckText("reward_id", r.PathValue("id")); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	rw, err := s.reward(r.Context(), r.PathValue("id"))
 	if err != nil {
 		writeError(w, r, err)

@@ -75,6 +75,7 @@ func inputTemplates() []inputTemplate {
 	return []inputTemplate{
 		// Item 7 of the issue: the reward id in the path, and every text field of a reward.
 		{name: "reward id in the path", method: "PUT", path: "/v1/catalog/rewards/" + inputMark, body: reward, clean: http.StatusOK},
+		{name: "reward id to read", method: "GET", path: "/v1/catalog/rewards/r-get-" + inputMark, clean: http.StatusNotFound},
 		{name: "reward name", method: "PUT", path: "/v1/catalog/rewards/r-name", body: `{"name":"` + inputMark + `","point_cost":100,"fulfillment_method":"email"}`, clean: http.StatusOK},
 		{name: "reward min_tier", method: "PUT", path: "/v1/catalog/rewards/r-tier", body: `{"name":"Coffee","point_cost":100,"min_tier":"` + inputMark + `","fulfillment_method":"email"}`, clean: http.StatusOK},
 		{name: "reward fulfillment_method", method: "PUT", path: "/v1/catalog/rewards/r-ful", body: `{"name":"Coffee","point_cost":100,"fulfillment_method":"` + inputMark + `"}`, clean: http.StatusOK},
