@@ -52,17 +52,18 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, stri
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, strictjson.Report{}, tally.Errorf(codeMalformed, "the body is empty: a JSON object is expected")
 	}
-	if !json.Valid(body) {
-		return nil, strictjson.Report{}, tally.Errorf(codeMalformed, "the body is not valid JSON: %s", syntaxError(body))
-	}
 	if depth(body) > maxJSONDepth {
 		return nil, strictjson.Report{}, tally.Errorf(codeMalformed, "the body nests deeper than %d levels", maxJSONDepth)
 	}
+	// One pass both checks that the body is JSON and finds what encoding/json would take silently.
 	// encoding/json would turn each invalid byte (JSON is UTF-8, RFC 8259 §8.1), and each escaped
 	// surrogate that pairs with nothing (§8.2), into U+FFFD, so that two different customer identifiers
-	// could decode, and hash, to one. The body is JSON, but one of its strings is unusable: 422.
+	// could decode, and hash, to one. A body that is JSON but has such a string is unusable: 422.
 	rep, err := strictjson.Scan(body)
 	if err != nil {
+		if !json.Valid(body) {
+			return nil, strictjson.Report{}, tally.Errorf(codeMalformed, "the body is not valid JSON: %s", syntaxError(body))
+		}
 		return nil, strictjson.Report{}, err
 	}
 	return body, rep, nil
@@ -108,7 +109,8 @@ func syntaxError(body []byte) string {
 	return "unexpected content"
 }
 
-// depth is the deepest nesting of objects and arrays in a valid JSON text.
+// depth is the deepest nesting of objects and arrays in a JSON text (in any text: it counts the brackets
+// outside strings), checked before the text is parsed so that parsing recurses no deeper.
 func depth(b []byte) int {
 	d, max, inString := 0, 0, false
 	for i := 0; i < len(b); i++ {

@@ -5,8 +5,9 @@
 // calls their behaviour unpredictable), strings that are not UTF-8, and escaped NUL characters (which no
 // PostgreSQL text can hold).
 //
-// It is a single pass over the bytes that allocates once (its state) for a usual body with no escaped
-// member names and no finding; what to refuse is the caller's choice, by where each finding is.
+// It is a single pass over the bytes that also checks that they are JSON (as json.Valid), and allocates
+// only its two stacks for a usual body with no escaped member names and no finding; what to refuse is
+// the caller's choice, by where each finding is.
 package strictjson
 
 import (
@@ -44,8 +45,7 @@ const maxDepth = 10000
 // surrogate, or a text that is not JSON (callers check json.Valid first, for the better message), and
 // reports duplicate member names and escaped NULs for the caller to judge.
 func Scan(b []byte) (Report, error) {
-	s := scanner{b: b}
-	s.path, s.names = s.pathBuf[:0], s.namesBuf[:0]
+	s := scanner{b: b, path: make([]pathElem, 0, 16), names: make([]span, 0, 32)}
 	if err := s.value(0); err != nil {
 		return Report{}, err
 	}
@@ -56,10 +56,17 @@ func Scan(b []byte) (Report, error) {
 	return s.rep, nil
 }
 
+// span is a decoded member name: the bytes [start, end) of the input, or of the arena when the name
+// has escapes. Spans hold no pointer, so the scanner's stacks cost the garbage collector nothing.
+type span struct {
+	start, end int
+	arena      bool
+}
+
 // pathElem is one step of the pointer to the value being scanned.
 type pathElem struct {
-	name  []byte // objects: the member's decoded name
-	index int    // arrays: the element's index
+	name  span // objects: the member's name
+	index int  // arrays: the element's index
 	array bool
 }
 
@@ -67,11 +74,17 @@ type scanner struct {
 	b     []byte
 	i     int
 	path  []pathElem
-	names [][]byte // decoded names of the members of every open object, innermost last
+	names []span // the names of the members of every open object, innermost last
+	arena []byte // decoded member names that have escapes
 	rep   Report
-	// Room for the path and names of usual bodies, so that scanning one allocates only the scanner.
-	pathBuf  [16]pathElem
-	namesBuf [32][]byte
+}
+
+// text is the decoded name a span stands for.
+func (s *scanner) text(n span) []byte {
+	if n.arena {
+		return s.arena[n.start:n.end]
+	}
+	return s.b[n.start:n.end]
 }
 
 func (s *scanner) value(depth int) error {
@@ -197,7 +210,7 @@ func (s *scanner) object(depth int) error {
 		if nul {
 			s.rep.NULs = append(s.rep.NULs, s.pointer(len(s.path)))
 		}
-		s.checkDuplicate(name, s.names[first:], &seen, depth == 1)
+		s.checkDuplicate(s.text(name), s.names[first:], &seen, depth == 1)
 		s.names = append(s.names, name)
 		if err := s.expect(':'); err != nil {
 			return err
@@ -227,17 +240,17 @@ const linearNames = 16
 
 // checkDuplicate reports name when an earlier member of its object (earlier) has the same name or, in
 // the top-level object (fold), the same name but for case.
-func (s *scanner) checkDuplicate(name []byte, earlier [][]byte, seen *map[string]bool, fold bool) {
+func (s *scanner) checkDuplicate(name []byte, earlier []span, seen *map[string]bool, fold bool) {
 	dup, folded := false, false
 	if len(earlier) < linearNames {
 		for _, e := range earlier {
-			if bytes.Equal(e, name) {
+			if bytes.Equal(s.text(e), name) {
 				dup = true
 				break
 			}
 		}
 		for _, e := range earlier {
-			if !dup && fold && bytes.EqualFold(e, name) {
+			if !dup && fold && bytes.EqualFold(s.text(e), name) {
 				dup, folded = true, true
 			}
 		}
@@ -245,9 +258,9 @@ func (s *scanner) checkDuplicate(name []byte, earlier [][]byte, seen *map[string
 		if *seen == nil {
 			*seen = make(map[string]bool, 2*len(earlier))
 			for _, e := range earlier {
-				(*seen)[string(e)] = true
+				(*seen)[string(s.text(e))] = true
 				if fold {
-					(*seen)[foldKey(e)] = true
+					(*seen)[foldKey(s.text(e))] = true
 				}
 			}
 		}
@@ -322,50 +335,54 @@ func (s *scanner) array(depth int) error {
 	}
 }
 
-// str reads a string at s.i (an opening quote). For a member name (name) it returns the decoded text: a
-// slice of the input when the name has no escape. nul reports an escaped NUL.
-func (s *scanner) str(name bool) (text []byte, nul bool, err error) {
+// str reads a string at s.i (an opening quote). For a member name (name) it returns where its decoded
+// text is: in the input when the name has no escape, else in the arena. nul reports an escaped NUL.
+func (s *scanner) str(name bool) (text span, nul bool, err error) {
 	s.i++ // "
 	start := s.i
-	var buf []byte // the decoded text so far, once an escape is met
+	decoded := -1 // where the decoded text starts in the arena, once an escape is met in a name
 	for s.i < len(s.b) {
 		c := s.b[s.i]
 		switch {
 		case c == '"':
 			end := s.i
 			s.i++
-			if buf != nil {
-				return append(buf, s.b[start:end]...), nul, nil
+			if decoded >= 0 {
+				s.arena = append(s.arena, s.b[start:end]...)
+				return span{decoded, len(s.arena), true}, nul, nil
 			}
-			return s.b[start:end], nul, nil
+			return span{start, end, false}, nul, nil
 		case c < 0x20:
-			return nil, false, s.syntax()
+			return span{}, false, s.syntax()
 		case c < utf8.RuneSelf && c != '\\':
 			s.i++
 		case c >= utf8.RuneSelf:
 			r, n := utf8.DecodeRune(s.b[s.i:])
 			if r == utf8.RuneError && n == 1 {
-				return nil, false, s.refuse(name, "is not valid UTF-8 (byte 0x%02x at offset %d)", c, s.i)
+				return span{}, false, s.refuse(name, "is not valid UTF-8 (byte 0x%02x at offset %d)", c, s.i)
 			}
 			s.i += n
 		default: // a backslash
+			if name && decoded < 0 {
+				decoded = len(s.arena)
+			}
 			if name {
-				buf = append(buf, s.b[start:s.i]...)
+				s.arena = append(s.arena, s.b[start:s.i]...)
 			}
 			r, err := s.escape(name)
 			if err != nil {
-				return nil, false, err
+				return span{}, false, err
 			}
 			if r == 0 {
 				nul = true
 			}
 			if name {
-				buf = utf8.AppendRune(buf, r)
+				s.arena = utf8.AppendRune(s.arena, r)
 			}
 			start = s.i
 		}
 	}
-	return nil, false, s.syntax()
+	return span{}, false, s.syntax()
 }
 
 // escape reads the escape sequence at s.i (a backslash) and returns the character it stands for; a
@@ -466,7 +483,7 @@ func (s *scanner) pointer(n int) string {
 			b.WriteString(strconv.Itoa(e.index))
 			continue
 		}
-		for _, r := range string(e.name) {
+		for _, r := range string(s.text(e.name)) {
 			switch r {
 			case '~':
 				b.WriteString("~0")
