@@ -129,12 +129,14 @@ func parseEventBridge(obj map[string]any) (Event, error) {
 	if !ok {
 		return Event{}, tally.Errorf(tally.EINVALID, "detail must be an object")
 	}
+	topicField := "detail.topicName"
 	topicName, _ := detail["topicName"].(string)
 	if topicName == "" {
+		topicField = "detail-type"
 		topicName, _ = obj["detail-type"].(string)
 	}
 	// The topic's event part becomes part of the idempotency key.
-	if err := tally.CheckText("detail.topicName", topicName); err != nil {
+	if err := tally.CheckText(topicField, topicName); err != nil {
 		return Event{}, err
 	}
 	body, ok := detail["eventBody"].(map[string]any)

@@ -24,7 +24,7 @@ func TestParseEventRefusesNUL(t *testing.T) {
 		`{"detail-type":"` + nul + `","detail":{"eventBody":{"conversationId":"c","externalContactId":"e"}}}`,
 	} {
 		_, err := ParseEvent([]byte(body))
-		if tally.ErrorCode(err) != tally.EINVALID || !strings.Contains(tally.ErrorMessage(err), "NUL") {
+		if tally.ErrorCode(err) != tally.EINVALID || !strings.HasSuffix(tally.ErrorMessage(err), " contains a NUL character") {
 			t.Errorf("ParseEvent(%s) = %v, want EINVALID naming the NUL", body, err)
 		}
 	}
