@@ -16,23 +16,32 @@ import (
 // maxJSONDepth is the deepest nesting accepted, as Genesys Data Actions allow.
 const maxJSONDepth = 50
 
-// readJSON reads a body of a shape Tally defines (rewards, status, lookups, explicit transactions): a
-// checked body (readBody) in which no object repeats a member name, at any depth, and no string holds an
-// escaped NUL. Its top-level object is decoded into a struct, where encoding/json matches names without
-// regard to case, so names that differ only in case are repeats too.
+// readJSON reads a body of a shape Tally defines (rewards, status, lookups): a checked body (readBody)
+// that checkTallyBody accepts.
 func readJSON(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	body, rep, err := readBody(w, r, limit)
 	if err != nil {
 		return nil, err
 	}
-	if err := refuseDuplicates(rep, true, everywhere); err != nil {
-		return nil, err
-	}
-	if err := refuseNULs(rep); err != nil {
+	if err := checkTallyBody(rep); err != nil {
 		return nil, err
 	}
 	return body, nil
 }
+
+// checkTallyBody refuses, in a body of a shape Tally defines, any object that repeats a member name, at
+// any depth, and any string holding an escaped NUL. Its top-level object is decoded into a struct,
+// where encoding/json matches names without regard to case, so names there that differ only in case are
+// repeats too.
+func checkTallyBody(rep strictjson.Report) error {
+	if err := refuseDuplicates(rep, true, everywhere); err != nil {
+		return err
+	}
+	return refuseNULs(rep)
+}
+
+// everywhere counts a repeated member name in any object.
+func everywhere(string) bool { return true }
 
 // readBody reads a request body bounded by limit bytes (chunked or not) and checks that it is one JSON
 // value of acceptable depth whose strings are UTF-8 without escaped lone surrogates. It does not decode

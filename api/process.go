@@ -52,12 +52,7 @@ func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if probe.Key != nil {
-		// An explicit transaction is Tally's own shape, decoded into a struct: as strict as readJSON.
-		if err := refuseDuplicates(rep, true, everywhere); err != nil {
-			writeError(w, r, err)
-			return
-		}
-		if err := refuseNULs(rep); err != nil {
+		if err := checkTallyBody(rep); err != nil {
 			writeError(w, r, err)
 			return
 		}
@@ -74,7 +69,7 @@ func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byt
 		writeError(w, r, err)
 		return
 	}
-	if err := refuseEventRepeats(ev.Shape, rep); err != nil {
+	if err := checkEventBody(ev.Shape, rep); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -105,18 +100,16 @@ func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byt
 	s.answerWrite(w, rc, resp)
 }
 
-// everywhere counts a repeated member name in any object.
-func everywhere(string) bool { return true }
-
-// refuseEventRepeats refuses what an event's shape makes dangerous. The integration guide's webhook event
-// is a shape Tally defines: no repeated name anywhere, no escaped NUL. The bodies Genesys Cloud and
-// EventBridge write are theirs: a repeat is refused in the objects Tally reads members of by name (the
-// event, detail and detail.eventBody: the customer, the conversation, and the fields earning rules
-// usually filter on), where the first and last values could name different customers or conversations;
-// deeper objects (participants, attributes) are Genesys's to shape, passed over, and tolerated, so that an
-// event is not lost to a quirk of a serializer Tally does not control. Their strings may hold escaped
-// NULs where Tally does not read them; the fields it reads are checked one by one (earning.ParseEvent).
-func refuseEventRepeats(shape string, rep strictjson.Report) error {
+// checkEventBody refuses what an event's shape makes dangerous. The integration guide's webhook event is
+// a shape Tally defines (checkTallyBody, but for case: its members are read from a map, by exact name).
+// The bodies Genesys Cloud and EventBridge write are theirs: a repeat is refused in the objects Tally
+// reads members of by name (the event, detail and detail.eventBody: the customer, the conversation, and
+// the fields earning rules usually filter on), where the first and last values could name different
+// customers or conversations; deeper objects (participants, attributes) are Genesys's to shape, passed
+// over, and tolerated, so that an event is not lost to a quirk of a serializer Tally does not control.
+// Their strings may hold escaped NULs where Tally does not read them; the fields it reads are checked one
+// by one (earning.ParseEvent).
+func checkEventBody(shape string, rep strictjson.Report) error {
 	if shape == earning.ShapeGuide {
 		if err := refuseDuplicates(rep, false, everywhere); err != nil {
 			return err
