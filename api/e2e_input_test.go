@@ -37,16 +37,16 @@ var inputPathSpellings = map[string]string{
 
 // inputJSONSpellings are bad spellings of the inside of a JSON string.
 var inputJSONSpellings = map[string]string{
-	"escaped NUL":              `x\u0000y`,
-	"invalid UTF-8":            "x\xffy",
-	"raw UTF-8 of surrogate":   "x\xed\xa0\x80y",
-	"overlong NUL":             "x\xc0\x80y",
-	"lone high surrogate":      `\ud800x`,
-	"lone low surrogate":       `\udfffx`,
-	"high then plain escape":   `x\uD83D\u0041y`,
-	"high at the end":          `xy\udbff`,
-	"low before high":          `x\ude00\ud83dy`,
-	"escaped NUL upper-case U": `x\u0000Y`,
+	"escaped NUL":            `x\u0000y`,
+	"invalid UTF-8":          "x\xffy",
+	"raw UTF-8 of surrogate": "x\xed\xa0\x80y",
+	"overlong NUL":           "x\xc0\x80y",
+	"lone high surrogate":    `\ud800x`,
+	"lone low surrogate":     `\udfffx`,
+	"high then plain escape": `x\uD83D\u0041y`,
+	"high at the end":        `xy\udbff`,
+	"low before high":        `x\ude00\ud83dy`,
+	"only an escaped NUL":    `\u0000`,
 }
 
 // inputTemplate is one request with a place for the bad text.
@@ -181,6 +181,23 @@ func TestE2EInputBadText(t *testing.T) {
 			if res := e2eDo(t, srv, tp.method, path, token, b); res.Status != tp.clean {
 				t.Errorf("%s with clean text: status %d, want %d; body %s", tp.name, res.Status, tp.clean, res.Body)
 			}
+		}
+	})
+}
+
+// TestE2EInputSurrogatePairs: an escaped surrogate pair is one character, the same customer as the
+// character written as such, and another customer than U+FFFD (what a lone surrogate used to become).
+func TestE2EInputSurrogatePairs(t *testing.T) {
+	t.Parallel()
+	e2eEach(t, func(t *testing.T, srv *apitest.Server) {
+		escaped := e2eLookup(t, srv, []byte(`{"customer_hash":"\ud83d\ude00-cust"}`))
+		raw := e2eLookup(t, srv, []byte(`{"customer_hash":"😀-cust"}`))
+		replacement := e2eLookup(t, srv, []byte(`{"customer_hash":"\ufffd-cust"}`))
+		if escaped.CustomerHash != raw.CustomerHash || escaped.CustomerHash != "th_"+srv.Hasher.Hash("😀-cust") {
+			t.Errorf("an escaped pair hashes to %s, the character to %s", escaped.CustomerHash, raw.CustomerHash)
+		}
+		if replacement.CustomerHash == escaped.CustomerHash {
+			t.Error("U+FFFD and 😀 name one customer")
 		}
 	})
 }
