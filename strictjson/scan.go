@@ -42,8 +42,9 @@ type Report struct {
 const maxDepth = 10000
 
 // Scan walks one JSON text. It fails with EINVALID for a string that is not UTF-8, an escaped lone
-// surrogate, or a text that is not JSON (callers check json.Valid first, for the better message), and
-// reports duplicate member names and escaped NULs for the caller to judge.
+// surrogate, or a text that is not JSON (a caller that wants encoding/json's account of a syntax error
+// asks json.Valid when Scan fails), and reports duplicate member names and escaped NULs for the caller
+// to judge.
 func Scan(b []byte) (Report, error) {
 	s := scanner{b: b, path: make([]pathElem, 0, 16), names: make([]span, 0, 32)}
 	if err := s.value(0); err != nil {
@@ -191,7 +192,7 @@ func (s *scanner) object(depth int) error {
 	s.i++ // {
 	first := len(s.names)
 	defer func() { s.names = s.names[:first] }()
-	var seen map[string]bool // exact names, once the object is too large to compare member by member
+	var seen map[string]bool // names (and fold keys), once the object is too large to compare member by member
 	s.space()
 	if s.i < len(s.b) && s.b[s.i] == '}' {
 		s.i++
