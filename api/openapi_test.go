@@ -527,6 +527,7 @@ func oaConformance(t *testing.T, c *oaContract, s *apitest.Server) {
 		c.do(t, s, ok("catalog", "GET", "/v1/catalog/rewards", read, nil, 200))
 		c.do(t, s, ok("one reward", "GET", "/v1/catalog/rewards/RWD-8842", read, nil, 200))
 		c.do(t, s, ok("no such reward", "GET", "/v1/catalog/rewards/RWD-404", read, nil, 404))
+		c.do(t, s, ok("reward id not text", "GET", "/v1/catalog/rewards/RWD%00", read, nil, 422))
 		c.do(t, s, ok("one reward without token", "GET", "/v1/catalog/rewards/RWD-8842", "", nil, 401))
 		c.do(t, s, ok("one reward without scope", "GET", "/v1/catalog/rewards/RWD-8842", admin, nil, 403))
 		c.do(t, s, ok("one reward, malformed Authorization", "GET", "/v1/catalog/rewards/RWD-8842", "", nil, 400, "Authorization", "Bearer a b"))
@@ -541,6 +542,8 @@ func oaConformance(t *testing.T, c *oaContract, s *apitest.Server) {
 			// The document cannot tie a body member to the path: it says so in words.
 			ok("put other id", "PUT", "/v1/catalog/rewards/RWD-2", admin, []byte(`{"reward_id":"RWD-3","name":"x","point_cost":1,"fulfillment_method":"email"}`), 422),
 			bad(ok("put webhook without URL", "PUT", "/v1/catalog/rewards/RWD-2", admin, []byte(`{"name":"x","point_cost":1,"fulfillment_method":"webhook"}`), 422)),
+			ok("put name with NUL", "PUT", "/v1/catalog/rewards/RWD-2", admin, []byte(`{"name":"x\u0000","point_cost":1,"fulfillment_method":"email"}`), 422),
+			ok("put repeated member", "PUT", "/v1/catalog/rewards/RWD-2", admin, []byte(`{"name":"x","point_cost":1,"point_cost":2,"fulfillment_method":"email"}`), 422),
 			bad(ok("put too large", "PUT", "/v1/catalog/rewards/RWD-2", admin, big, 413)),
 		} {
 			c.do(t, s, ex)
