@@ -18,7 +18,8 @@ import (
 // the database but does not hold it can neither forge the ledger's records nor mint tokens:
 //   - it keys the HMAC of every transaction's chain hash (a rewritten chain does not verify);
 //   - it signs the checkpoints of the ledger head that are written outside the database;
-//   - it encrypts the token signing keys that are stored in the database.
+//   - it encrypts the token signing keys that are stored in the database;
+//   - it keys the signatures of fulfillment webhooks (WebhookKey).
 //
 // One secret of at least 32 random bytes is given (TALLY_LEDGER_KEY, or a file beside the embedded
 // database); each use gets its own key derived from it with HKDF-SHA-256 (RFC 5869), so that no two
@@ -27,6 +28,7 @@ type LedgerKey struct {
 	chain  []byte
 	kek    cipher.AEAD
 	signer ed25519.PrivateKey
+	hooks  []byte
 }
 
 // MinLedgerKeyLen is the shortest ledger key accepted, in bytes.
@@ -56,6 +58,7 @@ func NewLedgerKey(secret []byte) (*LedgerKey, error) {
 		chain:  derive("tally ledger key v1: chain hash"),
 		kek:    aead,
 		signer: ed25519.NewKeyFromSeed(derive("tally ledger key v1: checkpoint signature")),
+		hooks:  derive("tally ledger key v1: webhook signing"),
 	}, nil
 }
 
@@ -119,6 +122,10 @@ func (k *LedgerKey) KeyID() string {
 	sum := sha256.Sum256(k.PublicKey())
 	return hex.EncodeToString(sum[:8])
 }
+
+// WebhookKey is the key that package fulfillment derives each webhook receiver's signing secret from.
+// It is derived apart from the other keys, so that what receivers are given reveals nothing of them.
+func (k *LedgerKey) WebhookKey() []byte { return append([]byte(nil), k.hooks...) }
 
 // RandomLedgerKey returns a new random ledger key, for tests and throwaway ledgers.
 func RandomLedgerKey() *LedgerKey {

@@ -1,0 +1,349 @@
+package fulfillment_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/fulfillment"
+	"github.com/tally-ledger/tally/ledger"
+	"github.com/tally-ledger/tally/postgres/pgtest"
+	"github.com/tally-ledger/tally/sqlite"
+	"github.com/tally-ledger/tally/storetest"
+)
+
+// rig is a ledger over a real store, a signer, and a receiver the deliveries go to.
+type rig struct {
+	t        *testing.T
+	ctx      context.Context
+	store    tally.Store
+	jobs     tally.FulfillmentStore
+	ledger   *ledger.Service
+	hasher   *tally.CustomerHasher
+	signer   *fulfillment.Signer
+	receiver *receiver
+}
+
+// eachStore runs fn against SQLite and PostgreSQL.
+func eachStore(t *testing.T, fn func(t *testing.T, r *rig)) {
+	open := map[string]func(t *testing.T) tally.Store{
+		"sqlite": func(t *testing.T) tally.Store {
+			db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "tally.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Migrate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			return db
+		},
+		"postgres": func(t *testing.T) tally.Store { return pgtest.Open(t) },
+	}
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := open[name](t)
+			key := tally.RandomLedgerKey()
+			l := ledger.New(s, ledger.Options{Key: key})
+			t.Cleanup(func() { l.Close(); s.Close() })
+			hasher, err := tally.NewCustomerHasher([]byte("fulfillment-test-secret-0123"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			signer, err := fulfillment.NewSigner(key.WebhookKey())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			t.Cleanup(cancel)
+			rcv := newReceiver(t, signer)
+			fn(t, &rig{t: t, ctx: ctx, store: s, jobs: s.(tally.FulfillmentStore), ledger: l, hasher: hasher, signer: signer, receiver: rcv})
+		})
+	}
+}
+
+// worker returns a worker over the rig with quick retries; change adjusts its options.
+func (r *rig) worker(name string, change func(*fulfillment.Options)) *fulfillment.Worker {
+	o := fulfillment.Options{Jobs: r.jobs, Catalog: r.store, Ledger: r.ledger, Signer: r.signer, Name: name,
+		Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Poll: 2 * time.Millisecond, Timeout: 5 * time.Second, MaxAttempts: 4}
+	if change != nil {
+		change(&o)
+	}
+	return fulfillment.New(o)
+}
+
+// settle runs the worker until the redemption leaves pending, and returns it.
+func (r *rig) settle(w *fulfillment.Worker, receiptID string) tally.Redemption {
+	r.t.Helper()
+	for r.ctx.Err() == nil {
+		if _, err := w.RunOnce(r.ctx); err != nil {
+			r.t.Fatal(err)
+		}
+		got, err := r.store.Redemption(r.ctx, receiptID)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if got.Status != tally.FulfillmentPending {
+			return got
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r.t.Fatalf("receipt %s still pending", receiptID)
+	return tally.Redemption{}
+}
+
+func (r *rig) balance(account string) int64 {
+	r.t.Helper()
+	a, err := r.store.Account(r.ctx, account)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return a.Balance
+}
+
+// receiver is a webhook endpoint that checks every delivery's signature, answers as status says, and
+// counts deliveries, including those in flight at once, per delivery id.
+type receiver struct {
+	*httptest.Server
+	t      *testing.T
+	signer *fulfillment.Signer
+	status func(delivery string, n int) int // the answer to the n-th request (from 1) of a delivery
+	hold   time.Duration                    // how long each request is held before it is answered
+
+	mu       sync.Mutex
+	got      map[string][]fulfillment.Payload
+	inFlight map[string]int
+	overlap  []string // deliveries seen twice at once
+}
+
+func newReceiver(t *testing.T, signer *fulfillment.Signer) *receiver {
+	rc := &receiver{t: t, signer: signer, got: map[string][]fulfillment.Payload{}, inFlight: map[string]int{},
+		status: func(string, int) int { return http.StatusOK }}
+	rc.Server = httptest.NewServer(http.HandlerFunc(rc.serve))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		rc.t.Error(err)
+		return
+	}
+	secret, err := rc.signer.Secret(rc.URL + r.URL.Path)
+	if err != nil {
+		rc.t.Error(err)
+	}
+	if err := fulfillment.Verify(secret, r.Header, body, time.Now(), fulfillment.DefaultTolerance); err != nil {
+		rc.t.Errorf("delivery %s: %v", r.Header.Get(fulfillment.HeaderDelivery), err)
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	var p fulfillment.Payload
+	if err := json.Unmarshal(body, &p); err != nil {
+		rc.t.Errorf("body %s: %v", body, err)
+	}
+	id := r.Header.Get(fulfillment.HeaderDelivery)
+	if id != p.DeliveryID {
+		rc.t.Errorf("header delivery id %q, body %q", id, p.DeliveryID)
+	}
+	rc.mu.Lock()
+	rc.inFlight[id]++
+	if rc.inFlight[id] > 1 {
+		rc.overlap = append(rc.overlap, id)
+	}
+	rc.got[id] = append(rc.got[id], p)
+	n := len(rc.got[id])
+	rc.mu.Unlock()
+	time.Sleep(rc.hold)
+	rc.mu.Lock()
+	rc.inFlight[id]--
+	rc.mu.Unlock()
+	w.WriteHeader(rc.status(id, n))
+}
+
+func (rc *receiver) deliveries(id string) []fulfillment.Payload {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]fulfillment.Payload(nil), rc.got[id]...)
+}
+
+// TestRetriesThenDelivers: a receiver that answers 500 twice gets the same delivery three times, signed
+// each time, and the third answer settles it.
+func TestRetriesThenDelivers(t *testing.T) {
+	eachStore(t, func(t *testing.T, r *rig) {
+		r.receiver.status = func(_ string, n int) int {
+			if n <= 2 {
+				return http.StatusInternalServerError
+			}
+			return http.StatusNoContent
+		}
+		reward := storetest.MustPutReward(t, r.store, "RWD-HOOK", tally.MethodWebhook, r.receiver.URL+"/hooks/tally", 250)
+		customer := r.hasher.Hash("alice")
+		red := storetest.MustRedeem(t, r.ledger, customer, reward, time.Now())
+
+		got := r.settle(r.worker("w1", nil), red.ReceiptID)
+		if got.Status != tally.FulfillmentDelivered || got.Attempts != 3 || got.LastError != "" {
+			t.Fatalf("after two 500s and a 204: %+v", got)
+		}
+		ds := r.receiver.deliveries(red.ReceiptID)
+		if len(ds) != 3 {
+			t.Fatalf("%d deliveries, want 3", len(ds))
+		}
+		for i, d := range ds {
+			want := fulfillment.Payload{DeliveryID: red.ReceiptID, ReceiptID: red.ReceiptID, RewardID: reward.ID, RewardName: reward.Name,
+				Points: 250, Method: tally.MethodWebhook, CustomerHash: "th_" + customer, CreatedAt: red.CreatedAt, Attempt: i + 1}
+			if fmt.Sprint(d) != fmt.Sprint(want) {
+				t.Errorf("delivery %d: %+v, want %+v", i+1, d, want)
+			}
+		}
+		if b := r.balance(customer); b != 0 {
+			t.Fatalf("balance %d after a delivered redemption, want 0", b)
+		}
+	})
+}
+
+// TestDeadLetterRefund: a receiver that always fails gets MaxAttempts deliveries; then the redemption is
+// refunded by a reversal, once, however often the worker runs again.
+func TestDeadLetterRefund(t *testing.T) {
+	eachStore(t, func(t *testing.T, r *rig) {
+		r.receiver.status = func(string, int) int { return http.StatusServiceUnavailable }
+		reward := storetest.MustPutReward(t, r.store, "RWD-HOOK", tally.MethodWebhook, r.receiver.URL+"/hook", 300)
+		customer := r.hasher.Hash("bob")
+		red := storetest.MustRedeem(t, r.ledger, customer, reward, time.Now())
+		w := r.worker("w1", nil)
+
+		got := r.settle(w, red.ReceiptID)
+		if got.Status != tally.FulfillmentRefunded || got.Attempts != 4 || got.LastError == "" {
+			t.Fatalf("after 4 failures: %+v", got)
+		}
+		if n := len(r.receiver.deliveries(red.ReceiptID)); n != 4 {
+			t.Fatalf("%d deliveries, want 4", n)
+		}
+		if b := r.balance(customer); b != 300 {
+			t.Fatalf("balance %d after the refund, want 300", b)
+		}
+		refund, err := r.store.TransactionByKey(r.ctx, fulfillment.RefundChannel, "refund:"+red.ReceiptID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if refund.Kind != tally.KindReversal || refund.ReversesSeq != red.TxSeq {
+			t.Fatalf("refund %+v does not reverse transaction %d", refund, red.TxSeq)
+		}
+		for i := 0; i < 3; i++ {
+			if n, err := w.RunOnce(r.ctx); err != nil || n != 0 {
+				t.Fatalf("a refunded redemption was leased again: %d, %v", n, err)
+			}
+		}
+		if b := r.balance(customer); b != 300 {
+			t.Fatalf("balance %d, want 300: the refund must not repeat", b)
+		}
+	})
+}
+
+// TestKeepDead: with refunds off, a dead letter stays dead with its points spent, and an operator's
+// retry delivers it once the receiver is back.
+func TestKeepDead(t *testing.T) {
+	eachStore(t, func(t *testing.T, r *rig) {
+		var mu sync.Mutex
+		healthy := false
+		r.receiver.status = func(string, int) int {
+			mu.Lock()
+			defer mu.Unlock()
+			if healthy {
+				return http.StatusOK
+			}
+			return http.StatusBadGateway
+		}
+		reward := storetest.MustPutReward(t, r.store, "RWD-HOOK", tally.MethodWebhook, r.receiver.URL+"/hook", 100)
+		customer := r.hasher.Hash("carol")
+		red := storetest.MustRedeem(t, r.ledger, customer, reward, time.Now())
+		w := r.worker("w1", func(o *fulfillment.Options) { o.KeepDead = true; o.MaxAttempts = 2 })
+
+		got := r.settle(w, red.ReceiptID)
+		if got.Status != tally.FulfillmentDead || got.Attempts != 2 || got.LastError != "HTTP 502 Bad Gateway" {
+			t.Fatalf("dead letter: %+v", got)
+		}
+		if b := r.balance(customer); b != 0 {
+			t.Fatalf("balance %d: a dead letter kept dead is not refunded", b)
+		}
+		mu.Lock()
+		healthy = true
+		mu.Unlock()
+		if _, err := r.jobs.RetryRedemption(r.ctx, red.ReceiptID, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.settle(w, red.ReceiptID); got.Status != tally.FulfillmentDelivered || got.Attempts != 1 {
+			t.Fatalf("after the retry: %+v", got)
+		}
+	})
+}
+
+// TestEmailToMailer: an email reward without a webhook of its own goes to the mailer endpoint, signed
+// with the mailer's secret.
+func TestEmailToMailer(t *testing.T) {
+	eachStore(t, func(t *testing.T, r *rig) {
+		reward := storetest.MustPutReward(t, r.store, "RWD-MAIL", tally.MethodEmail, "", 50)
+		red := storetest.MustRedeem(t, r.ledger, r.hasher.Hash("dave"), reward, time.Now())
+		w := r.worker("w1", func(o *fulfillment.Options) { o.MailerURL = r.receiver.URL + "/mail" })
+		if got := r.settle(w, red.ReceiptID); got.Status != tally.FulfillmentDelivered {
+			t.Fatalf("email: %+v", got)
+		}
+		if ds := r.receiver.deliveries(red.ReceiptID); len(ds) != 1 || ds[0].Method != tally.MethodEmail {
+			t.Fatalf("mailer got %+v", ds)
+		}
+	})
+}
+
+// TestTwoWorkers: two workers over one store deliver every job exactly once, never one job twice at the
+// same time.
+func TestTwoWorkers(t *testing.T) {
+	eachStore(t, func(t *testing.T, r *rig) {
+		r.receiver.hold = 5 * time.Millisecond // widens the window in which a second delivery would overlap
+		reward := storetest.MustPutReward(t, r.store, "RWD-HOOK", tally.MethodWebhook, r.receiver.URL+"/hook", 10)
+		const jobs = 30
+		var ids []string
+		for i := 0; i < jobs; i++ {
+			ids = append(ids, storetest.MustRedeem(t, r.ledger, r.hasher.Hash(fmt.Sprint("c", i)), reward, time.Now()).ReceiptID)
+		}
+		ctx, stop := context.WithCancel(r.ctx)
+		var wg sync.WaitGroup
+		for _, name := range []string{"replica-a", "replica-b"} {
+			w := r.worker(name, func(o *fulfillment.Options) { o.Batch = 4 })
+			wg.Go(func() { w.Run(ctx) })
+		}
+		for _, id := range ids {
+			for {
+				got, err := r.store.Redemption(r.ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.Status == tally.FulfillmentDelivered {
+					break
+				}
+				if r.ctx.Err() != nil {
+					t.Fatalf("%s still %s", id, got.Status)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+		stop()
+		wg.Wait()
+		for _, id := range ids {
+			if n := len(r.receiver.deliveries(id)); n != 1 {
+				t.Errorf("%s delivered %d times", id, n)
+			}
+		}
+		if len(r.receiver.overlap) > 0 {
+			t.Errorf("delivered twice at once: %v", r.receiver.overlap)
+		}
+	})
+}
