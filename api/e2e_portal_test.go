@@ -269,4 +269,3 @@ func TestE2EProcessRedeem(t *testing.T) {
 		})
 	}
 }
-
