@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	mrand "math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"text/tabwriter"
 	"time"
 )
 
