@@ -109,6 +109,21 @@ func (r *rig) balance(account string) int64 {
 	return a.Balance
 }
 
+func (r *rig) inventory(rewardID string) int64 {
+	r.t.Helper()
+	rws, err := r.store.Rewards(r.ctx)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, rw := range rws {
+		if rw.ID == rewardID && rw.Inventory != nil {
+			return *rw.Inventory
+		}
+	}
+	r.t.Fatalf("reward %s has no limited inventory", rewardID)
+	return 0
+}
+
 // receiver is a webhook endpoint that checks every delivery's signature, answers as status says, and
 // counts deliveries, including those in flight at once, per delivery id.
 type receiver struct {
@@ -217,6 +232,11 @@ func TestDeadLetterRefund(t *testing.T) {
 	eachStore(t, func(t *testing.T, r *rig) {
 		r.receiver.status = func(string, int) int { return http.StatusServiceUnavailable }
 		reward := storetest.MustPutReward(t, r.store, "RWD-HOOK", tally.MethodWebhook, r.receiver.URL+"/hook", 300)
+		units := int64(5)
+		reward.Inventory = &units
+		if err := r.store.PutReward(r.ctx, reward); err != nil {
+			t.Fatal(err)
+		}
 		customer := r.hasher.Hash("bob")
 		red := storetest.MustRedeem(t, r.ledger, customer, reward, time.Now())
 		w := r.worker("w1", nil)
@@ -230,6 +250,9 @@ func TestDeadLetterRefund(t *testing.T) {
 		}
 		if b := r.balance(customer); b != 300 {
 			t.Fatalf("balance %d after the refund, want 300", b)
+		}
+		if left := r.inventory(reward.ID); left != 5 {
+			t.Fatalf("%d units left after the refund, want the 5 there were", left)
 		}
 		refund, err := r.store.TransactionByKey(r.ctx, fulfillment.RefundChannel, "refund:"+red.ReceiptID)
 		if err != nil {

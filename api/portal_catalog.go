@@ -1,0 +1,98 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/tally-ledger/tally"
+)
+
+// catalogReward is what a customer sees of a reward, with what the server decided about it for them.
+// Nothing of how it is fulfilled is shown.
+type catalogReward struct {
+	ID          string `json:"reward_id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	PointCost   int64  `json:"point_cost"`
+	ImageURL    string `json:"image_url"`
+	MinTier     string `json:"min_tier,omitempty"`
+	Inventory   *int64 `json:"inventory"` // units left; null: unlimited
+	Affordable  bool   `json:"affordable"`
+	Eligible    bool   `json:"eligible"`
+	InStock     bool   `json:"in_stock"`
+}
+
+// handlePortalCatalog answers the session's customer: the authoritative balance and tier, and every
+// active reward with whether this customer can afford it, reaches its tier, and can still get one. The
+// query the integration guide sends (?tier=&balance=) is accepted and ignored: the browser is never
+// trusted with either.
+func (s *Server) handlePortalCatalog(w http.ResponseWriter, r *http.Request) {
+	hash, ok := s.sessionCustomer(w, r)
+	if !ok {
+		return
+	}
+	resp := struct {
+		CustomerHash   string          `json:"customer_hash"`
+		Balance        int64           `json:"balance"`
+		BalanceVersion int64           `json:"balance_version"`
+		Tier           string          `json:"tier"`
+		Stale          bool            `json:"stale"`
+		AsOf           string          `json:"as_of,omitempty"`
+		Rewards        []catalogReward `json:"rewards"`
+	}{CustomerHash: publicHash(hash), Rewards: []catalogReward{}}
+	b, err := s.portalBalance(r.Context(), hash)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	resp.Balance, resp.BalanceVersion, resp.Stale, resp.AsOf = b.Balance, b.BalanceVersion, b.stale, b.asOf
+	resp.Tier = s.Programme.TierOf(resp.Balance)
+	have, _ := s.Programme.Rank(resp.Tier)
+	rewards, err := s.Store.Rewards(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	for _, rw := range rewards {
+		if !rw.Active {
+			continue
+		}
+		eligible := true
+		if rw.MinTier != "" {
+			need, known := s.Programme.Rank(rw.MinTier)
+			eligible = known && have >= need
+		}
+		resp.Rewards = append(resp.Rewards, catalogReward{
+			ID: rw.ID, Name: rw.Name, Description: rw.Description, PointCost: rw.PointCost, ImageURL: rw.ImageURL,
+			MinTier: rw.MinTier, Inventory: rw.Inventory, Affordable: resp.Balance >= rw.PointCost, Eligible: eligible,
+			InStock: rw.Inventory == nil || *rw.Inventory > 0,
+		})
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// portalState is a customer's balance as the portal shows it.
+type portalState struct {
+	tally.Account
+	stale bool
+	asOf  string // when stale: when the balance was last known
+}
+
+// portalBalance reads a customer's balance for the portal: the ledger's, zero for a customer with no
+// account yet, and when the store is down the last-known balance marked stale.
+func (s *Server) portalBalance(ctx context.Context, hash string) (portalState, error) {
+	acct, err := s.Ledger.Balance(ctx, hash)
+	switch {
+	case err == nil:
+		return portalState{Account: acct}, nil
+	case tally.ErrorCode(err) == tally.ENOTFOUND:
+		return portalState{}, nil
+	}
+	e, ok := s.lastKnown(ctx, hash)
+	if !ok {
+		return portalState{}, err
+	}
+	return portalState{Account: tally.Account{Balance: e.Balance, BalanceVersion: e.BalanceVersion}, stale: true,
+		asOf: e.AsOf.UTC().Format(time.RFC3339)}, nil
+}
