@@ -598,6 +598,18 @@ func oaConformance(t *testing.T, c *oaContract, s *apitest.Server) {
 		} {
 			c.do(t, s, ex)
 		}
+		rcp := c.do(t, s, ok("redeem for a receipt", "POST", "/v1/portal/redeem", session, redeem("RWD-R", 1, "p10"), 201)).JSON(t)["receipt_id"].(string)
+		other := c.do(t, s, ok("lookup of another customer", "POST", "/v1/ledger/balance/lookup", read, []byte(`{"customer_hash":"someone-else"}`), 200)).JSON(t)["session_token"].(string)
+		for _, ex := range []oaExchange{
+			ok("receipt", "GET", "/v1/portal/receipts/"+rcp, session, nil, 200),
+			ok("receipt of another customer", "GET", "/v1/portal/receipts/"+rcp, other, nil, 404),
+			ok("no such receipt", "GET", "/v1/portal/receipts/rcp_000000000000000000000000", session, nil, 404),
+			ok("receipt without token", "GET", "/v1/portal/receipts/"+rcp, "", nil, 401),
+			ok("receipt with an access token", "GET", "/v1/portal/receipts/"+rcp, all, nil, 401),
+			ok("receipt with a malformed header", "GET", "/v1/portal/receipts/"+rcp, "", nil, 400, "Authorization", "Bearer a b"),
+		} {
+			c.do(t, s, ex)
+		}
 		c.do(t, s, ok("page", "GET", "/portal/", "", nil, 200))
 		c.do(t, s, ok("file", "GET", "/portal/index.html", "", nil, 200))
 		c.do(t, s, ok("no such file", "GET", "/portal/nope.js", "", nil, 404))
@@ -676,6 +688,13 @@ func (f *oaFaultyStore) Rewards(ctx context.Context) ([]tally.Reward, error) {
 		return nil, err
 	}
 	return f.Store.Rewards(ctx)
+}
+
+func (f *oaFaultyStore) Redemption(ctx context.Context, id string) (tally.Redemption, error) {
+	if err := f.fault(ctx); err != nil {
+		return tally.Redemption{}, err
+	}
+	return f.Store.Redemption(ctx, id)
 }
 
 func (f *oaFaultyStore) PutReward(ctx context.Context, r tally.Reward) error {
@@ -757,6 +776,7 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("portal without a remembered balance", "GET", "/v1/portal/me", carol, nil, 503),
 			ok("catalog", "GET", "/v1/portal/catalog", carol, nil, 503),
 			ok("redeem", "POST", "/v1/portal/redeem", carol, []byte(`{"customer_hash":"carol","reward_id":"R1","point_cost":1,"idempotency_key":"u1"}`), 503),
+			ok("receipt", "GET", "/v1/portal/receipts/rcp_000000000000000000000000", carol, nil, 503),
 		} {
 			res := c.do(t, s, ex)
 			if ra := res.Header.Get("Retry-After"); res.Status == 503 && ra == "" {
@@ -786,6 +806,7 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("portal", "GET", "/v1/portal/me", carol, nil, 500),
 			ok("catalog", "GET", "/v1/portal/catalog", carol, nil, 500),
 			ok("redeem", "POST", "/v1/portal/redeem", carol, []byte(`{"customer_hash":"carol","reward_id":"R1","point_cost":1,"idempotency_key":"i1"}`), 500),
+			ok("receipt", "GET", "/v1/portal/receipts/rcp_000000000000000000000000", carol, nil, 500),
 			ok("token", "POST", "/oauth/token", "", []byte("grant_type=client_credentials"), 500,
 				"Content-Type", "application/x-www-form-urlencoded", "Authorization", basic),
 		} {
@@ -833,6 +854,7 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("catalog", "GET", "/v1/portal/catalog", session, nil, 429),
 			ok("redeem", "POST", "/v1/portal/redeem", session, []byte(`{"customer_hash":"`+bob+`","reward_id":"R1","point_cost":1,"idempotency_key":"o1"}`), 429),
 			ok("refresh", "POST", "/v1/portal/session/refresh", session, nil, 429),
+			ok("receipt", "GET", "/v1/portal/receipts/rcp_000000000000000000000000", session, nil, 429),
 			ok("put reward", "PUT", "/v1/catalog/rewards/R1", all, []byte(`{"name":"x","point_cost":1,"fulfillment_method":"email"}`), 429),
 			ok("portal", "GET", "/v1/portal/me", session, nil, 429),
 			ok("health is not admitted", "GET", "/healthz", "", nil, 200),
