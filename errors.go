@@ -19,6 +19,9 @@ const (
 	EFROZEN       Code = "account_frozen"       // the account is frozen
 	ECLOSED       Code = "account_closed"       // the account is closed
 	EALREADY      Code = "already_reversed"     // the transaction has been reversed before
+	EOUTOFSTOCK   Code = "out_of_stock"         // the reward has no unit (or coupon code) left
+	ECOSTCHANGED  Code = "cost_changed"         // the caller's point_cost is not the reward's current cost
+	ETIER         Code = "tier_too_low"         // the customer's tier does not reach the reward's
 	EUNAUTHORIZED Code = "unauthorized"
 	EFORBIDDEN    Code = "forbidden"
 	ETOOLARGE     Code = "too_large"
@@ -33,6 +36,9 @@ type Error struct {
 	Code    Code
 	Message string
 	Err     error
+	// Details are numbers the caller needs to act on the refusal (a current balance, a current cost),
+	// shown beside the message.
+	Details map[string]int64
 }
 
 func (e *Error) Error() string {
@@ -98,7 +104,7 @@ func ErrorMessage(err error) string {
 // is expected to re-read and retry with the same key. Transient faults are never remembered.
 func (c Code) Remembered() bool {
 	switch c {
-	case EINSUFFICIENT, EFROZEN, ECLOSED, ENOTFOUND, EALREADY, EINVALID:
+	case EINSUFFICIENT, EFROZEN, ECLOSED, ENOTFOUND, EALREADY, EINVALID, EOUTOFSTOCK, ETIER:
 		return true
 	}
 	return false

@@ -42,6 +42,8 @@ type Store interface {
 	// Rewards lists the reward catalog ordered by id; PutReward inserts or replaces one.
 	Rewards(ctx context.Context) ([]Reward, error)
 	PutReward(ctx context.Context, r Reward) error
+	// Redemption returns one redemption by receipt id. ENOTFOUND when absent.
+	Redemption(ctx context.Context, receiptID string) (Redemption, error)
 
 	// Audit reads the whole ledger for verification; it never writes.
 	Audit() Auditor
@@ -176,4 +178,22 @@ type WriteTx interface {
 	// AddSystemBalances adds deltas to system account shards, creating shards as needed. Deltas to one
 	// shard in one call add up.
 	AddSystemBalances(ctx context.Context, deltas []SystemDelta) error
+
+	// LockRewards locks and returns the rewards that exist among ids (sorted); a reward's Inventory is the
+	// number of units left (nil: unlimited). Rewards are locked after customer accounts.
+	LockRewards(ctx context.Context, ids []string) (map[string]Reward, error)
+	// FreeCoupons returns up to n codes of a reward that no redemption holds, in code order. The reward
+	// must be locked, so that no concurrent transaction hands out the same codes.
+	FreeCoupons(ctx context.Context, rewardID string, n int) ([]string, error)
+	// AddInventory adds each delta to its reward's inventory (a negative delta takes units); rewards with
+	// unlimited inventory are left unlimited. An inventory that would go below zero is EINTERNAL.
+	AddInventory(ctx context.Context, deltas map[string]int64) error
+	// InsertRedemptions writes redemptions after their transactions, and gives each one with a CouponCode
+	// that code. ECONFLICT when a receipt id or transaction is reused; EINTERNAL when a code is not free.
+	InsertRedemptions(ctx context.Context, rs []Redemption) error
+	// RedemptionsOf returns the redemptions of the given transactions, by transaction; absent ones are
+	// left out.
+	RedemptionsOf(ctx context.Context, seqs []int64) (map[int64]Redemption, error)
+	// SetRedemptionStatus sets the status of redemptions. EINTERNAL when one does not exist.
+	SetRedemptionStatus(ctx context.Context, receiptIDs []string, status string, now time.Time) error
 }

@@ -125,8 +125,10 @@ func (t *Transaction) Delta() int64 {
 type Reward struct {
 	ID                string    `json:"reward_id"`
 	Name              string    `json:"name"`
+	Description       string    `json:"description"`
+	ImageURL          string    `json:"image_url"`
 	PointCost         int64     `json:"point_cost"`
-	Inventory         *int64    `json:"inventory"` // nil: unlimited
+	Inventory         *int64    `json:"inventory"` // units left; nil: unlimited
 	MinTier           string    `json:"min_tier,omitempty"`
 	FulfillmentMethod string    `json:"fulfillment_method"`
 	WebhookURL        string    `json:"webhook_url,omitempty"`

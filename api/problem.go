@@ -22,6 +22,9 @@ var statusOf = map[tally.Code]int{
 	tally.EFROZEN:       http.StatusForbidden,
 	tally.ECLOSED:       http.StatusForbidden,
 	tally.EALREADY:      http.StatusConflict,
+	tally.EOUTOFSTOCK:   http.StatusConflict,
+	tally.ECOSTCHANGED:  http.StatusConflict,
+	tally.ETIER:         http.StatusForbidden,
 	tally.EUNAUTHORIZED: http.StatusUnauthorized,
 	tally.EFORBIDDEN:    http.StatusForbidden,
 	tally.ETOOLARGE:     http.StatusRequestEntityTooLarge,
@@ -51,6 +54,9 @@ var titles = map[tally.Code]string{
 	tally.EFROZEN:       "Account frozen",
 	tally.ECLOSED:       "Account closed",
 	tally.EALREADY:      "Already reversed",
+	tally.EOUTOFSTOCK:   "Out of stock",
+	tally.ECOSTCHANGED:  "Cost changed",
+	tally.ETIER:         "Tier too low",
 	tally.EUNAUTHORIZED: "Unauthorized",
 	tally.EFORBIDDEN:    "Forbidden",
 	tally.ETOOLARGE:     "Request body too large",
@@ -71,6 +77,10 @@ type Problem struct {
 	Instance  string     `json:"instance,omitempty"`
 	Code      tally.Code `json:"code"`
 	RequestID string     `json:"request_id,omitempty"`
+	// Balance and PointCost are the current figures a refusal was decided on (insufficient points, a
+	// changed cost), so that a client can show them without another request.
+	Balance   *int64 `json:"balance,omitempty"`
+	PointCost *int64 `json:"point_cost,omitempty"`
 }
 
 // problemFor builds the problem for err. Internal errors keep their cause out of the body.
@@ -87,6 +97,15 @@ func problemFor(err error) Problem {
 	p := Problem{Type: "https://tally.dev/problems/" + string(code), Title: titles[code], Status: status, Code: code}
 	if code != tally.EINTERNAL {
 		p.Detail = tally.ErrorMessage(err)
+		var e *tally.Error
+		if errors.As(err, &e) {
+			if v, ok := e.Details["balance"]; ok {
+				p.Balance = &v
+			}
+			if v, ok := e.Details["point_cost"]; ok {
+				p.PointCost = &v
+			}
+		}
 	}
 	return p
 }

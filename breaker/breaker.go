@@ -207,6 +207,11 @@ func (s *Store) PutReward(ctx context.Context, r tally.Reward) error {
 // see the real error rather than be turned away.
 func (s *Store) Audit() tally.Auditor { return s.inner.Audit() }
 
+// Redemption implements tally.Store.
+func (s *Store) Redemption(ctx context.Context, receiptID string) (tally.Redemption, error) {
+	return call(s, func() (tally.Redemption, error) { return s.inner.Redemption(ctx, receiptID) })
+}
+
 // ChainSeal implements tally.Store.
 func (s *Store) ChainSeal(ctx context.Context) (tally.ChainSeal, error) {
 	return call(s, func() (tally.ChainSeal, error) { return s.inner.ChainSeal(ctx) })

@@ -49,6 +49,13 @@ type Request struct {
 	// with the same Identity replays the first answer whatever else differs. Events use it, so that a
 	// redelivered event replays even if the earning rules changed in between.
 	Identity string
+	// RewardID, for a redemption, names the reward redeemed. The customer is charged the reward's cost
+	// at the moment of the decision, never a number of the caller's: Amount, when not zero, is the cost
+	// the caller expects, and a different current cost fails the write with ECOSTCHANGED (not
+	// remembered, so that the caller may retry with the same key and the new cost). The decision also
+	// checks the reward is active, the customer's tier reaches it and a unit (or coupon code) is left,
+	// takes that unit, and records the redemption for fulfillment, in the same transaction.
+	RewardID string
 }
 
 // KindNone records an answer under an idempotency key without moving points: an event that earned
@@ -97,7 +104,17 @@ func (r *Request) normalize() error {
 		if !tally.IsCustomerHash(r.Account) {
 			return tally.Errorf(tally.EINVALID, "account must be a customer hash (64 lowercase hex digits)")
 		}
-		if err := checkAmount(r.Kind, r.Amount); err != nil {
+		if r.RewardID == "" || r.Amount != 0 {
+			if err := checkAmount(r.Kind, r.Amount); err != nil {
+				return err
+			}
+		}
+	}
+	if r.RewardID != "" {
+		if r.Kind != tally.KindRedemption {
+			return tally.Errorf(tally.EINVALID, "only a redemption names a reward")
+		}
+		if err := checkText("reward_id", r.RewardID, maxKeyLen, true); err != nil {
 			return err
 		}
 	}
@@ -217,6 +234,11 @@ func (r *Request) hash() string {
 	} {
 		h.Write([]byte(strconv.Quote(f)))
 		h.Write([]byte{'\n'})
+	}
+	// Only when set, so that the hashes of requests without a reward, remembered before rewards could be
+	// redeemed, stay what they were.
+	if r.RewardID != "" {
+		h.Write([]byte("reward=" + strconv.Quote(r.RewardID) + "\n"))
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -154,21 +154,11 @@ func (db *DB) PurgeOutcomes(ctx context.Context, before time.Time) (int64, error
 
 // Rewards lists the reward catalog ordered by id.
 func (db *DB) Rewards(ctx context.Context) ([]tally.Reward, error) {
-	rows, err := db.pool.Query(ctx, `
-		SELECT reward_id, name, point_cost, inventory, min_tier, fulfillment_method, webhook_url, active,
-			created_at, updated_at
-		FROM reward_catalog
-		ORDER BY reward_id`)
+	rows, err := db.pool.Query(ctx, `SELECT `+rewardColumns+` FROM reward_catalog ORDER BY reward_id`)
 	if err != nil {
 		return nil, classify(ctx, "rewards", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (tally.Reward, error) {
-		var r tally.Reward
-		err := row.Scan(&r.ID, &r.Name, &r.PointCost, &r.Inventory, &r.MinTier, &r.FulfillmentMethod,
-			&r.WebhookURL, &r.Active, &r.CreatedAt, &r.UpdatedAt)
-		r.CreatedAt, r.UpdatedAt = r.CreatedAt.UTC(), r.UpdatedAt.UTC()
-		return r, err
-	})
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (tally.Reward, error) { return scanReward(row) })
 	if err != nil {
 		return nil, classify(ctx, "rewards", err)
 	}
@@ -190,10 +180,12 @@ func (db *DB) PutReward(ctx context.Context, r tally.Reward) error {
 	}
 	_, err := db.pool.Exec(ctx, `
 		INSERT INTO reward_catalog (reward_id, name, point_cost, inventory, min_tier, fulfillment_method,
-			webhook_url, active, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			webhook_url, active, created_at, updated_at, description, image_url)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (reward_id) DO UPDATE SET
 			name = EXCLUDED.name,
+			description = EXCLUDED.description,
+			image_url = EXCLUDED.image_url,
 			point_cost = EXCLUDED.point_cost,
 			inventory = EXCLUDED.inventory,
 			min_tier = EXCLUDED.min_tier,
@@ -202,7 +194,7 @@ func (db *DB) PutReward(ctx context.Context, r tally.Reward) error {
 			active = EXCLUDED.active,
 			updated_at = EXCLUDED.updated_at`,
 		r.ID, r.Name, r.PointCost, r.Inventory, r.MinTier, r.FulfillmentMethod, r.WebhookURL, r.Active,
-		r.CreatedAt.UTC(), r.UpdatedAt.UTC())
+		r.CreatedAt.UTC(), r.UpdatedAt.UTC(), r.Description, r.ImageURL)
 	if code, constraint := pgCode(err); code == codeCheckViolation {
 		return &tally.Error{Code: tally.EINVALID, Message: "reward violates " + constraint, Err: err}
 	}

@@ -11,26 +11,17 @@ import (
 
 // Rewards lists the reward catalog ordered by id.
 func (db *DB) Rewards(ctx context.Context) ([]tally.Reward, error) {
-	rows, err := db.reader.QueryContext(ctx, `SELECT reward_id, name, point_cost, inventory, min_tier,
-		fulfillment_method, webhook_url, active, created_at, updated_at
-		FROM reward_catalog ORDER BY reward_id`)
+	rows, err := db.reader.QueryContext(ctx, `SELECT `+rewardColumns+` FROM reward_catalog ORDER BY reward_id`)
 	if err != nil {
 		return nil, wrap(err, "read rewards")
 	}
 	defer rows.Close()
 	rewards := []tally.Reward{}
 	for rows.Next() {
-		var r tally.Reward
-		var inventory sql.NullInt64
-		var created, updated int64
-		if err := rows.Scan(&r.ID, &r.Name, &r.PointCost, &inventory, &r.MinTier, &r.FulfillmentMethod,
-			&r.WebhookURL, &r.Active, &created, &updated); err != nil {
+		r, err := scanReward(rows)
+		if err != nil {
 			return nil, wrap(err, "read rewards")
 		}
-		if inventory.Valid {
-			r.Inventory = &inventory.Int64
-		}
-		r.CreatedAt, r.UpdatedAt = fromMicros(created), fromMicros(updated)
 		rewards = append(rewards, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -55,15 +46,16 @@ func (db *DB) PutReward(ctx context.Context, r tally.Reward) error {
 		inventory = *r.Inventory
 	}
 	return db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO reward_catalog (reward_id, name, point_cost, inventory,
-			min_tier, fulfillment_method, webhook_url, active, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (reward_id) DO UPDATE SET name = excluded.name, point_cost = excluded.point_cost,
+		_, err := tx.ExecContext(ctx, `INSERT INTO reward_catalog (reward_id, name, description, image_url,
+			point_cost, inventory, min_tier, fulfillment_method, webhook_url, active, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (reward_id) DO UPDATE SET name = excluded.name, description = excluded.description,
+				image_url = excluded.image_url, point_cost = excluded.point_cost,
 				inventory = excluded.inventory, min_tier = excluded.min_tier,
 				fulfillment_method = excluded.fulfillment_method, webhook_url = excluded.webhook_url,
 				active = excluded.active, updated_at = excluded.updated_at`,
-			r.ID, r.Name, r.PointCost, inventory, r.MinTier, r.FulfillmentMethod, r.WebhookURL, r.Active,
-			micros(r.CreatedAt), micros(r.UpdatedAt))
+			r.ID, r.Name, r.Description, r.ImageURL, r.PointCost, inventory, r.MinTier, r.FulfillmentMethod,
+			r.WebhookURL, r.Active, micros(r.CreatedAt), micros(r.UpdatedAt))
 		if e := checkViolation(err, fmt.Sprintf("cost or inventory of reward %q", r.ID)); e != nil {
 			return e
 		}
