@@ -23,14 +23,16 @@
     '.lw-root *{box-sizing:border-box}',
     '.lw-dark{--bg:#161a22;--fg:#e8ebf2;--mute:#a3acbe;--line:#323846;--acc:#7aa7ff;--accfg:#0b1020;--bad:#ff8f85;--ok:#6fdc98;--card:#1f2430}',
     '.lw-head{display:flex;align-items:baseline;justify-content:space-between;gap:1rem;margin-bottom:.75rem}',
-    '.lw-bal{font-size:1.9rem;font-weight:700}.lw-tier{color:var(--mute);text-transform:capitalize}',
+    '.lw-bal{font-size:1.9rem;font-weight:700}.lw-lbl{color:var(--mute)}.lw-tier{color:var(--mute);text-transform:capitalize}',
     '.lw-msg{min-height:1.2em;margin:.25rem 0 .5rem}.lw-err{color:var(--bad)}.lw-ok{color:var(--ok)}',
     '.lw-list{list-style:none;margin:0;padding:0}',
     '.lw-item{display:flex;gap:.75rem;align-items:center;justify-content:space-between;padding:.6rem .5rem;border-top:1px solid var(--line)}',
-    '.lw-item:first-child{border-top:0}.lw-name{font-weight:600}.lw-desc,.lw-why{color:var(--mute);font-size:.85rem}',
+    '.lw-item:first-child{border-top:0}.lw-item>div:first-child{flex:1}.lw-name{font-weight:600}.lw-desc{color:var(--mute);font-size:.85rem}',
+    '.lw-why{display:inline-block;font-size:.75rem;border-radius:999px;padding:0 .5em;margin-top:.2rem;border:1px solid var(--line);color:var(--mute)}',
+    '.lw-item[data-state=unaffordable] .lw-why{border-color:var(--bad);color:var(--bad)}.lw-item[data-state=ineligible] .lw-why{border-style:dashed}',
     '.lw-cost{font-weight:600;white-space:nowrap}',
     '.lw-item[data-state=unaffordable] .lw-cost{color:var(--bad)}',
-    '.lw-item[data-state=ineligible]{opacity:.75}.lw-item[data-state=ineligible] .lw-name::after{content:" \\1F512"}',
+    '.lw-item[data-state=ineligible]{opacity:.8}',
     '.lw-item[data-state=soldout]{opacity:.5}.lw-item[data-state=soldout] .lw-name{text-decoration:line-through}',
     '.lw-btn{font:inherit;border:1px solid var(--acc);background:var(--acc);color:var(--accfg);border-radius:8px;padding:.35rem .8rem;cursor:pointer}',
     '.lw-btn[disabled]{background:transparent;color:var(--mute);border-color:var(--line);cursor:not-allowed}',
@@ -108,7 +110,7 @@
     w.tier = el('div', { class: 'lw-tier', 'data-lw': 'tier' });
     w.msg = el('p', { class: 'lw-msg', role: 'status', 'aria-live': 'polite', 'data-lw': 'message' });
     w.list = el('ul', { class: 'lw-list', 'aria-label': 'Rewards', 'data-lw': 'rewards' });
-    w.root.append(el('div', { class: 'lw-head' }, el('div', null, el('div', { class: 'lw-tier', text: 'Your points' }), w.bal), w.tier), w.msg, w.list);
+    w.root.append(el('div', { class: 'lw-head' }, el('div', null, el('div', { class: 'lw-lbl', text: 'Your points' }), w.bal), w.tier), w.msg, w.list);
     w.host = o.container;
     w.host.textContent = '';
     w.host.append(w.root);
