@@ -1,14 +1,19 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -481,6 +486,58 @@ func TestWidgetBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("a lost answer is retried with the same key", func(t *testing.T) {
+		cust := f.customer(t, "c-lost-answer-4e6a")
+		proxy := newLossyProxy(t, f.srv.URL)
+		tab := f.tab(t)
+		url := f.host.serve("/lossy", widgetPage{api: proxy.URL, token: widgetSession(t, f.srv, cust, time.Hour), customerID: cust, theme: "light"})
+		do(t, tab, "open the host page", chromedp.Navigate(url))
+		waitFor(t, tab, "the catalog", wItem("RWD-3003"))
+		do(t, tab, "open the dialog", chromedp.Click(chromedp.CSS(`[data-reward="RWD-3003"]`)))
+		waitFor(t, tab, "the dialog", wDialog)
+		do(t, tab, "confirm", chromedp.Click(chromedp.CSS(`[data-lw=confirm]`)))
+		waitFor(t, tab, "the receipt", `document.querySelector('[data-lw=receipt-id]')`)
+		keys := proxy.redeemKeys()
+		if len(keys) != 2 || keys[0] != keys[1] || keys[0] == "" {
+			t.Fatalf("redeem requests carried the keys %q, want the same key twice (the first answer was lost)", keys)
+		}
+		if got := f.balance(t, cust); got != 3000-1200 {
+			t.Errorf("balance %d after one redemption retried, want %d", got, 3000-1200)
+		}
+		// A second confirmation is a new redemption with a new key.
+		do(t, tab, "close the receipt", chromedp.Click(chromedp.CSS(`[data-lw=done]`)))
+		waitFor(t, tab, "the dialog to close", `!`+wDialog)
+		do(t, tab, "open the dialog again", chromedp.Click(chromedp.CSS(`[data-reward="RWD-3003"]`)))
+		waitFor(t, tab, "the dialog", wDialog)
+		do(t, tab, "confirm", chromedp.Click(chromedp.CSS(`[data-lw=confirm]`)))
+		waitFor(t, tab, "the second receipt", `document.querySelector('[data-lw=receipt-id]')`)
+		if keys = proxy.redeemKeys(); len(keys) != 3 || keys[2] == keys[0] {
+			t.Errorf("a second confirmation sent the keys %q, want a new one", keys)
+		}
+		if got := f.balance(t, cust); got != 3000-2*1200 {
+			t.Errorf("balance %d after two redemptions, want %d", got, 3000-2*1200)
+		}
+	})
+
+	t.Run("a customerId that is not the session's is refused", func(t *testing.T) {
+		cust := f.customer(t, "c-victim-0f1d2e3f")
+		attacker := f.customer(t, "c-attacker-5b6c7d8e")
+		tab := f.tab(t)
+		url := f.host.serve("/idor", widgetPage{api: f.srv.URL, token: widgetSession(t, f.srv, attacker, time.Hour), customerID: cust, theme: "light"})
+		do(t, tab, "open the host page", chromedp.Navigate(url))
+		waitFor(t, tab, "the catalog", wItem("RWD-3003"))
+		do(t, tab, "open the dialog", chromedp.Click(chromedp.CSS(`[data-reward="RWD-3003"]`)))
+		waitFor(t, tab, "the dialog", wDialog)
+		do(t, tab, "confirm", chromedp.Click(chromedp.CSS(`[data-lw=confirm]`)))
+		waitFor(t, tab, "the refusal", wMessage+`.includes("another customer")`)
+		screenshot(t, tab, "refused")
+		for _, c := range []string{cust, attacker} {
+			if got := f.balance(t, c); got != 3000 {
+				t.Errorf("%s: balance %d after a refused redemption, want 3000", c, got)
+			}
+		}
+	})
+
 	t.Run("the portal page at /", func(t *testing.T) {
 		tab := f.tab(t)
 		do(t, tab, "open / without a session", chromedp.Navigate(f.srv.URL+"/"))
@@ -510,4 +567,65 @@ func TestWidgetBrowser(t *testing.T) {
 			t.Errorf("a page on an origin not in --cors-origins read a balance: %q", got)
 		}
 	})
+}
+
+// lossyProxy stands between the widget and the real server and loses the answer to the first redeem
+// request: the server applies it, the browser gets a 503 with Retry-After, as when a connection drops
+// after the commit. It records each redeem request's idempotency key.
+type lossyProxy struct {
+	*httptest.Server
+	mu   sync.Mutex
+	keys []string
+}
+
+func newLossyProxy(t *testing.T, target string) *lossyProxy {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &lossyProxy{}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ModifyResponse = func(res *http.Response) error {
+		if res.Request.Method != "POST" || !strings.HasSuffix(res.Request.URL.Path, "/redeem") {
+			return nil
+		}
+		p.mu.Lock()
+		first := len(p.keys) == 1
+		p.mu.Unlock()
+		if !first {
+			return nil
+		}
+		res.Body.Close()
+		body := `{"type":"about:blank","title":"Service unavailable","status":503,"code":"unavailable","detail":"lost"}`
+		res.StatusCode, res.Status = 503, "503 Service Unavailable"
+		res.Header.Set("Retry-After", "1")
+		res.Header.Set("Content-Type", "application/problem+json")
+		res.Header.Del("Content-Length")
+		res.ContentLength = int64(len(body))
+		res.Body = io.NopCloser(strings.NewReader(body))
+		return nil
+	}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" && strings.HasSuffix(r.URL.Path, "/redeem") {
+			b, _ := io.ReadAll(r.Body)
+			var body struct {
+				Key string `json:"idempotency_key"`
+			}
+			json.Unmarshal(b, &body)
+			p.mu.Lock()
+			p.keys = append(p.keys, body.Key)
+			p.mu.Unlock()
+			r.Body = io.NopCloser(bytes.NewReader(b))
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *lossyProxy) redeemKeys() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.keys)
 }
