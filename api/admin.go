@@ -131,6 +131,11 @@ func (s *Server) handleRewards(w http.ResponseWriter, r *http.Request) {
 
 // handleReward shows one reward.
 func (s *Server) handleReward(w http.ResponseWriter, r *http.Request) {
+	// No reward can have such an id (PUT refuses it): say so rather than "not found".
+	if err := tally.CheckText("reward_id", r.PathValue("id")); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	rw, err := s.reward(r.Context(), r.PathValue("id"))
 	if err != nil {
 		writeError(w, r, err)
@@ -192,6 +197,9 @@ func (s *Server) handlePutReward(w http.ResponseWriter, r *http.Request) {
 }
 
 func validateReward(rw tally.Reward) error {
+	if err := rw.CheckText(); err != nil {
+		return err
+	}
 	switch {
 	case rw.ID == "" || len(rw.ID) > 64 || strings.ContainsAny(rw.ID, " /\\?#"):
 		return tally.Errorf(tally.EINVALID, "reward_id must be 1-64 characters without spaces or slashes")
@@ -203,8 +211,20 @@ func validateReward(rw tally.Reward) error {
 		return tally.Errorf(tally.EINVALID, "inventory must not be negative (null for unlimited)")
 	case rw.FulfillmentMethod == "":
 		return tally.Errorf(tally.EINVALID, "fulfillment_method is required")
-	case rw.FulfillmentMethod == "webhook" && !strings.HasPrefix(rw.WebhookURL, "https://") && !strings.HasPrefix(rw.WebhookURL, "http://"):
+	case !tally.ValidMethod(rw.FulfillmentMethod):
+		return tally.Errorf(tally.EINVALID, "fulfillment_method must be one of webhook, email, coupon, manual")
+	case rw.FulfillmentMethod == tally.MethodWebhook && !isHTTPURL(rw.WebhookURL):
 		return tally.Errorf(tally.EINVALID, "a webhook reward needs an http(s) webhook_url")
+	case rw.WebhookURL != "" && !isHTTPURL(rw.WebhookURL):
+		return tally.Errorf(tally.EINVALID, "webhook_url must be an http(s) URL")
+	case len(rw.Description) > 2000:
+		return tally.Errorf(tally.EINVALID, "description is longer than 2000 bytes")
+	case rw.ImageURL != "" && (!isHTTPURL(rw.ImageURL) || len(rw.ImageURL) > 2048):
+		return tally.Errorf(tally.EINVALID, "image_url must be an http(s) URL of at most 2048 bytes")
 	}
 	return nil
+}
+
+func isHTTPURL(s string) bool {
+	return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://")
 }

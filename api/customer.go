@@ -2,7 +2,6 @@ package api
 
 import (
 	"strings"
-	"unicode/utf8"
 
 	"github.com/tally-ledger/tally"
 )
@@ -16,6 +15,11 @@ const maxRawCustomerLen = 256
 // customerHash turns the customer value of a request (a raw identifier as Genesys sends it, or a
 // prefixed Tally hash) into the customer hash the ledger keys accounts by.
 func (s *Server) customerHash(v string) (string, error) {
+	// Checked before hashing: distinct byte strings must stay distinct customers, and a NUL or a
+	// non-UTF-8 byte is no customer identifier Genesys sends.
+	if err := tally.CheckText("customer_hash", v); err != nil {
+		return "", err
+	}
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return "", tally.Errorf(tally.EINVALID, "customer_hash is required")
@@ -27,8 +31,8 @@ func (s *Server) customerHash(v string) (string, error) {
 		}
 		return h, nil
 	}
-	if len(v) > maxRawCustomerLen || !utf8.ValidString(v) {
-		return "", tally.Errorf(tally.EINVALID, "customer_hash must be valid UTF-8 of at most %d bytes", maxRawCustomerLen)
+	if len(v) > maxRawCustomerLen {
+		return "", tally.Errorf(tally.EINVALID, "customer_hash must be at most %d bytes", maxRawCustomerLen)
 	}
 	return s.Hasher.Hash(v), nil
 }

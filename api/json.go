@@ -8,42 +8,100 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/strictjson"
 )
 
 // maxJSONDepth is the deepest nesting accepted, as Genesys Data Actions allow.
 const maxJSONDepth = 50
 
-// readJSON reads a request body bounded by limit bytes (chunked or not) and checks that it is one JSON
-// value of acceptable depth. It does not decode it.
+// readJSON reads a body of a shape Tally defines (rewards, status, lookups): a checked body (readBody)
+// that checkTallyBody accepts.
 func readJSON(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body, rep, err := readBody(w, r, limit)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTallyBody(rep); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// checkTallyBody refuses, in a body of a shape Tally defines, any object that repeats a member name, at
+// any depth, and any string holding an escaped NUL. Its top-level object is decoded into a struct,
+// where encoding/json matches names without regard to case, so names there that differ only in case are
+// repeats too.
+func checkTallyBody(rep strictjson.Report) error {
+	if err := refuseDuplicates(rep, true, everywhere); err != nil {
+		return err
+	}
+	return refuseNULs(rep)
+}
+
+// everywhere counts a repeated member name in any object.
+func everywhere(string) bool { return true }
+
+// readBody reads a request body bounded by limit bytes (chunked or not) and checks that it is one JSON
+// value of acceptable depth whose strings are UTF-8 without escaped lone surrogates. It does not decode
+// it; it returns what else the scan found (repeated names, escaped NULs) for the caller to judge by the
+// body's shape.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, strictjson.Report, error) {
 	// The Content-Type is not checked: Genesys sends application/json, and a body that parses as JSON
 	// is taken whatever a hand-made request called it.
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return nil, tally.Errorf(tally.ETOOLARGE, "the body is larger than %d bytes", limit)
+			return nil, strictjson.Report{}, tally.Errorf(tally.ETOOLARGE, "the body is larger than %d bytes", limit)
 		}
-		return nil, tally.Errorf(codeMalformed, "the body could not be read")
+		return nil, strictjson.Report{}, tally.Errorf(codeMalformed, "the body could not be read")
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, tally.Errorf(codeMalformed, "the body is empty: a JSON object is expected")
-	}
-	if !json.Valid(body) {
-		return nil, tally.Errorf(codeMalformed, "the body is not valid JSON: %s", syntaxError(body))
-	}
-	// encoding/json would turn each invalid byte into U+FFFD, so that two different customer identifiers
-	// could decode to one; JSON is UTF-8 (RFC 8259 §8.1).
-	if !utf8.Valid(body) {
-		return nil, tally.Errorf(codeMalformed, "the body is not valid UTF-8")
+		return nil, strictjson.Report{}, tally.Errorf(codeMalformed, "the body is empty: a JSON object is expected")
 	}
 	if depth(body) > maxJSONDepth {
-		return nil, tally.Errorf(codeMalformed, "the body nests deeper than %d levels", maxJSONDepth)
+		return nil, strictjson.Report{}, tally.Errorf(codeMalformed, "the body nests deeper than %d levels", maxJSONDepth)
 	}
-	return body, nil
+	// One pass both checks that the body is JSON and finds what encoding/json would take silently.
+	// encoding/json would turn each invalid byte (JSON is UTF-8, RFC 8259 §8.1), and each escaped
+	// surrogate that pairs with nothing (§8.2), into U+FFFD, so that two different customer identifiers
+	// could decode, and hash, to one. A body that is JSON but has such a string is unusable: 422.
+	rep, err := strictjson.Scan(body)
+	if err != nil {
+		if !json.Valid(body) {
+			return nil, strictjson.Report{}, tally.Errorf(codeMalformed, "the body is not valid JSON: %s", syntaxError(body))
+		}
+		return nil, strictjson.Report{}, err
+	}
+	return body, rep, nil
+}
+
+// refuseDuplicates refuses a body whose objects repeat a member name: encoding/json keeps the last value
+// and other parsers the first, so that {"amount":1,"amount":500} could be checked as 1 upstream and
+// credited as 500 here. Only repeats in objects at the pointers that reads accepts count, and names
+// that differ only in case only when the top-level object is decoded into a struct (structs).
+func refuseDuplicates(rep strictjson.Report, structs bool, reads func(parent string) bool) error {
+	for _, d := range rep.Duplicates {
+		if !reads(d.Parent) || d.Folded && !structs {
+			continue
+		}
+		if d.Folded {
+			return tally.Errorf(tally.EINVALID, "member %q differs only in case from an earlier member of the same object (at %q): member names are matched without regard to case, so each may appear once", d.Name, d.Pointer)
+		}
+		return tally.Errorf(tally.EINVALID, "member %q appears more than once in the same object (at %q): JSON parsers disagree on which value counts, so each name may appear once", d.Name, d.Pointer)
+	}
+	return nil
+}
+
+// refuseNULs refuses a body with an escaped NUL (\u0000) in any string: no Tally field may hold one
+// (PostgreSQL's text cannot), and metadata is kept verbatim for systems that may not either.
+func refuseNULs(rep strictjson.Report) error {
+	if len(rep.NULs) > 0 {
+		return tally.Errorf(tally.EINVALID, "the string at %q contains an escaped NUL character (\\u0000)", rep.NULs[0])
+	}
+	return nil
 }
 
 // syntaxError describes where a body stops being JSON.
@@ -60,7 +118,8 @@ func syntaxError(body []byte) string {
 	return "unexpected content"
 }
 
-// depth is the deepest nesting of objects and arrays in a valid JSON text.
+// depth is the deepest nesting of objects and arrays in a JSON text (in any text: it counts the brackets
+// outside strings), checked before the text is parsed so that parsing recurses no deeper.
 func depth(b []byte) int {
 	d, max, inString := 0, 0, false
 	for i := 0; i < len(b); i++ {

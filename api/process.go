@@ -12,6 +12,7 @@ import (
 	"github.com/tally-ledger/tally/balancecache"
 	"github.com/tally-ledger/tally/earning"
 	"github.com/tally-ledger/tally/ledger"
+	"github.com/tally-ledger/tally/strictjson"
 )
 
 // writeResponse is the body of every answer of transaction/process. It is rendered only from the stored
@@ -36,7 +37,7 @@ type writeResponse struct {
 // client, an explicit transaction. The first delivery of a key answers 201 (200 for an event that earned
 // nothing); every later delivery answers 200 with the same body.
 func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request) {
-	body, err := readJSON(w, r, s.opts.BodyLimit)
+	body, rep, err := readBody(w, r, s.opts.BodyLimit)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -51,16 +52,28 @@ func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if probe.Key != nil {
+		if err := checkTallyBody(rep); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		if isRedeemBody(body) {
+			s.processRedeem(w, r, body)
+			return
+		}
 		s.processTransaction(w, r, body)
 		return
 	}
-	s.processEvent(w, r, body)
+	s.processEvent(w, r, body, rep)
 }
 
 // processEvent turns an event into an accrual, or into a remembered "ignored".
-func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byte) {
+func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byte, rep strictjson.Report) {
 	ev, err := earning.ParseEvent(body)
 	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := checkEventBody(ev.Shape, rep); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -91,6 +104,27 @@ func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byt
 	s.answerWrite(w, rc, resp)
 }
 
+// checkEventBody refuses what an event's shape makes dangerous. The integration guide's webhook event is
+// a shape Tally defines (checkTallyBody, but for case: its members are read from a map, by exact name).
+// The bodies Genesys Cloud and EventBridge write are theirs: a repeat is refused in the objects Tally
+// reads members of by name (the event, detail and detail.eventBody: the customer, the conversation, and
+// the fields earning rules usually filter on), where the first and last values could name different
+// customers or conversations; deeper objects (participants, attributes) are Genesys's to shape, passed
+// over, and tolerated, so that an event is not lost to a quirk of a serializer Tally does not control.
+// Their strings may hold escaped NULs where Tally does not read them; the fields it reads are checked one
+// by one (earning.ParseEvent).
+func checkEventBody(shape string, rep strictjson.Report) error {
+	if shape == earning.ShapeGuide {
+		if err := refuseDuplicates(rep, false, everywhere); err != nil {
+			return err
+		}
+		return refuseNULs(rep)
+	}
+	return refuseDuplicates(rep, false, func(parent string) bool {
+		return parent == "" || parent == "/detail" || parent == "/detail/eventBody"
+	})
+}
+
 // eventIdentity is what makes two deliveries of an event the same request: the event key and the
 // customer it names, whatever rule matched (rules may change between deliveries).
 func eventIdentity(customerHash string) string {
@@ -109,6 +143,7 @@ type transactionRequest struct {
 	Metadata              json.RawMessage `json:"metadata"`
 	ReversesTransactionID int64           `json:"reverses_transaction_id"`
 	BalanceVersion        *int64          `json:"balance_version"`
+	RewardID              string          `json:"reward_id"`
 }
 
 // adminKinds are the kinds only a client with the admin scope may write.
@@ -130,6 +165,7 @@ func (s *Server) processTransaction(w http.ResponseWriter, r *http.Request, body
 	req := ledger.Request{
 		Kind: tr.Kind, Channel: tr.Channel, Key: tr.IdempotencyKey, Amount: tr.Amount, Reason: tr.Reason,
 		Actor: tr.Actor, Metadata: tr.Metadata, ReversesSeq: tr.ReversesTransactionID, ExpectedVersion: tr.BalanceVersion,
+		RewardID: tr.RewardID,
 	}
 	if req.Actor == "" && adminKinds[tr.Kind] {
 		req.Actor = "client:" + principal(r).ClientID

@@ -24,7 +24,8 @@ const clientIDPrefix = "tly_"
 const secretHashPrefix = "sha256:"
 
 // NewClient creates a client with a fresh id and secret. The secret is returned once and only its hash is
-// kept in the client. Scopes must be known (tally.ValidScope) and at least one; EINVALID otherwise.
+// kept in the client. Scopes must be known (tally.ValidScope) and at least one, and the name UTF-8
+// without NUL; EINVALID otherwise.
 //
 // Both id and secret use only characters that form-urlencoding leaves unchanged (lower-case base32 and
 // base64url), so a Basic header built with or without the encoding of RFC 6749 §2.3.1 (Genesys's custom
@@ -33,6 +34,9 @@ func NewClient(name string, scopes []string, now time.Time) (tally.Client, strin
 	name = strings.TrimSpace(name)
 	if name == "" {
 		return tally.Client{}, "", tally.Errorf(tally.EINVALID, "a client needs a name")
+	}
+	if err := tally.CheckText("the client name", name); err != nil {
+		return tally.Client{}, "", err
 	}
 	if len(scopes) == 0 {
 		return tally.Client{}, "", tally.Errorf(tally.EINVALID, "a client needs at least one scope")

@@ -99,6 +99,12 @@ func (s *TokenService) token(r *http.Request) (tokenResponse, error) {
 	if err != nil {
 		return tokenResponse{}, err
 	}
+	// The client id is looked up in the database, where a NUL or a byte that is not UTF-8 would fail
+	// the query (500) on PostgreSQL rather than find no client; the secret is only hashed, but is no
+	// secret Tally made either. RFC 6749 §5.2 names a malformed parameter invalid_request (400).
+	if tally.CheckText("client_id", id) != nil || tally.CheckText("client_secret", secret) != nil {
+		return tokenResponse{}, badRequest("invalid_request", "client_id and client_secret must be UTF-8 text without NUL characters")
+	}
 	client, err := s.authenticate(r, id, secret, basic)
 	if err != nil {
 		return tokenResponse{}, err

@@ -129,9 +129,15 @@ func parseEventBridge(obj map[string]any) (Event, error) {
 	if !ok {
 		return Event{}, tally.Errorf(tally.EINVALID, "detail must be an object")
 	}
+	topicField := "detail.topicName"
 	topicName, _ := detail["topicName"].(string)
 	if topicName == "" {
+		topicField = "detail-type"
 		topicName, _ = obj["detail-type"].(string)
+	}
+	// The topic's event part becomes part of the idempotency key.
+	if err := tally.CheckText(topicField, topicName); err != nil {
+		return Event{}, err
 	}
 	body, ok := detail["eventBody"].(map[string]any)
 	if !ok {
@@ -204,6 +210,11 @@ func stringField(obj map[string]any, name string, required bool) (string, error)
 	s, ok := v.(string)
 	if !ok {
 		return "", tally.Errorf(tally.EINVALID, "%s must be a string", name)
+	}
+	// These fields become idempotency keys and customer hashes: an escaped NUL (\u0000) is no identifier,
+	// and PostgreSQL's text cannot hold it.
+	if err := tally.CheckText(name, s); err != nil {
+		return "", err
 	}
 	s = strings.TrimSpace(s)
 	if required && s == "" {

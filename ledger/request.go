@@ -216,6 +216,9 @@ func (r *Request) normalizeMetadata() error {
 	if !utf8.Valid(buf.Bytes()) || bytes.IndexByte(buf.Bytes(), 0) >= 0 {
 		return tally.Errorf(tally.EINVALID, "metadata is not valid UTF-8")
 	}
+	if err := checkMetadata(buf.Bytes()); err != nil {
+		return err
+	}
 	r.Metadata = buf.Bytes()
 	return nil
 }

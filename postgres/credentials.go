@@ -20,6 +20,9 @@ var _ tally.CredentialStore = (*DB)(nil)
 // CreateClient inserts a client. ECONFLICT when the ID is taken; EINVALID for a scope that the
 // space-separated scopes column cannot hold (empty, or containing a space).
 func (db *DB) CreateClient(ctx context.Context, c tally.Client) error {
+	if err := c.CheckText(); err != nil {
+		return err
+	}
 	scopes, err := tally.JoinScopes(c.Scopes)
 	if err != nil {
 		return err
@@ -43,6 +46,9 @@ const clientColumns = `client_id, name, secret_hash, scopes, created_at, revoked
 
 // Client returns one client, revoked or not. ENOTFOUND when absent.
 func (db *DB) Client(ctx context.Context, id string) (tally.Client, error) {
+	if err := tally.CheckText("client id", id); err != nil {
+		return tally.Client{}, err
+	}
 	c, err := scanClient(db.pool.QueryRow(ctx, `SELECT `+clientColumns+` FROM oauth_clients WHERE client_id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tally.Client{}, tally.Errorf(tally.ENOTFOUND, "client %q not found", id)
@@ -74,6 +80,9 @@ func (db *DB) Clients(ctx context.Context) ([]tally.Client, error) {
 
 // RevokeClient sets the RevokedAt of a client unless it is set already. ENOTFOUND when absent.
 func (db *DB) RevokeClient(ctx context.Context, id string, at time.Time) error {
+	if err := tally.CheckText("client id", id); err != nil {
+		return err
+	}
 	tag, err := db.pool.Exec(ctx,
 		`UPDATE oauth_clients SET revoked_at = COALESCE(revoked_at, $2) WHERE client_id = $1`, id, at.UTC())
 	return updatedOne(ctx, tag, err, "revoke client", tally.Errorf(tally.ENOTFOUND, "client %q not found", id))

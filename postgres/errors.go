@@ -21,6 +21,10 @@ const (
 	codeCheckViolation       = "23514"
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
+	// The caller's text, not the database: a NUL or a byte that is not UTF-8 (character_not_in_repertoire),
+	// or a \u0000 escape where jsonb would hold it (untranslatable_character).
+	codeBadText        = "22021"
+	codeUntranslatable = "22P05"
 )
 
 // classify turns an error from pgx into what the Store contract promises: context cancellation as is,
@@ -44,6 +48,11 @@ func classify(ctx context.Context, op string, err error) error {
 	}
 	if isTransient(err) {
 		return tally.Unavailable(fmt.Errorf("postgres: %s: %w", op, err), "database")
+	}
+	// Every route checks text before it reaches SQL (tally.CheckText); this is the backstop for one that
+	// does not, so that bad text is the caller's 422, not a 500.
+	if code, _ := pgCode(err); code == codeBadText || code == codeUntranslatable {
+		return &tally.Error{Code: tally.EINVALID, Message: "text is not valid UTF-8 or holds a NUL character", Err: fmt.Errorf("postgres: %s: %w", op, err)}
 	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
 }

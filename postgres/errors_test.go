@@ -37,6 +37,8 @@ func TestClassify(t *testing.T) {
 		{"unique violation", pg("23505", "duplicate key"), tally.EINTERNAL},
 		{"deadlock", pg("40P01", "deadlock detected"), tally.EINTERNAL},
 		{"syntax", pg("42601", "syntax error"), tally.EINTERNAL},
+		{"NUL in text", pg("22021", `invalid byte sequence for encoding "UTF8": 0x00`), tally.EINVALID},
+		{"NUL escape in jsonb", pg("22P05", "unsupported Unicode escape sequence"), tally.EINVALID},
 		{"domain", domain, tally.ENOTFOUND},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

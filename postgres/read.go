@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,9 @@ const accountColumns = `a.id, a.status,
 
 // Account returns one account. ENOTFOUND when absent.
 func (db *DB) Account(ctx context.Context, id string) (tally.Account, error) {
+	if err := tally.CheckText("account id", id); err != nil {
+		return tally.Account{}, err
+	}
 	a, err := scanAccount(db.pool.QueryRow(ctx, `SELECT `+accountColumns+` FROM accounts a WHERE a.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tally.Account{}, tally.Errorf(tally.ENOTFOUND, "account %q not found", id)
@@ -90,6 +94,9 @@ func (db *DB) TransactionByKey(ctx context.Context, channel, key string) (tally.
 // History returns up to limit transactions of an account with Seq < beforeSeq (all when beforeSeq <= 0),
 // newest first, with their postings, in one query.
 func (db *DB) History(ctx context.Context, accountID string, beforeSeq int64, limit int) ([]tally.Transaction, error) {
+	if err := tally.CheckText("account id", accountID); err != nil {
+		return nil, err
+	}
 	out := []tally.Transaction{}
 	if limit <= 0 {
 		return out, nil
@@ -124,6 +131,9 @@ const outcomeColumns = `p.channel, p.event_id, p.request_hash, COALESCE(p.tx_seq
 
 // Outcome returns a remembered outcome. ENOTFOUND when absent or still pending.
 func (db *DB) Outcome(ctx context.Context, channel, key string) (tally.Outcome, error) {
+	if err := cmp.Or(tally.CheckText("channel", channel), tally.CheckText("idempotency key", key)); err != nil {
+		return tally.Outcome{}, err
+	}
 	rows, err := db.pool.Query(ctx, `
 		SELECT `+outcomeColumns+` FROM processed_events p
 		WHERE p.channel = $1 AND p.event_id = $2 AND p.state = 'done'`,
@@ -171,6 +181,9 @@ func (db *DB) Rewards(ctx context.Context) ([]tally.Reward, error) {
 // PutReward inserts a reward or replaces every field of the stored one but its creation time. A zero
 // CreatedAt or UpdatedAt means now. A point cost or inventory out of range is EINVALID.
 func (db *DB) PutReward(ctx context.Context, r tally.Reward) error {
+	if err := r.CheckText(); err != nil {
+		return err
+	}
 	now := time.Now().UTC()
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = now

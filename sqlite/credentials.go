@@ -17,6 +17,9 @@ var _ tally.CredentialStore = (*DB)(nil)
 // CreateClient inserts a client. ECONFLICT when the ID is taken; EINVALID for a scope that the
 // space-separated scopes column cannot hold (empty, or containing a space).
 func (db *DB) CreateClient(ctx context.Context, c tally.Client) error {
+	if err := c.CheckText(); err != nil {
+		return err
+	}
 	scopes, err := tally.JoinScopes(c.Scopes)
 	if err != nil {
 		return err
@@ -40,6 +43,9 @@ const clientColumns = `client_id, name, secret_hash, scopes, created_at, revoked
 
 // Client returns one client, revoked or not. ENOTFOUND when absent.
 func (db *DB) Client(ctx context.Context, id string) (tally.Client, error) {
+	if err := tally.CheckText("client id", id); err != nil {
+		return tally.Client{}, err
+	}
 	c, err := scanClient(db.reader.QueryRowContext(ctx,
 		`SELECT `+clientColumns+` FROM oauth_clients WHERE client_id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -75,6 +81,9 @@ func (db *DB) Clients(ctx context.Context) ([]tally.Client, error) {
 
 // RevokeClient sets the RevokedAt of a client unless it is set already. ENOTFOUND when absent.
 func (db *DB) RevokeClient(ctx context.Context, id string, at time.Time) error {
+	if err := tally.CheckText("client id", id); err != nil {
+		return err
+	}
 	return db.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
 			`UPDATE oauth_clients SET revoked_at = COALESCE(revoked_at, ?) WHERE client_id = ?`, micros(at), id)

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -12,6 +13,9 @@ import (
 
 // Account returns a customer or system account. ENOTFOUND when absent.
 func (db *DB) Account(ctx context.Context, id string) (tally.Account, error) {
+	if err := tally.CheckText("account id", id); err != nil {
+		return tally.Account{}, err
+	}
 	stmt, err := db.prepareAccount(ctx)
 	if err != nil {
 		return tally.Account{}, wrap(err, "read account")
@@ -78,6 +82,9 @@ func (db *DB) TransactionByKey(ctx context.Context, channel, key string) (tally.
 // newest first, with postings: one query for the page, one for its postings. An unknown account has
 // no history; limit <= 0 asks for none.
 func (db *DB) History(ctx context.Context, accountID string, beforeSeq int64, limit int) ([]tally.Transaction, error) {
+	if err := tally.CheckText("account id", accountID); err != nil {
+		return nil, err
+	}
 	if limit <= 0 {
 		return []tally.Transaction{}, nil
 	}
@@ -101,6 +108,9 @@ func (db *DB) History(ctx context.Context, accountID string, beforeSeq int64, li
 
 // Outcome returns a remembered outcome. ENOTFOUND when absent or still pending.
 func (db *DB) Outcome(ctx context.Context, channel, key string) (tally.Outcome, error) {
+	if err := cmp.Or(tally.CheckText("channel", channel), tally.CheckText("idempotency key", key)); err != nil {
+		return tally.Outcome{}, err
+	}
 	o, err := scanOutcome(db.reader.QueryRowContext(ctx, `SELECT `+outcomeColumns+` FROM processed_events
 		WHERE channel = ? AND event_id = ? AND state = 'done'`, channel, key))
 	if errors.Is(err, sql.ErrNoRows) {

@@ -34,6 +34,9 @@ func (db *DB) Rewards(ctx context.Context) ([]tally.Reward, error) {
 // CreatedAt or UpdatedAt means now (as the postgres adapter does). EINVALID when the cost is not
 // positive or the inventory is negative.
 func (db *DB) PutReward(ctx context.Context, r tally.Reward) error {
+	if err := r.CheckText(); err != nil {
+		return err
+	}
 	now := time.Now()
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = now

@@ -176,6 +176,7 @@ func TestCLIClients(t *testing.T) {
 		{[]string{"--scopes", "bogus"}, []string{"--name"}},
 		{[]string{"--name", "x"}, []string{"--scopes"}},
 		{[]string{"--name", " ", "--scopes", "admin"}, []string{"--name"}},
+		{[]string{"--name", "caf\xe9", "--scopes", "admin"}, []string{"clients create: the client name is not valid UTF-8"}},
 	} {
 		out, err := cli(t, append([]string{"clients", "create", "--db", db}, bad.args...)...)
 		wantOneLineError(t, err, bad.want...)
@@ -214,6 +215,8 @@ func TestCLIClients(t *testing.T) {
 
 	_, err := cli(t, "clients", "revoke", "--db", db, "no-such-client")
 	wantOneLineError(t, err, `no client "no-such-client"`)
+	_, err = cli(t, "clients", "revoke", "--db", db, "tly_\xff")
+	wantOneLineError(t, err, "clients revoke: the client id is not valid UTF-8")
 	_, err = cli(t, "clients", "revoke", "--db", db)
 	wantOneLineError(t, err, "client_id")
 	_, err = cli(t, "clients", "rotate", "--db", db)

@@ -129,12 +129,15 @@ func clientsRevoke(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if fs.NArg() != 1 {
 		return fmt.Errorf("clients revoke: name one client_id")
 	}
+	id := fs.Arg(0)
+	if err := tally.CheckText("the client id", id); err != nil {
+		return fmt.Errorf("clients revoke: %s", tally.ErrorMessage(err))
+	}
 	s, err := openMigrated(ctx, *db)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	id := fs.Arg(0)
 	if err := s.creds.RevokeClient(ctx, id, time.Now().UTC()); err != nil {
 		if tally.ErrorCode(err) == tally.ENOTFOUND {
 			return fmt.Errorf("clients revoke: no client %q", id)

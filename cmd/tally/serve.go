@@ -199,7 +199,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		}
 	}
 	l := ledger.New(guarded, ledger.Options{
-		Key: key, MaxBatch: c.batchMax, Workers: workers, Observe: m.ObserveWrite,
+		Key: key, Tiers: programme, MaxBatch: c.batchMax, Workers: workers, Observe: m.ObserveWrite,
 		ObserveBatch: func(n int) { m.BatchSize.Observe(float64(n)) },
 	})
 	defer l.Close()
