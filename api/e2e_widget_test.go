@@ -222,6 +222,7 @@ func widgetRewards() []tally.Reward {
 		{ID: "RWD-1001", Name: "Free coffee", Description: "Any size, any shop", PointCost: 500, Inventory: n(0), FulfillmentMethod: tally.MethodEmail, Active: true},
 		{ID: "RWD-2002", Name: "Priority support", Description: "For a month", PointCost: 1500, MinTier: "silver", FulfillmentMethod: tally.MethodManual, Active: true},
 		{ID: "RWD-3003", Name: "Cinema ticket", PointCost: 1200, Inventory: n(50), FulfillmentMethod: tally.MethodEmail, Active: true},
+		{ID: "RWD-4004", Name: "Museum pass", PointCost: 600, Inventory: n(10), FulfillmentMethod: tally.MethodEmail, Active: true},
 		{ID: "RWD-8842", Name: "£25 gift card", Description: "Sent by email", PointCost: 2500, FulfillmentMethod: tally.MethodEmail, Active: true},
 		{ID: "RWD-9000", Name: "Weekend away", PointCost: 9000, FulfillmentMethod: tally.MethodEmail, Active: true},
 	}
@@ -492,8 +493,8 @@ func TestWidgetBrowser(t *testing.T) {
 		tab := f.tab(t)
 		url := f.host.serve("/lossy", widgetPage{api: proxy.URL, token: widgetSession(t, f.srv, cust, time.Hour), customerID: cust, theme: "light"})
 		do(t, tab, "open the host page", chromedp.Navigate(url))
-		waitFor(t, tab, "the catalog", wItem("RWD-3003"))
-		do(t, tab, "open the dialog", chromedp.Click(chromedp.CSS(`[data-reward="RWD-3003"]`)))
+		waitFor(t, tab, "the catalog", wItem("RWD-4004"))
+		do(t, tab, "open the dialog", chromedp.Click(chromedp.CSS(`[data-reward="RWD-4004"]`)))
 		waitFor(t, tab, "the dialog", wDialog)
 		do(t, tab, "confirm", chromedp.Click(chromedp.CSS(`[data-lw=confirm]`)))
 		waitFor(t, tab, "the receipt", `document.querySelector('[data-lw=receipt-id]')`)
@@ -501,21 +502,21 @@ func TestWidgetBrowser(t *testing.T) {
 		if len(keys) != 2 || keys[0] != keys[1] || keys[0] == "" {
 			t.Fatalf("redeem requests carried the keys %q, want the same key twice (the first answer was lost)", keys)
 		}
-		if got := f.balance(t, cust); got != 3000-1200 {
-			t.Errorf("balance %d after one redemption retried, want %d", got, 3000-1200)
+		if got := f.balance(t, cust); got != 3000-600 {
+			t.Errorf("balance %d after one redemption retried, want %d", got, 3000-600)
 		}
 		// A second confirmation is a new redemption with a new key.
 		do(t, tab, "close the receipt", chromedp.Click(chromedp.CSS(`[data-lw=done]`)))
 		waitFor(t, tab, "the dialog to close", `!`+wDialog)
-		do(t, tab, "open the dialog again", chromedp.Click(chromedp.CSS(`[data-reward="RWD-3003"]`)))
+		do(t, tab, "open the dialog again", chromedp.Click(chromedp.CSS(`[data-reward="RWD-4004"]`)))
 		waitFor(t, tab, "the dialog", wDialog)
 		do(t, tab, "confirm", chromedp.Click(chromedp.CSS(`[data-lw=confirm]`)))
 		waitFor(t, tab, "the second receipt", `document.querySelector('[data-lw=receipt-id]')`)
 		if keys = proxy.redeemKeys(); len(keys) != 3 || keys[2] == keys[0] {
 			t.Errorf("a second confirmation sent the keys %q, want a new one", keys)
 		}
-		if got := f.balance(t, cust); got != 3000-2*1200 {
-			t.Errorf("balance %d after two redemptions, want %d", got, 3000-2*1200)
+		if got := f.balance(t, cust); got != 3000-2*600 {
+			t.Errorf("balance %d after two redemptions, want %d", got, 3000-2*600)
 		}
 	})
 
