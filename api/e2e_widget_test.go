@@ -172,9 +172,13 @@ func newHostSite(t *testing.T) *hostSite {
 // the integration guide writes it; extra is more init options (JS source), e.g. onSessionExpired.
 type widgetPage struct {
 	api, token, customerID, theme, extra string
+	refreshMS                            int // refreshInterval; the guide's 30000 when 0
 }
 
 func (p widgetPage) html() string {
+	if p.refreshMS == 0 {
+		p.refreshMS = 30000
+	}
 	q := func(s string) string { b, _ := json.Marshal(s); return strings.ReplaceAll(string(b), `"`, `'`) }
 	return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Acme support</title>
@@ -201,7 +205,7 @@ func (p widgetPage) html() string {
     oauthToken: ` + q(p.token) + `,
     customerId: ` + q(p.customerID) + `,
     theme: ` + q(p.theme) + `,
-    refreshInterval: 30000` + p.extra + `
+    refreshInterval: ` + fmt.Sprint(p.refreshMS) + p.extra + `
   });
 </script>
 </body></html>`
@@ -459,6 +463,37 @@ func TestWidgetBrowser(t *testing.T) {
 			t.Errorf("renewed, the widget still says %q", got)
 		}
 		screenshot(t, tab, "renewed")
+	})
+
+	t.Run("the session is renewed before it expires", func(t *testing.T) {
+		cust := f.customer(t, "c-renew-1d2e3f4a")
+		short := widgetSession(t, f.srv, cust, 3*time.Second)
+		tab := f.tab(t)
+		url := f.host.serve("/renew", widgetPage{api: f.srv.URL, token: short, customerID: cust, theme: "light",
+			extra: ",\n    onTokenRefreshed: (token) => { window.renewedToken = token; }"})
+		do(t, tab, "open the host page", chromedp.Navigate(url))
+		waitFor(t, tab, "a renewed token", `window.renewedToken`)
+		renewed := eval[string](t, tab, `window.renewedToken`)
+		if renewed == short {
+			t.Fatal("the renewed token is the old one")
+		}
+		if res := f.srv.Do("GET", "/v1/portal/catalog", renewed, nil); res.Status != 200 {
+			t.Errorf("the renewed token: %d %s", res.Status, res.Body)
+		}
+	})
+
+	t.Run("refreshes every refreshInterval", func(t *testing.T) {
+		cust := f.customer(t, "c-refresh-8c0f1d2e")
+		tab := f.tab(t)
+		url := f.host.serve("/refresh", widgetPage{api: f.srv.URL, token: widgetSession(t, f.srv, cust, time.Hour), customerID: cust, theme: "light", refreshMS: 1000})
+		do(t, tab, "open the host page", chromedp.Navigate(url))
+		waitFor(t, tab, "the balance", wBalance+` === "3,000 pts"`)
+		// Points earned elsewhere (a conversation ends) show without a reload.
+		if _, err := f.srv.Ledger.Accrue(context.Background(), ledger.Request{Channel: "test", Key: "more-" + cust, Account: f.srv.Hasher.Hash(cust), Amount: 2500, Reason: "more"}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, tab, "the new balance", wBalance+` === "5,500 pts"`)
+		waitFor(t, tab, "the new tier to open a reward", wItem("RWD-2002")+`.dataset.state === "ok"`)
 	})
 
 	t.Run("cost changed while confirming", func(t *testing.T) {
