@@ -10,126 +10,25 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/api"
 	"github.com/tally-ledger/tally/api/apitest"
+	"github.com/tally-ledger/tally/api/apitest/browsertest"
 	"github.com/tally-ledger/tally/ledger"
 )
 
 // The browser tests load the LoyaltyWidget in headless Chromium from a host page on another origin than
 // the API, as a customer's site embeds it beside the Genesys Messenger, with the integration guide's init
-// call, against a real server on a real store. Screenshots go to t.ArtifactDir(): kept under
-// -outputdir when go test runs with -artifacts (scripts/test does), else removed with the test.
-
-// browserPath finds Chromium. In CI a missing browser fails the test (scripts/test installs it); on a
-// developer's machine it skips with a message.
-func browserPath(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("TALLY_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if ci := os.Getenv("CI"); ci != "" && ci != "false" {
-		t.Fatal("Chromium is not installed, and CI runs the browser tests: apt-get install -y chromium (scripts/test does)")
-	}
-	t.Skip("Chromium is not installed: skipping the browser tests (apt-get install -y chromium, or set TALLY_CHROMIUM)")
-	return ""
-}
-
-// newBrowser starts headless Chromium with a fresh profile and no background networking (this
-// machine, like CI, may have no internet; without these flags Chromium's own connections are refused
-// many at a time). Each call of the returned func opens a new tab.
-func newBrowser(t *testing.T) func(t *testing.T) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(browserPath(t)),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("lang", "en-US"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(900, 900),
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	if err := chromedp.Do(browser); err != nil { // start it now, so a broken install fails here
-		cancelBrowser()
-		cancelAlloc()
-		t.Fatalf("start Chromium: %v", err)
-	}
-	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
-	return func(t *testing.T) context.Context {
-		t.Helper()
-		tab, cancelTab := chromedp.NewContext(browser)
-		tab, cancelTimeout := context.WithTimeout(tab, 90*time.Second)
-		console := chromedp.Events(tab, runtime.ConsoleAPICalled)
-		exceptions := chromedp.Events(tab, runtime.ExceptionThrown)
-		var mu sync.Mutex
-		var logged []string
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			for ev, err := range console {
-				if err != nil {
-					return
-				}
-				var args []string
-				for _, a := range ev.Args {
-					args = append(args, string(a.Value)+a.Description)
-				}
-				mu.Lock()
-				logged = append(logged, "console."+string(ev.Type)+": "+strings.Join(args, " "))
-				mu.Unlock()
-			}
-		})
-		wg.Go(func() {
-			for ev, err := range exceptions {
-				if err != nil {
-					return
-				}
-				text := ev.ExceptionDetails.Text
-				if ev.ExceptionDetails.Exception != nil {
-					text += " " + ev.ExceptionDetails.Exception.Description
-				}
-				mu.Lock()
-				logged = append(logged, "exception: "+text)
-				mu.Unlock()
-			}
-		})
-		t.Cleanup(func() {
-			cancelTimeout()
-			cancelTab()
-			wg.Wait()
-			for _, l := range logged {
-				t.Logf("browser %s", l)
-			}
-		})
-		return tab
-	}
-}
+// call, against a real server on a real store. Screenshots go to t.ArtifactDir() (see browsertest).
 
 // hostSite is a customer's web site on its own origin: pages that embed the widget and the Messenger,
 // and a back end that mints a portal session for its logged-in customer (what onSessionExpired calls).
@@ -235,14 +134,14 @@ func widgetRewards() []tally.Reward {
 // widgetFixture is a server with the catalog, a host site on another origin allowed by --cors-origins,
 // and a browser.
 type widgetFixture struct {
-	srv  *apitest.Server
-	host *hostSite
-	tab  func(t *testing.T) context.Context
+	srv     *apitest.Server
+	host    *hostSite
+	browser *browsertest.Browser
 }
 
 func newWidgetFixture(t *testing.T) *widgetFixture {
 	t.Helper()
-	tab := newBrowser(t)
+	browser := browsertest.New(t)
 	host := newHostSite(t)
 	srv := apitest.Start(t, apitest.SQLite, apitest.Config{Options: api.Options{CORSOrigins: []string{host.URL}}})
 	for _, r := range widgetRewards() {
@@ -251,7 +150,7 @@ func newWidgetFixture(t *testing.T) *widgetFixture {
 		}
 	}
 	host.fresh = func(customer string) string { return widgetSession(t, srv, customer, time.Hour) }
-	return &widgetFixture{srv: srv, host: host, tab: tab}
+	return &widgetFixture{srv: srv, host: host, browser: browser}
 }
 
 // customer gives a new customer 3000 points and returns their raw id.
@@ -284,51 +183,6 @@ func (f *widgetFixture) balance(t *testing.T, customer string) int64 {
 	return acct.Balance
 }
 
-// do runs browser actions and fails the test, with a screenshot, on the first error.
-func do(t *testing.T, tab context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	if err := chromedp.Do(tab, actions...); err != nil {
-		screenshot(t, tab, "failed")
-		t.Fatalf("%s: %v\npage text: %s", what, err, pageText(tab))
-	}
-}
-
-// waitFor waits until the JavaScript expression is truthy.
-func waitFor(t *testing.T, tab context.Context, what, expr string) {
-	t.Helper()
-	do(t, tab, "wait for "+what, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(50*time.Millisecond)))
-}
-
-// eval evaluates a JavaScript expression in the page.
-func eval[T any](t *testing.T, tab context.Context, expr string) T {
-	t.Helper()
-	v, err := chromedp.Run(tab, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
-}
-
-func pageText(tab context.Context) string {
-	s, _ := chromedp.Run(tab, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
-	return s
-}
-
-// screenshot saves the page as NAME.png in the test's artifact directory.
-func screenshot(t *testing.T, tab context.Context, name string) {
-	t.Helper()
-	buf, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Logf("screenshot %s: %v", name, err)
-		return
-	}
-	path := filepath.Join(t.ArtifactDir(), name+".png")
-	if err := os.WriteFile(path, buf, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
-}
-
 // The selectors of the widget the tests read.
 const (
 	wBalance = `document.querySelector('[data-lw=balance]').textContent`
@@ -343,81 +197,81 @@ func TestWidgetBrowser(t *testing.T) {
 
 	t.Run("redeem through the modal", func(t *testing.T) {
 		cust := f.customer(t, "c-redeem-7d1e3f0")
-		tab := f.tab(t)
+		tab := f.browser.Tab(t)
 		url := f.host.serve("/redeem", widgetPage{api: f.srv.URL, token: widgetSession(t, f.srv, cust, time.Hour), customerID: cust, theme: "light"})
-		do(t, tab, "open the host page", chromedp.Navigate(url))
-		waitFor(t, tab, "the catalog", wItem("RWD-8842"))
-		if got := eval[string](t, tab, wBalance); got != "3,000 pts" {
+		browsertest.Do(t, tab, "open the host page", chromedp.Navigate(url))
+		browsertest.WaitFor(t, tab, "the catalog", wItem("RWD-8842"))
+		if got := browsertest.Eval[string](t, tab, wBalance); got != "3,000 pts" {
 			t.Errorf("balance shows %q, want 3,000 pts", got)
 		}
-		if got := eval[string](t, tab, `document.querySelector('[data-lw=tier]').textContent`); !strings.Contains(got, "base") {
+		if got := browsertest.Eval[string](t, tab, `document.querySelector('[data-lw=tier]').textContent`); !strings.Contains(got, "base") {
 			t.Errorf("tier shows %q", got)
 		}
 		// Affordable, not eligible, out of stock and unaffordable rewards look different, and only the
 		// redeemable ones can be redeemed.
 		for id, want := range map[string]string{"RWD-8842": "ok", "RWD-3003": "ok", "RWD-1001": "soldout", "RWD-2002": "ineligible", "RWD-9000": "unaffordable"} {
-			state := eval[string](t, tab, wItem(id)+`.dataset.state`)
-			disabled := eval[bool](t, tab, wItem(id)+`.querySelector('button').disabled`)
+			state := browsertest.Eval[string](t, tab, wItem(id)+`.dataset.state`)
+			disabled := browsertest.Eval[bool](t, tab, wItem(id)+`.querySelector('button').disabled`)
 			if state != want || disabled != (want != "ok") {
 				t.Errorf("%s: state %q disabled %v, want %q", id, state, disabled, want)
 			}
 		}
-		if eval[string](t, tab, `getComputedStyle(`+wItem("RWD-1001")+`).opacity`) == eval[string](t, tab, `getComputedStyle(`+wItem("RWD-8842")+`).opacity`) {
+		if browsertest.Eval[string](t, tab, `getComputedStyle(`+wItem("RWD-1001")+`).opacity`) == browsertest.Eval[string](t, tab, `getComputedStyle(`+wItem("RWD-8842")+`).opacity`) {
 			t.Error("an out-of-stock reward looks like a redeemable one")
 		}
-		screenshot(t, tab, "catalog-light")
+		browsertest.Screenshot(t, tab, "catalog-light")
 
 		// By keyboard: focus the reward's button, Enter opens the dialog, focus stays in it.
-		do(t, tab, "open the dialog by keyboard", chromedp.Focus(chromedp.CSS(`[data-reward="RWD-8842"]`)), chromedp.KeyEvent(kb.Enter))
-		waitFor(t, tab, "the dialog", wDialog)
+		browsertest.Do(t, tab, "open the dialog by keyboard", chromedp.Focus(chromedp.CSS(`[data-reward="RWD-8842"]`)), chromedp.KeyEvent(kb.Enter))
+		browsertest.WaitFor(t, tab, "the dialog", wDialog)
 		for attr, want := range map[string]string{"role": "dialog", "aria-modal": "true"} {
-			if got := eval[string](t, tab, wDialog+`.getAttribute('`+attr+`')`); got != want {
+			if got := browsertest.Eval[string](t, tab, wDialog+`.getAttribute('`+attr+`')`); got != want {
 				t.Errorf("dialog %s=%q, want %q", attr, got, want)
 			}
 		}
-		if !eval[bool](t, tab, `!!document.getElementById(`+wDialog+`.getAttribute('aria-labelledby'))`) {
+		if !browsertest.Eval[bool](t, tab, `!!document.getElementById(`+wDialog+`.getAttribute('aria-labelledby'))`) {
 			t.Error("the dialog's aria-labelledby names no element")
 		}
 		for i := range 5 {
-			do(t, tab, "tab", chromedp.KeyEvent(kb.Tab))
-			if !eval[bool](t, tab, wDialog+`.contains(document.activeElement)`) {
-				t.Fatalf("after %d Tab presses focus left the dialog for %s", i+1, eval[string](t, tab, `document.activeElement.outerHTML`))
+			browsertest.Do(t, tab, "tab", chromedp.KeyEvent(kb.Tab))
+			if !browsertest.Eval[bool](t, tab, wDialog+`.contains(document.activeElement)`) {
+				t.Fatalf("after %d Tab presses focus left the dialog for %s", i+1, browsertest.Eval[string](t, tab, `document.activeElement.outerHTML`))
 			}
 		}
-		do(t, tab, "shift-tab", chromedp.KeyEvent(kb.Tab, chromedp.KeyModifiers(chromedp.ModifierShift)))
-		if !eval[bool](t, tab, wDialog+`.contains(document.activeElement)`) {
+		browsertest.Do(t, tab, "shift-tab", chromedp.KeyEvent(kb.Tab, chromedp.KeyModifiers(chromedp.ModifierShift)))
+		if !browsertest.Eval[bool](t, tab, wDialog+`.contains(document.activeElement)`) {
 			t.Fatal("after Shift+Tab focus left the dialog")
 		}
 		// Escape closes it and gives the focus back to the reward's button; nothing is redeemed.
-		do(t, tab, "escape", chromedp.KeyEvent(kb.Escape))
-		waitFor(t, tab, "the dialog to close", `!`+wDialog)
-		if got := eval[string](t, tab, `document.activeElement.dataset.reward || ""`); got != "RWD-8842" {
+		browsertest.Do(t, tab, "escape", chromedp.KeyEvent(kb.Escape))
+		browsertest.WaitFor(t, tab, "the dialog to close", `!`+wDialog)
+		if got := browsertest.Eval[string](t, tab, `document.activeElement.dataset.reward || ""`); got != "RWD-8842" {
 			t.Errorf("after Escape focus is on %q, want the reward's button", got)
 		}
 
-		do(t, tab, "open the dialog", chromedp.Click(chromedp.CSS(`[data-reward="RWD-8842"]`)))
-		waitFor(t, tab, "the dialog", wDialog)
-		screenshot(t, tab, "confirm")
-		do(t, tab, "confirm", chromedp.Click(chromedp.CSS(`[data-lw=confirm]`)))
-		waitFor(t, tab, "the receipt", `document.querySelector('[data-lw=receipt-id]')`)
-		receipt := eval[string](t, tab, `document.querySelector('[data-lw=receipt-id]').textContent`)
+		browsertest.Do(t, tab, "open the dialog", chromedp.Click(chromedp.CSS(`[data-reward="RWD-8842"]`)))
+		browsertest.WaitFor(t, tab, "the dialog", wDialog)
+		browsertest.Screenshot(t, tab, "confirm")
+		browsertest.Do(t, tab, "confirm", chromedp.Click(chromedp.CSS(`[data-lw=confirm]`)))
+		browsertest.WaitFor(t, tab, "the receipt", `document.querySelector('[data-lw=receipt-id]')`)
+		receipt := browsertest.Eval[string](t, tab, `document.querySelector('[data-lw=receipt-id]').textContent`)
 		if !strings.HasPrefix(receipt, "rcp_") {
 			t.Errorf("receipt id %q", receipt)
 		}
-		if got := eval[string](t, tab, `document.querySelector('[data-lw=balance-after]').textContent`); got != "500 pts" {
+		if got := browsertest.Eval[string](t, tab, `document.querySelector('[data-lw=balance-after]').textContent`); got != "500 pts" {
 			t.Errorf("the receipt's new balance is %q, want 500 pts", got)
 		}
-		waitFor(t, tab, "the lower balance", wBalance+` === "500 pts"`)
-		screenshot(t, tab, "receipt")
+		browsertest.WaitFor(t, tab, "the lower balance", wBalance+` === "500 pts"`)
+		browsertest.Screenshot(t, tab, "receipt")
 		if got := f.balance(t, cust); got != 500 {
 			t.Errorf("the ledger has %d points, want 500", got)
 		}
-		do(t, tab, "close the receipt", chromedp.KeyEvent(kb.Enter))
-		waitFor(t, tab, "the dialog to close", `!`+wDialog)
+		browsertest.Do(t, tab, "close the receipt", chromedp.KeyEvent(kb.Enter))
+		browsertest.WaitFor(t, tab, "the dialog to close", `!`+wDialog)
 		// The catalog now says the gift card is out of reach.
-		waitFor(t, tab, "the catalog to follow the balance", wItem("RWD-8842")+`.dataset.state === "unaffordable"`)
+		browsertest.WaitFor(t, tab, "the catalog to follow the balance", wItem("RWD-8842")+`.dataset.state === "unaffordable"`)
 		// The raw customer id is nowhere the widget could leave it.
-		kept := eval[string](t, tab, `document.getElementById('loyalty-portal').outerHTML + JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie`)
+		kept := browsertest.Eval[string](t, tab, `document.getElementById('loyalty-portal').outerHTML + JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie`)
 		if strings.Contains(kept, cust) {
 			t.Error("the raw customer id is in the widget's DOM or the page's storage")
 		}
@@ -425,55 +279,55 @@ func TestWidgetBrowser(t *testing.T) {
 
 	t.Run("dark theme", func(t *testing.T) {
 		cust := f.customer(t, "c-dark-22aa4b6e")
-		tab := f.tab(t)
+		tab := f.browser.Tab(t)
 		url := f.host.serve("/dark", widgetPage{api: f.srv.URL, token: widgetSession(t, f.srv, cust, time.Hour), customerID: cust, theme: "dark"})
-		do(t, tab, "open the host page", chromedp.Navigate(url))
-		waitFor(t, tab, "the catalog", wItem("RWD-8842"))
-		bg := eval[string](t, tab, `getComputedStyle(document.querySelector('.lw-root')).backgroundColor`)
+		browsertest.Do(t, tab, "open the host page", chromedp.Navigate(url))
+		browsertest.WaitFor(t, tab, "the catalog", wItem("RWD-8842"))
+		bg := browsertest.Eval[string](t, tab, `getComputedStyle(document.querySelector('.lw-root')).backgroundColor`)
 		if bg != "rgb(22, 26, 34)" {
 			t.Errorf("dark theme background %q", bg)
 		}
-		do(t, tab, "open the dialog", chromedp.Click(chromedp.CSS(`[data-reward="RWD-3003"]`)))
-		waitFor(t, tab, "the dialog", wDialog)
-		if got := eval[string](t, tab, `getComputedStyle(`+wDialog+`).backgroundColor`); got != bg {
+		browsertest.Do(t, tab, "open the dialog", chromedp.Click(chromedp.CSS(`[data-reward="RWD-3003"]`)))
+		browsertest.WaitFor(t, tab, "the dialog", wDialog)
+		if got := browsertest.Eval[string](t, tab, `getComputedStyle(`+wDialog+`).backgroundColor`); got != bg {
 			t.Errorf("dark dialog background %q, want %q", got, bg)
 		}
-		screenshot(t, tab, "dark")
+		browsertest.Screenshot(t, tab, "dark")
 	})
 
 	t.Run("expired session", func(t *testing.T) {
 		cust := f.customer(t, "c-expired-9c105e8f")
 		expired := widgetSession(t, f.srv, cust, -time.Hour)
-		tab := f.tab(t)
+		tab := f.browser.Tab(t)
 		url := f.host.serve("/expired", widgetPage{api: f.srv.URL, token: expired, customerID: cust, theme: "light"})
-		do(t, tab, "open the host page", chromedp.Navigate(url))
-		waitFor(t, tab, "the expiry message", wMessage+`.includes("Your session has expired")`)
-		if got := eval[string](t, tab, wBalance); got != "–" {
+		browsertest.Do(t, tab, "open the host page", chromedp.Navigate(url))
+		browsertest.WaitFor(t, tab, "the expiry message", wMessage+`.includes("Your session has expired")`)
+		if got := browsertest.Eval[string](t, tab, wBalance); got != "–" {
 			t.Errorf("an expired session shows a balance: %q", got)
 		}
-		screenshot(t, tab, "expired")
+		browsertest.Screenshot(t, tab, "expired")
 
 		// With onSessionExpired the widget asks the host page for a new token and carries on.
-		tab = f.tab(t)
+		tab = f.browser.Tab(t)
 		url = f.host.serve("/renewed", widgetPage{api: f.srv.URL, token: expired, customerID: cust, theme: "light",
 			extra: ",\n    onSessionExpired: () => fetch('/loyalty-session?customer=' + encodeURIComponent(" + fmt.Sprintf("%q", cust) + ")).then(r => r.text())"})
-		do(t, tab, "open the host page", chromedp.Navigate(url))
-		waitFor(t, tab, "the catalog with the renewed session", wBalance+` === "3,000 pts"`)
-		if got := eval[string](t, tab, wMessage); strings.Contains(got, "expired") {
+		browsertest.Do(t, tab, "open the host page", chromedp.Navigate(url))
+		browsertest.WaitFor(t, tab, "the catalog with the renewed session", wBalance+` === "3,000 pts"`)
+		if got := browsertest.Eval[string](t, tab, wMessage); strings.Contains(got, "expired") {
 			t.Errorf("renewed, the widget still says %q", got)
 		}
-		screenshot(t, tab, "renewed")
+		browsertest.Screenshot(t, tab, "renewed")
 	})
 
 	t.Run("the session is renewed before it expires", func(t *testing.T) {
 		cust := f.customer(t, "c-renew-1d2e3f4a")
 		short := widgetSession(t, f.srv, cust, 3*time.Second)
-		tab := f.tab(t)
+		tab := f.browser.Tab(t)
 		url := f.host.serve("/renew", widgetPage{api: f.srv.URL, token: short, customerID: cust, theme: "light",
 			extra: ",\n    onTokenRefreshed: (token) => { window.renewedToken = token; }"})
-		do(t, tab, "open the host page", chromedp.Navigate(url))
-		waitFor(t, tab, "a renewed token", `window.renewedToken`)
-		renewed := eval[string](t, tab, `window.renewedToken`)
+		browsertest.Do(t, tab, "open the host page", chromedp.Navigate(url))
+		browsertest.WaitFor(t, tab, "a renewed token", `window.renewedToken`)
+		renewed := browsertest.Eval[string](t, tab, `window.renewedToken`)
 		if renewed == short {
 			t.Fatal("the renewed token is the old one")
 		}
@@ -484,39 +338,39 @@ func TestWidgetBrowser(t *testing.T) {
 
 	t.Run("refreshes every refreshInterval", func(t *testing.T) {
 		cust := f.customer(t, "c-refresh-8c0f1d2e")
-		tab := f.tab(t)
+		tab := f.browser.Tab(t)
 		url := f.host.serve("/refresh", widgetPage{api: f.srv.URL, token: widgetSession(t, f.srv, cust, time.Hour), customerID: cust, theme: "light", refreshMS: 1000})
-		do(t, tab, "open the host page", chromedp.Navigate(url))
-		waitFor(t, tab, "the balance", wBalance+` === "3,000 pts"`)
+		browsertest.Do(t, tab, "open the host page", chromedp.Navigate(url))
+		browsertest.WaitFor(t, tab, "the balance", wBalance+` === "3,000 pts"`)
 		// Points earned elsewhere (a conversation ends) show without a reload.
 		if _, err := f.srv.Ledger.Accrue(context.Background(), ledger.Request{Channel: "test", Key: "more-" + cust, Account: f.srv.Hasher.Hash(cust), Amount: 2500, Reason: "more"}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, tab, "the new balance", wBalance+` === "5,500 pts"`)
-		waitFor(t, tab, "the new tier to open a reward", wItem("RWD-2002")+`.dataset.state === "ok"`)
+		browsertest.WaitFor(t, tab, "the new balance", wBalance+` === "5,500 pts"`)
+		browsertest.WaitFor(t, tab, "the new tier to open a reward", wItem("RWD-2002")+`.dataset.state === "ok"`)
 	})
 
 	t.Run("cost changed while confirming", func(t *testing.T) {
 		cust := f.customer(t, "c-cost-6b4d21aa")
-		tab := f.tab(t)
+		tab := f.browser.Tab(t)
 		url := f.host.serve("/cost", widgetPage{api: f.srv.URL, token: widgetSession(t, f.srv, cust, time.Hour), customerID: cust, theme: "light"})
-		do(t, tab, "open the host page", chromedp.Navigate(url))
-		waitFor(t, tab, "the catalog", wItem("RWD-3003"))
-		do(t, tab, "open the dialog", chromedp.Click(chromedp.CSS(`[data-reward="RWD-3003"]`)))
-		waitFor(t, tab, "the dialog", wDialog)
+		browsertest.Do(t, tab, "open the host page", chromedp.Navigate(url))
+		browsertest.WaitFor(t, tab, "the catalog", wItem("RWD-3003"))
+		browsertest.Do(t, tab, "open the dialog", chromedp.Click(chromedp.CSS(`[data-reward="RWD-3003"]`)))
+		browsertest.WaitFor(t, tab, "the dialog", wDialog)
 		// The programme manager raises the price while the customer reads the dialog.
 		res := f.srv.Do("PUT", "/v1/catalog/rewards/RWD-3003", f.srv.Token(apitest.AllScopes...),
 			[]byte(`{"name":"Cinema ticket","point_cost":1300,"inventory":50,"fulfillment_method":"email","active":true}`))
 		if res.Status != 200 {
 			t.Fatalf("raise the price: %d %s", res.Status, res.Body)
 		}
-		do(t, tab, "confirm", chromedp.Click(chromedp.CSS(`[data-lw=confirm]`)))
-		waitFor(t, tab, "the cost-changed message", wMessage+`.includes("changed to 1,300 pts")`)
-		waitFor(t, tab, "the catalog with the new cost", wItem("RWD-3003")+`.querySelector('.lw-cost').textContent === "1,300 pts"`)
-		if eval[bool](t, tab, `!!`+wDialog) {
+		browsertest.Do(t, tab, "confirm", chromedp.Click(chromedp.CSS(`[data-lw=confirm]`)))
+		browsertest.WaitFor(t, tab, "the cost-changed message", wMessage+`.includes("changed to 1,300 pts")`)
+		browsertest.WaitFor(t, tab, "the catalog with the new cost", wItem("RWD-3003")+`.querySelector('.lw-cost').textContent === "1,300 pts"`)
+		if browsertest.Eval[bool](t, tab, `!!`+wDialog) {
 			t.Error("the dialog is still open after a 409")
 		}
-		screenshot(t, tab, "cost-changed")
+		browsertest.Screenshot(t, tab, "cost-changed")
 		if got := f.balance(t, cust); got != 3000 {
 			t.Errorf("a refused redemption charged: balance %d, want 3000", got)
 		}
@@ -525,14 +379,14 @@ func TestWidgetBrowser(t *testing.T) {
 	t.Run("a lost answer is retried with the same key", func(t *testing.T) {
 		cust := f.customer(t, "c-lost-answer-4e6a")
 		proxy := newLossyProxy(t, f.srv.URL)
-		tab := f.tab(t)
+		tab := f.browser.Tab(t)
 		url := f.host.serve("/lossy", widgetPage{api: proxy.URL, token: widgetSession(t, f.srv, cust, time.Hour), customerID: cust, theme: "light"})
-		do(t, tab, "open the host page", chromedp.Navigate(url))
-		waitFor(t, tab, "the catalog", wItem("RWD-4004"))
-		do(t, tab, "open the dialog", chromedp.Click(chromedp.CSS(`[data-reward="RWD-4004"]`)))
-		waitFor(t, tab, "the dialog", wDialog)
-		do(t, tab, "confirm", chromedp.Click(chromedp.CSS(`[data-lw=confirm]`)))
-		waitFor(t, tab, "the receipt", `document.querySelector('[data-lw=receipt-id]')`)
+		browsertest.Do(t, tab, "open the host page", chromedp.Navigate(url))
+		browsertest.WaitFor(t, tab, "the catalog", wItem("RWD-4004"))
+		browsertest.Do(t, tab, "open the dialog", chromedp.Click(chromedp.CSS(`[data-reward="RWD-4004"]`)))
+		browsertest.WaitFor(t, tab, "the dialog", wDialog)
+		browsertest.Do(t, tab, "confirm", chromedp.Click(chromedp.CSS(`[data-lw=confirm]`)))
+		browsertest.WaitFor(t, tab, "the receipt", `document.querySelector('[data-lw=receipt-id]')`)
 		keys := proxy.redeemKeys()
 		if len(keys) != 2 || keys[0] != keys[1] || keys[0] == "" {
 			t.Fatalf("redeem requests carried the keys %q, want the same key twice (the first answer was lost)", keys)
@@ -541,12 +395,12 @@ func TestWidgetBrowser(t *testing.T) {
 			t.Errorf("balance %d after one redemption retried, want %d", got, 3000-600)
 		}
 		// A second confirmation is a new redemption with a new key.
-		do(t, tab, "close the receipt", chromedp.Click(chromedp.CSS(`[data-lw=done]`)))
-		waitFor(t, tab, "the dialog to close", `!`+wDialog)
-		do(t, tab, "open the dialog again", chromedp.Click(chromedp.CSS(`[data-reward="RWD-4004"]`)))
-		waitFor(t, tab, "the dialog", wDialog)
-		do(t, tab, "confirm", chromedp.Click(chromedp.CSS(`[data-lw=confirm]`)))
-		waitFor(t, tab, "the second receipt", `document.querySelector('[data-lw=receipt-id]')`)
+		browsertest.Do(t, tab, "close the receipt", chromedp.Click(chromedp.CSS(`[data-lw=done]`)))
+		browsertest.WaitFor(t, tab, "the dialog to close", `!`+wDialog)
+		browsertest.Do(t, tab, "open the dialog again", chromedp.Click(chromedp.CSS(`[data-reward="RWD-4004"]`)))
+		browsertest.WaitFor(t, tab, "the dialog", wDialog)
+		browsertest.Do(t, tab, "confirm", chromedp.Click(chromedp.CSS(`[data-lw=confirm]`)))
+		browsertest.WaitFor(t, tab, "the second receipt", `document.querySelector('[data-lw=receipt-id]')`)
 		if keys = proxy.redeemKeys(); len(keys) != 3 || keys[2] == keys[0] {
 			t.Errorf("a second confirmation sent the keys %q, want a new one", keys)
 		}
@@ -558,15 +412,15 @@ func TestWidgetBrowser(t *testing.T) {
 	t.Run("a customerId that is not the session's is refused", func(t *testing.T) {
 		cust := f.customer(t, "c-victim-0f1d2e3f")
 		attacker := f.customer(t, "c-attacker-5b6c7d8e")
-		tab := f.tab(t)
+		tab := f.browser.Tab(t)
 		url := f.host.serve("/idor", widgetPage{api: f.srv.URL, token: widgetSession(t, f.srv, attacker, time.Hour), customerID: cust, theme: "light"})
-		do(t, tab, "open the host page", chromedp.Navigate(url))
-		waitFor(t, tab, "the catalog", wItem("RWD-3003"))
-		do(t, tab, "open the dialog", chromedp.Click(chromedp.CSS(`[data-reward="RWD-3003"]`)))
-		waitFor(t, tab, "the dialog", wDialog)
-		do(t, tab, "confirm", chromedp.Click(chromedp.CSS(`[data-lw=confirm]`)))
-		waitFor(t, tab, "the refusal", wMessage+`.includes("another customer")`)
-		screenshot(t, tab, "refused")
+		browsertest.Do(t, tab, "open the host page", chromedp.Navigate(url))
+		browsertest.WaitFor(t, tab, "the catalog", wItem("RWD-3003"))
+		browsertest.Do(t, tab, "open the dialog", chromedp.Click(chromedp.CSS(`[data-reward="RWD-3003"]`)))
+		browsertest.WaitFor(t, tab, "the dialog", wDialog)
+		browsertest.Do(t, tab, "confirm", chromedp.Click(chromedp.CSS(`[data-lw=confirm]`)))
+		browsertest.WaitFor(t, tab, "the refusal", wMessage+`.includes("another customer")`)
+		browsertest.Screenshot(t, tab, "refused")
 		for _, c := range []string{cust, attacker} {
 			if got := f.balance(t, c); got != 3000 {
 				t.Errorf("%s: balance %d after a refused redemption, want 3000", c, got)
@@ -575,31 +429,31 @@ func TestWidgetBrowser(t *testing.T) {
 	})
 
 	t.Run("the portal page at /", func(t *testing.T) {
-		tab := f.tab(t)
-		do(t, tab, "open / without a session", chromedp.Navigate(f.srv.URL+"/"))
-		waitFor(t, tab, "the help", `!document.getElementById('help').hidden`)
-		if got := pageText(tab); !strings.Contains(got, "tally serve --demo") || strings.Contains(got, "Loading") {
+		tab := f.browser.Tab(t)
+		browsertest.Do(t, tab, "open / without a session", chromedp.Navigate(f.srv.URL+"/"))
+		browsertest.WaitFor(t, tab, "the help", `!document.getElementById('help').hidden`)
+		if got := browsertest.Text(tab); !strings.Contains(got, "tally serve --demo") || strings.Contains(got, "Loading") {
 			t.Errorf("without a session the page says %q", got)
 		}
-		screenshot(t, tab, "portal-no-session")
+		browsertest.Screenshot(t, tab, "portal-no-session")
 		cust := f.customer(t, "c-portal-page-5e8f")
-		tab = f.tab(t)
-		do(t, tab, "open the printed link", chromedp.Navigate(f.srv.URL+"/#session="+widgetSession(t, f.srv, cust, time.Hour)+"&customer="+cust+"&theme=dark"))
-		waitFor(t, tab, "the balance", wBalance+` === "3,000 pts"`)
-		if !eval[bool](t, tab, `document.getElementById('help').hidden && !!document.querySelector('.lw-dark')`) {
+		tab = f.browser.Tab(t)
+		browsertest.Do(t, tab, "open the printed link", chromedp.Navigate(f.srv.URL+"/#session="+widgetSession(t, f.srv, cust, time.Hour)+"&customer="+cust+"&theme=dark"))
+		browsertest.WaitFor(t, tab, "the balance", wBalance+` === "3,000 pts"`)
+		if !browsertest.Eval[bool](t, tab, `document.getElementById('help').hidden && !!document.querySelector('.lw-dark')`) {
 			t.Error("with a session the page shows its help, or not the dark theme it was asked for")
 		}
-		screenshot(t, tab, "portal")
+		browsertest.Screenshot(t, tab, "portal")
 	})
 
 	t.Run("an origin not allowed gets nothing", func(t *testing.T) {
 		cust := f.customer(t, "c-other-origin-1")
 		other := newHostSite(t)
-		tab := f.tab(t)
+		tab := f.browser.Tab(t)
 		url := other.serve("/", widgetPage{api: f.srv.URL, token: widgetSession(t, f.srv, cust, time.Hour), customerID: cust, theme: "light"})
-		do(t, tab, "open the page", chromedp.Navigate(url))
-		waitFor(t, tab, "the unreachable message", wMessage+`.includes("cannot be reached")`)
-		if got := eval[string](t, tab, wBalance); got != "–" {
+		browsertest.Do(t, tab, "open the page", chromedp.Navigate(url))
+		browsertest.WaitFor(t, tab, "the unreachable message", wMessage+`.includes("cannot be reached")`)
+		if got := browsertest.Eval[string](t, tab, wBalance); got != "–" {
 			t.Errorf("a page on an origin not in --cors-origins read a balance: %q", got)
 		}
 	})
