@@ -446,6 +446,28 @@ func TestWidgetBrowser(t *testing.T) {
 		browsertest.Screenshot(t, tab, "portal")
 	})
 
+	t.Run("container as a selector or an element, sessionToken", func(t *testing.T) {
+		cust := f.customer(t, "c-containers-3f4a")
+		token := widgetSession(t, f.srv, cust, time.Hour)
+		tab := f.browser.Tab(t)
+		url := f.host.serve("/containers", widgetPage{api: f.srv.URL, token: token, customerID: cust, theme: "light"})
+		browsertest.Do(t, tab, "open the host page", chromedp.Navigate(url))
+		browsertest.WaitFor(t, tab, "the first widget", wItem("RWD-3003"))
+		tok, _ := json.Marshal(token)
+		apiURL, _ := json.Marshal(f.srv.URL + "/v1/portal")
+		browsertest.Do(t, tab, "two more widgets", chromedp.Evaluate[chromedp.Void](`
+			document.body.insertAdjacentHTML('beforeend', '<div class="by-selector"></div><aside></aside>');
+			LoyaltyWidget.init({container: '.by-selector', apiUrl: `+string(apiURL)+`, sessionToken: `+string(tok)+`});
+			LoyaltyWidget.init({container: document.querySelector('aside'), apiUrl: `+string(apiURL)+`, sessionToken: `+string(tok)+`});`))
+		for _, sel := range []string{".by-selector", "aside"} {
+			browsertest.WaitFor(t, tab, "the widget in "+sel, `(document.querySelector('`+sel+` [data-lw=balance]') || {}).textContent === "3,000 pts"`)
+		}
+		msg := browsertest.Eval[string](t, tab, `(() => { try { LoyaltyWidget.init({container: 'nowhere', apiUrl: 'x', oauthToken: 'y'}); return ''; } catch (e) { return e.message; } })()`)
+		if !strings.Contains(msg, "no element for container") {
+			t.Errorf("init with a missing container: %q", msg)
+		}
+	})
+
 	t.Run("an origin not allowed gets nothing", func(t *testing.T) {
 		cust := f.customer(t, "c-other-origin-1")
 		other := newHostSite(t)
