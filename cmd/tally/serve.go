@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/api"
 	"github.com/tally-ledger/tally/auth"
 	"github.com/tally-ledger/tally/balancecache"
@@ -180,6 +181,14 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	key, err := ledgerKey(store, log)
 	if err != nil {
 		return err
+	}
+	// Seal the chains now (a new or upgraded ledger), and refuse to start with a key that is not the
+	// ledger's rather than refuse every write later.
+	if _, err := ledger.OpenChain(ctx, store.Store, key); err != nil {
+		if tally.ErrorCode(err) == tally.EINTERNAL {
+			return errors.New("the ledger key does not match this database (its chain seal was made with another key): set the TALLY_LEDGER_KEY this ledger was written with")
+		}
+		return fmt.Errorf("seal the chains: %w", err)
 	}
 
 	m := metrics.New()
