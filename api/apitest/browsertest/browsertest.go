@@ -153,7 +153,7 @@ func Text(tab context.Context) string {
 	return s
 }
 
-// Screenshot saves the page as NAME.png in the test's artifact directory.
+// Screenshot saves the page as TEST-NAME.png in the test's artifact directory and logs the path.
 func Screenshot(t *testing.T, tab context.Context, name string) {
 	t.Helper()
 	buf, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
@@ -161,7 +161,14 @@ func Screenshot(t *testing.T, tab context.Context, name string) {
 		t.Logf("screenshot %s: %v", name, err)
 		return
 	}
-	path := filepath.Join(t.ArtifactDir(), name+".png")
+	// The file is named after the test too: go test puts artifact directories at random names.
+	test := strings.Map(func(r rune) rune {
+		if r == '/' || r == ' ' || r == '\'' || r == '"' {
+			return '_'
+		}
+		return r
+	}, t.Name())
+	path := filepath.Join(t.ArtifactDir(), test+"-"+name+".png")
 	if err := os.WriteFile(path, buf, 0o644); err != nil {
 		t.Fatal(err)
 	}
