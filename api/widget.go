@@ -2,6 +2,8 @@ package api
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"time"
 
@@ -39,15 +41,18 @@ func portalPage() http.Handler {
 	})
 }
 
-// serveEmbedded serves one file of the embedded tree (with conditional requests and ranges).
+// serveEmbedded serves one file of the embedded tree, with an ETag of its content so that a browser
+// revalidating `latest` gets a 304.
 func serveEmbedded(w http.ResponseWriter, r *http.Request, name, contentType, cache string) {
 	b, err := widget.FS.ReadFile(name)
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
+	sum := sha256.Sum256(b)
 	h := w.Header()
 	h.Set("Content-Type", contentType)
 	h.Set("Cache-Control", cache)
 	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("ETag", `"`+hex.EncodeToString(sum[:12])+`"`)
 	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
 }

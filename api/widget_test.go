@@ -26,6 +26,10 @@ func TestWidgetBundle(t *testing.T) {
 				t.Errorf("%s: %s %q, want %q", c.version, h, got, want)
 			}
 		}
+		etag := res.Header.Get("ETag")
+		if again := s.Do("GET", "/widget/"+c.version+"/bundle.min.js", "", nil, "If-None-Match", etag); etag == "" || again.Status != 304 {
+			t.Errorf("%s: revalidating with ETag %q answered %d, want 304", c.version, etag, again.Status)
+		}
 		if len(res.Body) > widgetBudget {
 			t.Errorf("the widget weighs %d bytes, more than %d", len(res.Body), widgetBudget)
 		}
