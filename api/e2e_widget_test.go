@@ -48,6 +48,10 @@ func newHostSite(t *testing.T) *hostSite {
 			w.Header().Set("Content-Type", "text/javascript")
 			fmt.Fprint(w, `window.Genesys.loaded = true;`)
 			return
+		case "/img/gift.svg":
+			w.Header().Set("Content-Type", "image/svg+xml")
+			fmt.Fprint(w, `<svg xmlns="http://www.w3.org/2000/svg" width="48" height="48"><rect width="48" height="48" fill="#c33"/></svg>`)
+			return
 		case "/loyalty-session":
 			w.Header().Set("Content-Type", "text/plain")
 			fmt.Fprint(w, h.fresh(r.URL.Query().Get("customer")))
@@ -145,6 +149,12 @@ func newWidgetFixture(t *testing.T) *widgetFixture {
 	host := newHostSite(t)
 	srv := apitest.Start(t, apitest.SQLite, apitest.Config{Options: api.Options{CORSOrigins: []string{host.URL}}})
 	for _, r := range widgetRewards() {
+		switch r.ID { // images from the host site: one that loads, one that does not
+		case "RWD-8842":
+			r.ImageURL = host.URL + "/img/gift.svg"
+		case "RWD-9000":
+			r.ImageURL = host.URL + "/img/missing.png"
+		}
 		if err := srv.Store.PutReward(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
@@ -219,6 +229,11 @@ func TestWidgetBrowser(t *testing.T) {
 		if browsertest.Eval[string](t, tab, `getComputedStyle(`+wItem("RWD-1001")+`).opacity`) == browsertest.Eval[string](t, tab, `getComputedStyle(`+wItem("RWD-8842")+`).opacity`) {
 			t.Error("an out-of-stock reward looks like a redeemable one")
 		}
+		browsertest.WaitFor(t, tab, "the gift card's image", wItem("RWD-8842")+`.querySelector('img.lw-img') && `+wItem("RWD-8842")+`.querySelector('img.lw-img').complete`)
+		if !browsertest.Eval[bool](t, tab, wItem("RWD-8842")+`.querySelector('img.lw-img').naturalWidth > 0`) {
+			t.Error("the gift card's image did not load")
+		}
+		browsertest.WaitFor(t, tab, "a broken image to go", `!`+wItem("RWD-9000")+`.querySelector('img')`)
 		browsertest.Screenshot(t, tab, "catalog-light")
 
 		// By keyboard: focus the reward's button, Enter opens the dialog, focus stays in it.

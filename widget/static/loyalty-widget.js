@@ -27,7 +27,7 @@
     '.lw-msg{min-height:1.2em;margin:.25rem 0 .5rem}.lw-err{color:var(--bad)}.lw-ok{color:var(--ok)}',
     '.lw-list{list-style:none;margin:0;padding:0}',
     '.lw-item{display:flex;gap:.75rem;align-items:center;justify-content:space-between;padding:.6rem .5rem;border-top:1px solid var(--line)}',
-    '.lw-item:first-child{border-top:0}.lw-item>div:first-child{flex:1}.lw-name{font-weight:600}.lw-desc{color:var(--mute);font-size:.85rem}',
+    '.lw-item:first-child{border-top:0}.lw-item>div:first-of-type{flex:1}.lw-img{width:48px;height:48px;object-fit:cover;border-radius:6px}.lw-name{font-weight:600}.lw-desc{color:var(--mute);font-size:.85rem}',
     '.lw-why{display:inline-block;font-size:.75rem;border-radius:999px;padding:0 .5em;margin-top:.2rem;border:1px solid var(--line);color:var(--mute)}',
     '.lw-item[data-state=unaffordable] .lw-why{border-color:var(--bad);color:var(--bad)}.lw-item[data-state=ineligible] .lw-why{border-style:dashed}',
     '.lw-cost{font-weight:600;white-space:nowrap}',
@@ -252,7 +252,9 @@
         'aria-label': 'Redeem ' + r.name + ' for ' + pts(r.point_cost) + (s[1] ? ' (' + s[1].toLowerCase() + ')' : ''),
         onclick: function () { w.confirm(r, btn); }
       }, 'Redeem');
-      w.list.append(el('li', { class: 'lw-item', 'data-state': s[0], 'data-reward-id': r.reward_id },
+      // An image is shown when its URL is http(s) and loads (a host page's CSP may forbid it).
+      var img = /^https?:\/\//i.test(r.image_url || '') ? el('img', { class: 'lw-img', src: r.image_url, alt: '', loading: 'lazy', onerror: function () { img.remove(); } }) : null;
+      w.list.append(el('li', { class: 'lw-item', 'data-state': s[0], 'data-reward-id': r.reward_id }, img,
         el('div', null, el('div', { class: 'lw-name', text: r.name }),
           r.description ? el('div', { class: 'lw-desc', text: r.description }) : null,
           s[1] ? el('div', { class: 'lw-why', text: s[1] }) : null),
