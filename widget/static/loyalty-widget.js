@@ -195,7 +195,7 @@
         if (r.res.ok && r.body && r.body.session_token) w.setToken(r.body.session_token);
         else if (!r.expired) w.renewTimer = setTimeout(function () { w.scheduleRenewal(); }, 30000);
       }, function () { w.renewTimer = setTimeout(function () { w.scheduleRenewal(); }, 30000); });
-    }, Math.max(left - Math.min(60000, left / 3), 1000));
+    }, Math.min(Math.max(left - Math.min(60000, left / 3), 1000), 2147483647)); // setTimeout's largest delay
   };
 
   // refresh loads the catalog and renders it; 429/503 wait as long as Retry-After asks.
