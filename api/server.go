@@ -34,6 +34,7 @@ type Deps struct {
 // Options tune the server. Zero values take the defaults.
 type Options struct {
 	BodyLimit      int64         // request body limit in bytes (default 64 KiB)
+	CORSOrigins    []string      // exact origins whose pages may call the portal API (see cors.go; default none)
 	MaxInFlight    int           // requests that may use the store at once (default 256)
 	AdmissionWait  time.Duration // how long a request may wait for a slot before 429 (default 100 ms)
 	LookupDeadline time.Duration // after this a lookup answers from the cache (default 1 s)
@@ -81,7 +82,7 @@ func New(d Deps, opts Options) *Server {
 		d.Programme = earning.DefaultProgramme()
 	}
 	s := &Server{Deps: d, opts: opts, log: d.Logger, metrics: d.Metrics, slots: make(chan struct{}, opts.MaxInFlight)}
-	s.handler = s.observe(s.routes())
+	s.handler = s.observe(s.cors(s.routes()))
 	return s
 }
 
@@ -116,6 +117,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.HandleFunc("GET /openapi.json", s.handleOpenAPI)
+
+	mux.Handle("GET /{$}", portalPage())
+	mux.HandleFunc("GET /widget/{version}/bundle.min.js", handleWidgetBundle)
 	return routed(mux)
 }
 

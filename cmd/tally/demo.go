@@ -78,13 +78,14 @@ func seedDemo(ctx context.Context, s *openedStore, l *ledger.Service, h *tally.C
 	}
 	fmt.Fprintf(out, `  Demo customer:  %s (hash th_%s), %s
   Catalog:        %s
-  Portal:         %s/portal/#session=%s
+  Portal:         %s/#session=%s&customer=%s
+                  (open it in a browser: the LoyaltyWidget, redeem a reward; the session lasts 24 hours)
 
 Try it:
   TOKEN=$(curl -s -u '%s:%s' -d grant_type=client_credentials %s/oauth/token | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
   curl -s -H "Authorization: Bearer $TOKEN" -d '{"customer_hash":"%s","channel":"webchat","request_id":"r1"}' %s/v1/ledger/balance/lookup
   curl -s -H "Authorization: Bearer $TOKEN" -d '{"event_id":"evt-1","type":"WebChat","state":"closed","user_id":"%s","channel":"webchat"}' %s/v1/ledger/transaction/process
-`, demoCustomer, hash, balance, catalog, base, session, client.id, client.secret, base, demoCustomer, base, demoCustomer, base)
+`, demoCustomer, hash, balance, catalog, base, session, demoCustomer, client.id, client.secret, base, demoCustomer, base, demoCustomer, base)
 	return nil
 }
 

@@ -38,6 +38,7 @@ type serveConfig struct {
 	tokenTTL, sessionTTL, shutdownDeadline time.Duration
 	checkpointEvery                        time.Duration
 	checkpointFile                         string
+	corsOrigins                            []string
 }
 
 func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -57,6 +58,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.pprofAddr, "pprof-addr", envDefault("TALLY_PPROF_ADDR", ""), "serve Go's pprof profiles on this separate address, e.g. 127.0.0.1:6060 (env TALLY_PPROF_ADDR; off by default)")
 	fs.StringVar(&c.checkpointFile, "checkpoint-file", envDefault("TALLY_CHECKPOINT_FILE", ""), "append signed checkpoints to this file, outside the database (env TALLY_CHECKPOINT_FILE; default DB.checkpoints beside an embedded database, tally-checkpoints.jsonl in the working directory with PostgreSQL)")
 	checkpointEvery := durationFlag(fs, "checkpoint-every", "TALLY_CHECKPOINT_EVERY", time.Minute, "how often to checkpoint the ledger head while it changes (0 turns it off)")
+	corsOrigins := fs.String("cors-origins", envDefault("TALLY_CORS_ORIGINS", ""), "comma-separated exact origins (https://host[:port]) whose pages may embed the widget and call the portal API (env TALLY_CORS_ORIGINS; default none)")
 	fs.BoolVar(&c.logRequests, "log-requests", envDefault("TALLY_LOG_REQUESTS", "") == "true", "log every request (env TALLY_LOG_REQUESTS=true)")
 	ints := []struct {
 		p    *int
@@ -102,6 +104,11 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		return nil, fmt.Errorf("serve takes no arguments, got %q", fs.Arg(0))
 	}
 	c.db = *db
+	origins, err := api.ParseOrigins(*corsOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("--cors-origins: %w", err)
+	}
+	c.corsOrigins = origins
 	for n, get := range intGets {
 		v, err := get()
 		if err != nil {
@@ -248,6 +255,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	}, api.Options{
 		BodyLimit: int64(c.bodyLimit), MaxInFlight: c.maxInFlight, AdmissionWait: c.admissionWait,
 		LookupDeadline: c.lookupDeadline, WriteDeadline: c.writeDeadline, SessionTTL: c.sessionTTL, LogRequests: c.logRequests,
+		CORSOrigins: c.corsOrigins,
 	})
 
 	if c.demo {

@@ -220,7 +220,7 @@ func TestServeDemo(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tally.db")
 	s := startServe(t, "--db", "sqlite:"+path, "--demo")
 	out := s.out.String()
-	for _, want := range []string{"client_id=", "client_secret=", s.base + "/portal/#session=", "tally: listening on " + s.base, "balance 3000 points", "saved in " + path + ".demo.env"} {
+	for _, want := range []string{"client_id=", "client_secret=", s.base + "/#session=", "tally: listening on " + s.base, "balance 3000 points", "saved in " + path + ".demo.env"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("demo output lacks %q:\n%s", want, out)
 		}
@@ -233,11 +233,27 @@ func TestServeDemo(t *testing.T) {
 	if m := lookup(t, s.base, tok, demoCustomer); m["balance"] != float64(3000) || m["stale"] != false {
 		t.Fatalf("demo customer: %v", m)
 	}
-	session := regexp.MustCompile(`/portal/#session=(\S+)`).FindStringSubmatch(out)[1]
+	session := regexp.MustCompile(`/#session=([^&\s]+)&customer=` + demoCustomer).FindStringSubmatch(out)[1]
 	req, _ := http.NewRequest("GET", s.base+"/v1/portal/me", nil)
 	req.Header.Set("Authorization", "Bearer "+session)
 	if status, body, err := send(req); err != nil || status != 200 || !strings.Contains(string(body), "3000") {
 		t.Fatalf("portal with the printed session: %d %s %v", status, body, err)
+	}
+	// The printed URL's page embeds the widget with the integration guide's init call, and the widget's
+	// script is there. (The browser test in api/ redeems through it.)
+	page, _ := http.NewRequest("GET", s.base+"/", nil)
+	status, body, err := send(page)
+	if err != nil || status != 200 {
+		t.Fatalf("GET /: %d %v", status, err)
+	}
+	for _, want := range []string{`<script src="/widget/v2.1.0/bundle.min.js">`, "LoyaltyWidget.init({", "container: 'loyalty-portal'", "apiUrl: location.origin + '/v1/portal'", "oauthToken: session"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("the demo page lacks %q", want)
+		}
+	}
+	bundle, _ := http.NewRequest("GET", s.base+"/widget/v2.1.0/bundle.min.js", nil)
+	if status, body, err := send(bundle); err != nil || status != 200 || !strings.Contains(string(body), "LoyaltyWidget") {
+		t.Fatalf("the widget's script: %d %v", status, err)
 	}
 }
 
