@@ -26,6 +26,7 @@ type Metrics struct {
 	CircuitTransitions *prometheus.CounterVec // from, to
 	StaleAnswers       prometheus.Counter
 	BatchSize          prometheus.Histogram
+	FulfillmentEvents  *prometheus.CounterVec // event: attempt, delivered, failed, dead, refunded
 }
 
 // New registers every collector, plus the Go runtime's and the process's, on a new registry.
@@ -62,9 +63,13 @@ func New() *Metrics {
 			Name: "tally_ledger_batch_size", Help: "Writes committed per database transaction.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
 		}),
+		FulfillmentEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_fulfillment_events_total",
+			Help: "Fulfillment deliveries by event: attempt (a delivery tried), delivered, failed (to be retried), dead (out of attempts), refunded (a dead letter refunded).",
+		}, []string{"event"}),
 	}
 	m.Registry.MustRegister(m.Requests, m.RequestDuration, m.LedgerOps, m.Replays, m.Shed, m.CircuitState,
-		m.CircuitTransitions, m.StaleAnswers, m.BatchSize,
+		m.CircuitTransitions, m.StaleAnswers, m.BatchSize, m.FulfillmentEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -39,6 +39,7 @@ type serveConfig struct {
 	checkpointEvery                        time.Duration
 	checkpointFile                         string
 	corsOrigins                            []string
+	fulfillment                            fulfillmentConfig
 }
 
 func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -57,6 +58,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.extJWKS, "external-jwks-url", envDefault("TALLY_EXTERNAL_JWKS_URL", ""), "https URL of the external issuer's JWKS (env TALLY_EXTERNAL_JWKS_URL)")
 	fs.StringVar(&c.pprofAddr, "pprof-addr", envDefault("TALLY_PPROF_ADDR", ""), "serve Go's pprof profiles on this separate address, e.g. 127.0.0.1:6060 (env TALLY_PPROF_ADDR; off by default)")
 	fs.StringVar(&c.checkpointFile, "checkpoint-file", envDefault("TALLY_CHECKPOINT_FILE", ""), "append signed checkpoints to this file, outside the database (env TALLY_CHECKPOINT_FILE; default DB.checkpoints beside an embedded database, tally-checkpoints.jsonl in the working directory with PostgreSQL)")
+	fulfillmentConfig := fulfillmentFlags(fs)
 	checkpointEvery := durationFlag(fs, "checkpoint-every", "TALLY_CHECKPOINT_EVERY", time.Minute, "how often to checkpoint the ledger head while it changes (0 turns it off)")
 	corsOrigins := fs.String("cors-origins", envDefault("TALLY_CORS_ORIGINS", ""), "comma-separated exact origins (https://host[:port]) whose pages may embed the widget and call the portal API (env TALLY_CORS_ORIGINS; default none)")
 	fs.BoolVar(&c.logRequests, "log-requests", envDefault("TALLY_LOG_REQUESTS", "") == "true", "log every request (env TALLY_LOG_REQUESTS=true)")
@@ -128,6 +130,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 			return nil, fmt.Errorf("--%s must be positive", durs[n].name)
 		}
 		*durs[n].p = v
+	}
+	if c.fulfillment, err = fulfillmentConfig(); err != nil {
+		return nil, err
 	}
 	every, err := checkpointEvery()
 	if err != nil {
@@ -264,6 +269,9 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		}
 	}
 	jobs.Go(func() { purgeLoop(runCtx, guarded, c.retention, log) })
+	if err := startFulfillment(runCtx, store, l, key, c.fulfillment, m, log, jobs.Go); err != nil {
+		return err
+	}
 	checkpointFile := c.checkpointFile
 	if checkpointFile == "" {
 		if checkpointFile, err = checkpointPath(store, ""); err != nil {
