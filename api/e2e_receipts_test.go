@@ -11,6 +11,8 @@ import (
 	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/api/apitest"
 	"github.com/tally-ledger/tally/fulfillment"
+	"github.com/tally-ledger/tally/postgres"
+	"github.com/tally-ledger/tally/sqlite"
 )
 
 // TestE2EPortalReceipt: a receipt shows its owner the fulfillment's status as it moves on, and answers
@@ -70,6 +72,37 @@ func TestE2EPortalReceipt(t *testing.T) {
 			if r := f.s.Do("GET", "/v1/portal/receipts/"+id, f.s.Token(apitest.AllScopes...), nil); r.Status != 401 {
 				t.Fatalf("with an access token instead of a session: %d %s", r.Status, r.Body)
 			}
+
+			// A coupon's code is on its receipt.
+			if r := f.s.Do("PUT", "/v1/catalog/rewards/RWD-CODE", f.s.Token(apitest.AllScopes...), []byte(`{"name":"Voucher","point_cost":10,"fulfillment_method":"coupon"}`)); r.Status != 200 {
+				t.Fatalf("put coupon reward: %d %s", r.Status, r.Body)
+			}
+			execSQL(t, f.s.Store, `INSERT INTO reward_coupons (reward_id, code, created_at) VALUES ('RWD-CODE', 'WELCOME-1', `+map[bool]string{true: "0", false: "now()"}[b == apitest.SQLite]+`)`)
+			coupon := f.redeem(f.session, fmt.Sprintf(`{"customer_hash":%q,"reward_id":"RWD-CODE","point_cost":10,"idempotency_key":"code-1"}`, alice))
+			if coupon.Status != 201 {
+				t.Fatalf("redeem coupon: %d %s", coupon.Status, coupon.Body)
+			}
+			status, rc = receipt(f.session, coupon.JSON(t)["receipt_id"].(string))
+			if ful := rc["fulfillment"].(map[string]any); status != 200 || ful["coupon_code"] != "WELCOME-1" || ful["status"] != "delivered" {
+				t.Fatalf("coupon receipt: %d %v", status, rc)
+			}
 		})
+	}
+}
+
+// execSQL runs SQL on the store's database directly (here: what uploading coupon codes will do).
+func execSQL(t *testing.T, s tally.Store, query string) {
+	t.Helper()
+	var err error
+	switch db := s.(type) {
+	case *sqlite.DB:
+		_, err = db.SQL().Exec(query)
+	case *postgres.DB:
+		_, err = db.Pool().Exec(context.Background(), query)
+	default:
+		t.Fatalf("no SQL for %T", s)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
 	}
 }
