@@ -19,8 +19,19 @@ func (db *DB) LeaseRedemptions(ctx context.Context, owner string, now, until tim
 	if err := checkLease(owner, limit); err != nil {
 		return nil, err
 	}
+	// Workers poll every second or so, and usually nothing is due: a read on a reader connection says
+	// so without taking the one write connection (and the file's write lock) from the ledger.
+	var due bool
+	err := db.reader.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM redemptions
+		WHERE status = 'pending' AND next_attempt_at <= ? AND lease_until < ?)`, micros(now), micros(now)).Scan(&due)
+	if err != nil {
+		return nil, wrap(err, "lease redemptions")
+	}
+	if !due {
+		return nil, nil
+	}
 	var out []tally.Redemption
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx *sql.Tx) error {
 		out = nil // write may run fn again
 		rows, err := tx.QueryContext(ctx, `UPDATE redemptions SET lease_owner = ?, lease_until = ?
 			WHERE receipt_id IN (SELECT receipt_id FROM redemptions
