@@ -225,6 +225,7 @@ func (w *Worker) deadLetter(ctx context.Context, owner string, r tally.Redemptio
 	now := w.opts.Clock()
 	if tried {
 		w.opts.Observe(EventDead)
+		w.opts.Logger.Warn("fulfillment: dead letter", "receipt", r.ReceiptID, "reward", r.RewardID, "refund", !w.opts.KeepDead, "cause", cause)
 	}
 	if w.opts.KeepDead {
 		w.finish(ctx, owner, r, tally.Attempt{Status: tally.FulfillmentDead, Tried: tried, Error: cause, At: now})

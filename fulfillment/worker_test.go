@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -367,6 +368,27 @@ func TestTwoWorkers(t *testing.T) {
 		}
 		if len(r.receiver.overlap) > 0 {
 			t.Errorf("delivered twice at once: %v", r.receiver.overlap)
+		}
+	})
+}
+
+// TestRefundRefused: a dead letter whose refund the ledger refuses (the customer's account was closed)
+// stays dead, saying why, with nothing moved, for an operator.
+func TestRefundRefused(t *testing.T) {
+	eachStore(t, func(t *testing.T, r *rig) {
+		r.receiver.status = func(string, int) int { return http.StatusInternalServerError }
+		reward := storetest.MustPutReward(t, r.store, "RWD-HOOK", tally.MethodWebhook, r.receiver.URL+"/hook", 70)
+		customer := r.hasher.Hash("frank")
+		red := storetest.MustRedeem(t, r.ledger, customer, reward, time.Now())
+		if _, err := r.ledger.SetStatus(r.ctx, customer, tally.StatusClosed); err != nil {
+			t.Fatal(err)
+		}
+		got := r.settle(r.worker("w1", func(o *fulfillment.Options) { o.MaxAttempts = 2 }), red.ReceiptID)
+		if got.Status != tally.FulfillmentDead || !strings.Contains(got.LastError, "refund refused") || got.Attempts != 2 {
+			t.Fatalf("refused refund: %+v", got)
+		}
+		if b := r.balance(customer); b != 0 {
+			t.Fatalf("balance %d: nothing may move when the refund is refused", b)
 		}
 	})
 }
