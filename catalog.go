@@ -2,6 +2,8 @@ package tally
 
 import (
 	"context"
+	"encoding/base64"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -196,4 +198,33 @@ func (r Reward) CheckStockChange(delta int64) error {
 
 func isHTTPURL(s string) bool {
 	return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://")
+}
+
+// redemptionCursorPrefix marks a redemption listing's cursor, so that another listing's is refused.
+const redemptionCursorPrefix = "rc:"
+
+// Encode returns the cursor as an opaque URL-safe string.
+func (c RedemptionCursor) Encode() string {
+	raw := redemptionCursorPrefix + strconv.FormatInt(c.CreatedAt.UnixMicro(), 10) + ":" + c.ReceiptID
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+// CursorOf is the cursor that continues a listing after r.
+func CursorOf(r Redemption) RedemptionCursor {
+	return RedemptionCursor{CreatedAt: r.CreatedAt, ReceiptID: r.ReceiptID}
+}
+
+// ParseRedemptionCursor reads a cursor that Encode made. EINVALID when s is not one.
+func ParseRedemptionCursor(s string) (RedemptionCursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		if rest, ok := strings.CutPrefix(string(b), redemptionCursorPrefix); ok {
+			at, id, ok := strings.Cut(rest, ":")
+			us, err := strconv.ParseInt(at, 10, 64)
+			if ok && err == nil && id != "" && CheckText("cursor", id) == nil {
+				return RedemptionCursor{CreatedAt: time.UnixMicro(us).UTC(), ReceiptID: id}, nil
+			}
+		}
+	}
+	return RedemptionCursor{}, Errorf(EINVALID, "cursor is malformed")
 }
