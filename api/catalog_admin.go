@@ -284,3 +284,6 @@ func (s *Server) handleRetryRedemption(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, adminRedemptionOf(rd))
 }
+
+// PublicHash is how the API shows a customer hash (th_...), for tools that show customers alike.
+func PublicHash(h string) string { return publicHash(h) }
