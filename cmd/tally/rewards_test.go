@@ -404,3 +404,71 @@ func getReward(t *testing.T, base, token, id string) tally.Reward {
 	}
 	return r
 }
+
+// TestReadmeCatalogCommands runs the `tally` commands of README.md's catalog section, as written, on a
+// fresh database (each with --db added), skipping those with a placeholder to fill in.
+func TestReadmeCatalogCommands(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := readmeSection(t, string(readme), "## Managing the catalog")
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "tally.db")
+	mustCLI(t, "migrate", "--db", db)
+	t.Chdir(dir)
+	writeFile(t, "codes.txt", "GC-0001\nGC-0002\n")
+	ran := 0
+	for _, line := range strings.Split(script, "\n") {
+		words := shellWords(t, line)
+		if len(words) == 0 || words[0] != "tally" || strings.Contains(line, "RECEIPT_ID") {
+			continue
+		}
+		args := words[1:]
+		for i, a := range args {
+			if strings.HasPrefix(a, "--") {
+				args = append(args[:i:i], append([]string{"--db", db}, args[i:]...)...)
+				break
+			}
+		}
+		if _, err := cli(t, args...); err != nil {
+			t.Fatalf("README: %s: %v", line, err)
+		}
+		ran++
+	}
+	if ran < 5 {
+		t.Fatalf("ran only %d commands of the README's catalog section:\n%s", ran, script)
+	}
+	if r := listRewards(t, db); *r["GIFT-10"].CouponsFree != 2 || *r["RWD-8842"].Inventory != 30 || r["RWD-8842"].Active {
+		t.Fatalf("after the README's commands: %+v", r)
+	}
+}
+
+// shellWords splits a command line as sh would for the README's simple lines: words, and double quotes.
+func shellWords(t *testing.T, line string) []string {
+	t.Helper()
+	var words []string
+	var cur strings.Builder
+	inWord, quoted := false, false
+	for _, r := range line {
+		switch {
+		case r == '"':
+			quoted, inWord = !quoted, true
+		case (r == ' ' || r == '\t') && !quoted:
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case r == '\\' || r == '$' || r == '\'' || r == '|':
+			t.Fatalf("README line %q needs a real shell", line)
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words
+}
