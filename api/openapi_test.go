@@ -632,6 +632,44 @@ func oaConformance(t *testing.T, c *oaContract, s *apitest.Server) {
 		c.do(t, s, ok("me without token", "GET", "/v1/portal/me", "", nil, 401))
 		c.do(t, s, ok("me with an access token", "GET", "/v1/portal/me", all, nil, 401))
 		c.do(t, s, ok("me with a malformed header", "GET", "/v1/portal/me", "", nil, 400, "Authorization", "Bearer a b"))
+		for _, ex := range []oaExchange{
+			ok("refresh", "POST", "/v1/portal/session/refresh", session, nil, 200),
+			ok("refresh without token", "POST", "/v1/portal/session/refresh", "", nil, 401),
+			ok("refresh with an access token", "POST", "/v1/portal/session/refresh", all, nil, 401),
+			ok("refresh with a malformed header", "POST", "/v1/portal/session/refresh", "", nil, 400, "Authorization", "Bearer a b"),
+			ok("catalog", "GET", "/v1/portal/catalog?tier=gold&balance=1", session, nil, 200),
+			ok("catalog without token", "GET", "/v1/portal/catalog", "", nil, 401),
+			ok("catalog with a malformed header", "GET", "/v1/portal/catalog", "", nil, 400, "Authorization", "Bearer a b"),
+		} {
+			c.do(t, s, ex)
+		}
+		c.do(t, s, ok("put a reward to redeem", "PUT", "/v1/catalog/rewards/RWD-P", admin, []byte(`{"name":"Pin","point_cost":3,"inventory":1,"fulfillment_method":"manual"}`), 200))
+		c.do(t, s, ok("put a cheap reward", "PUT", "/v1/catalog/rewards/RWD-R", admin, []byte(`{"name":"Sticker","point_cost":1,"fulfillment_method":"manual"}`), 200))
+		c.do(t, s, ok("put a dear reward", "PUT", "/v1/catalog/rewards/RWD-Q", admin, []byte(`{"name":"Bike","point_cost":500,"fulfillment_method":"manual"}`), 200))
+		c.do(t, s, ok("fund", "POST", "/v1/ledger/transaction/process", all, []byte(`{"idempotency_key":"fund-portal","customer_hash":"`+aliceHash+`","kind":"accrual","amount":10,"reason":"portal"}`), 201))
+		redeem := func(reward string, cost int, key string) []byte {
+			return []byte(fmt.Sprintf(`{"customer_hash":%q,"reward_id":%q,"point_cost":%d,"fulfillment_method":"manual","idempotency_key":%q}`, alice, reward, cost, key))
+		}
+		for _, ex := range []oaExchange{
+			ok("redeem", "POST", "/v1/portal/redeem", session, redeem("RWD-P", 3, "p1"), 201),
+			ok("redeem replay", "POST", "/v1/portal/redeem", session, redeem("RWD-P", 3, "p1"), 200),
+			ok("redeem out of stock", "POST", "/v1/portal/redeem", session, redeem("RWD-P", 3, "p2"), 409),
+			ok("redeem changed cost", "POST", "/v1/portal/redeem", session, redeem("RWD-8842", 1, "p3"), 409),
+			ok("redeem above the tier", "POST", "/v1/portal/redeem", session, redeem("RWD-8842", 2500, "p4"), 403),
+			ok("redeem unaffordable", "POST", "/v1/portal/redeem", session, redeem("RWD-Q", 500, "p9"), 409),
+			ok("redeem inactive", "POST", "/v1/portal/redeem", session, redeem("RWD-1", 100, "p5"), 404),
+			ok("redeem for another customer", "POST", "/v1/portal/redeem", session, []byte(`{"customer_hash":"someone-else","reward_id":"RWD-P","point_cost":3,"idempotency_key":"p6"}`), 403),
+			bad(ok("redeem without cost", "POST", "/v1/portal/redeem", session, []byte(`{"customer_hash":"x","reward_id":"RWD-P","idempotency_key":"p7"}`), 422)),
+			bad(ok("redeem too large", "POST", "/v1/portal/redeem", session, big, 413)),
+			ok("redeem without token", "POST", "/v1/portal/redeem", "", redeem("RWD-P", 3, "p8"), 401),
+			ok("redeem with a malformed header", "POST", "/v1/portal/redeem", "", redeem("RWD-P", 3, "p8"), 400, "Authorization", "Bearer a b"),
+			// An integration redeems with the same body through transaction/process.
+			ok("process redeem", "POST", "/v1/ledger/transaction/process", all, redeem("RWD-Q", 1, "q1"), 409),
+			ok("process redeem", "POST", "/v1/ledger/transaction/process", all, redeem("RWD-R", 1, "q2"), 201),
+			ok("process redeem replay", "POST", "/v1/ledger/transaction/process", all, redeem("RWD-R", 1, "q2"), 200),
+		} {
+			c.do(t, s, ex)
+		}
 		c.do(t, s, ok("page", "GET", "/portal/", "", nil, 200))
 		c.do(t, s, ok("file", "GET", "/portal/index.html", "", nil, 200))
 		c.do(t, s, ok("no such file", "GET", "/portal/nope.js", "", nil, 404))
@@ -853,6 +891,8 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("retry", "POST", "/v1/catalog/redemptions/R1/retry", all, nil, 503),
 			ok("ready", "GET", "/readyz", "", nil, 503),
 			ok("portal without a remembered balance", "GET", "/v1/portal/me", carol, nil, 503),
+			ok("catalog", "GET", "/v1/portal/catalog", carol, nil, 503),
+			ok("redeem", "POST", "/v1/portal/redeem", carol, []byte(`{"customer_hash":"carol","reward_id":"R1","point_cost":1,"idempotency_key":"u1"}`), 503),
 		} {
 			res := c.do(t, s, ex)
 			if ra := res.Header.Get("Retry-After"); res.Status == 503 && ra == "" {
@@ -885,6 +925,8 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("redemptions", "GET", "/v1/catalog/redemptions", all, nil, 500),
 			ok("retry", "POST", "/v1/catalog/redemptions/R1/retry", all, nil, 500),
 			ok("portal", "GET", "/v1/portal/me", carol, nil, 500),
+			ok("catalog", "GET", "/v1/portal/catalog", carol, nil, 500),
+			ok("redeem", "POST", "/v1/portal/redeem", carol, []byte(`{"customer_hash":"carol","reward_id":"R1","point_cost":1,"idempotency_key":"i1"}`), 500),
 			ok("token", "POST", "/oauth/token", "", []byte("grant_type=client_credentials"), 500,
 				"Content-Type", "application/x-www-form-urlencoded", "Authorization", basic),
 		} {
@@ -929,6 +971,9 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("transaction", "GET", "/v1/ledger/transactions/1", all, nil, 429),
 			ok("rewards", "GET", "/v1/catalog/rewards", all, nil, 429),
 			ok("reward", "GET", "/v1/catalog/rewards/R1", all, nil, 429),
+			ok("catalog", "GET", "/v1/portal/catalog", session, nil, 429),
+			ok("redeem", "POST", "/v1/portal/redeem", session, []byte(`{"customer_hash":"`+bob+`","reward_id":"R1","point_cost":1,"idempotency_key":"o1"}`), 429),
+			ok("refresh", "POST", "/v1/portal/session/refresh", session, nil, 429),
 			ok("put reward", "PUT", "/v1/catalog/rewards/R1", all, []byte(`{"name":"x","point_cost":1,"fulfillment_method":"email"}`), 429),
 			ok("patch reward", "PATCH", "/v1/catalog/rewards/R1", all, []byte(`{"active":false}`), 429),
 			ok("stock", "POST", "/v1/catalog/rewards/R1/inventory", all, []byte(`{"set":1}`), 429),

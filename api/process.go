@@ -56,6 +56,10 @@ func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, err)
 			return
 		}
+		if isRedeemBody(body) {
+			s.processRedeem(w, r, body)
+			return
+		}
 		s.processTransaction(w, r, body)
 		return
 	}
@@ -139,6 +143,7 @@ type transactionRequest struct {
 	Metadata              json.RawMessage `json:"metadata"`
 	ReversesTransactionID int64           `json:"reverses_transaction_id"`
 	BalanceVersion        *int64          `json:"balance_version"`
+	RewardID              string          `json:"reward_id"`
 }
 
 // adminKinds are the kinds only a client with the admin scope may write.
@@ -160,6 +165,7 @@ func (s *Server) processTransaction(w http.ResponseWriter, r *http.Request, body
 	req := ledger.Request{
 		Kind: tr.Kind, Channel: tr.Channel, Key: tr.IdempotencyKey, Amount: tr.Amount, Reason: tr.Reason,
 		Actor: tr.Actor, Metadata: tr.Metadata, ReversesSeq: tr.ReversesTransactionID, ExpectedVersion: tr.BalanceVersion,
+		RewardID: tr.RewardID,
 	}
 	if req.Actor == "" && adminKinds[tr.Kind] {
 		req.Actor = "client:" + principal(r).ClientID

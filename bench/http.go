@@ -165,12 +165,18 @@ func (d *driver) lookups(ctx context.Context, cfg HTTPConfig) Result {
 
 // post sends one request and labels its outcome with the status code.
 func (d *driver) post(ctx context.Context, path, body string) (string, bool) {
-	req, err := http.NewRequestWithContext(ctx, "POST", d.base+path, bytes.NewReader([]byte(body)))
+	return d.send(ctx, "POST", d.token, path, body, nil)
+}
+
+// send sends one request with a bearer token, labels its outcome with the status code, and decodes a
+// successful answer into out when it is not nil.
+func (d *driver) send(ctx context.Context, method, token, path, body string, out any) (string, bool) {
+	req, err := http.NewRequestWithContext(ctx, method, d.base+path, bytes.NewReader([]byte(body)))
 	if err != nil {
 		return "request error", false
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+d.token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	res, err := d.client.Do(req)
 	if err != nil {
 		var nerr net.Error
@@ -179,10 +185,16 @@ func (d *driver) post(ctx context.Context, path, body string) (string, bool) {
 		}
 		return "transport error", false
 	}
+	ok := res.StatusCode >= 200 && res.StatusCode < 300
+	if ok && out != nil {
+		if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+			ok = false
+		}
+	}
 	// Read the whole body so that the connection is reused.
 	_, _ = io.Copy(io.Discard, res.Body)
 	res.Body.Close()
-	return strconv.Itoa(res.StatusCode), res.StatusCode >= 200 && res.StatusCode < 300
+	return strconv.Itoa(res.StatusCode), ok
 }
 
 // checkLoopback refuses a server that is not on this machine: the load generator is for loopback only.

@@ -71,6 +71,21 @@ func (p *Programme) TierFor(points int64) string {
 	return tier
 }
 
+// TierOf is TierFor: the programme is the ledger's tally.TierPolicy.
+func (p *Programme) TierOf(balance int64) string { return p.TierFor(balance) }
+
+// Rank orders the tiers as the programme lists them, the base tier first.
+func (p *Programme) Rank(tier string) (int, bool) {
+	for i, t := range p.Tiers {
+		if t.Name == tier {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+var _ tally.TierPolicy = (*Programme)(nil)
+
 // programmeFile is the JSON form of a programme.
 type programmeFile struct {
 	EarningRules []struct {

@@ -99,7 +99,7 @@ func (s *Service) apply(ctx context.Context, batch []*op) (results []result, rer
 		return nil, nil, err
 	}
 	err = s.store.Update(ctx, func(ctx context.Context, tx tally.WriteTx) error {
-		b := &batchRun{tx: tx, chain: chain, ops: batch, now: tally.LedgerTime(s.opts.Clock()), results: make([]result, len(batch)),
+		b := &batchRun{tx: tx, chain: chain, tiers: s.opts.Tiers, ops: batch, now: tally.LedgerTime(s.opts.Clock()), results: make([]result, len(batch)),
 			rerun: make([]bool, len(batch))}
 		if err := b.run(ctx); err != nil {
 			return err
@@ -128,6 +128,10 @@ type batchRun struct {
 	txs      []*tally.Transaction        // new transactions, in batch order
 	txOf     map[int]*tally.Transaction  // op index -> its transaction
 	dirty    map[string]bool
+
+	tiers        tally.TierPolicy
+	rw           rewardRun
+	redemptionTx []*tally.Transaction // the transaction of each of rw.redemptions
 }
 
 func (b *batchRun) run(ctx context.Context) error {
@@ -260,7 +264,7 @@ func (b *batchRun) lock(ctx context.Context) error {
 		}
 		b.reversed = r
 	}
-	return nil
+	return b.lockRewards(ctx, targetSeqs)
 }
 
 func sortedUnique(ids []string) []string {
@@ -285,6 +289,7 @@ func (b *batchRun) decide(i int) {
 	fail := func(code tally.Code, format string, args ...any) {
 		b.results[i] = result{err: tally.Errorf(code, format, args...)}
 	}
+	refuse := func(err error) { b.results[i] = result{err: err} }
 	accountID := r.Account
 	var target tally.Transaction
 	if r.Kind == tally.KindReversal {
@@ -296,6 +301,11 @@ func (b *batchRun) decide(i int) {
 		target, accountID = t, t.AccountID
 	}
 	a, ok := b.accounts[accountID]
+	if !ok && r.RewardID != "" {
+		// A customer who never earned is asked for the reward like anyone, with nothing to spend: the
+		// answer is about the reward, or insufficient points, not a missing account.
+		a, ok = &tally.Account{ID: accountID, Status: tally.StatusActive}, true
+	}
 	if !ok {
 		fail(tally.ENOTFOUND, "no account for this customer")
 		return
@@ -318,6 +328,14 @@ func (b *batchRun) decide(i int) {
 	case tally.KindAccrual:
 		postings = pair(a.ID, amount, tally.AccountIssuance)
 	case tally.KindRedemption:
+		if r.RewardID != "" {
+			cost, err := b.rewardPrice(r, a)
+			if err != nil {
+				refuse(err)
+				return
+			}
+			amount = cost
+		}
 		postings = pair(a.ID, -amount, tally.AccountRedemptions)
 	case tally.KindExpiry:
 		postings = pair(a.ID, -amount, tally.AccountExpired)
@@ -346,7 +364,8 @@ func (b *batchRun) decide(i int) {
 		delta = -target.Delta()
 	}
 	if a.Balance+delta < 0 {
-		fail(tally.EINSUFFICIENT, "the balance of %d points does not cover %d", a.Balance, -delta)
+		refuse(&tally.Error{Code: tally.EINSUFFICIENT, Details: map[string]int64{"balance": a.Balance},
+			Message: sprintf("the balance of %d points does not cover %d", a.Balance, -delta)})
 		return
 	}
 	if a.Balance+delta > tally.MaxAmount {
@@ -360,6 +379,7 @@ func (b *batchRun) decide(i int) {
 	}
 	if r.Kind == tally.KindReversal {
 		b.reversed[target.Seq] = -1 // reversed within this batch; the seq is not known yet
+		b.refundReward(target)
 	}
 	a.Balance += delta
 	a.BalanceVersion++
@@ -371,6 +391,9 @@ func (b *batchRun) decide(i int) {
 	b.txOf[i] = t
 	b.dirty[a.ID] = true
 	b.results[i] = result{receipt: Receipt{Balance: a.Balance, BalanceVersion: a.BalanceVersion}}
+	if r.RewardID != "" {
+		b.takeReward(i, t)
+	}
 }
 
 // pair is the two postings of a transfer between a customer and a system account.
@@ -424,6 +447,9 @@ func (b *batchRun) write(ctx context.Context) error {
 		if err := b.tx.AddSystemBalances(ctx, systemDeltas(system)); err != nil {
 			return err
 		}
+		if err := b.writeRewards(ctx); err != nil {
+			return err
+		}
 	}
 	return b.recordOutcomes(ctx)
 }
@@ -467,7 +493,7 @@ func (b *batchRun) recordOutcomes(ctx context.Context) error {
 			release = append(release, k)
 			continue
 		}
-		body, err := json.Marshal(failure{Code: code, Message: tally.ErrorMessage(res.err)})
+		body, err := json.Marshal(failure{Code: code, Message: tally.ErrorMessage(res.err), Details: errorDetails(res.err)})
 		if err != nil {
 			return err
 		}

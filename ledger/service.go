@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"strconv"
 	"sync"
@@ -37,6 +38,9 @@ type Options struct {
 	ObserveBatch func(size int)
 	// Key is the ledger key kept outside the database; it keys the transactions' chain hashes. Required.
 	Key *tally.LedgerKey
+	// Tiers tells which tier a customer holds, for rewards a tier gates; without it such rewards are
+	// refused (ETIER).
+	Tiers tally.TierPolicy
 }
 
 // Service is the ledger. It is safe for concurrent use; writes from many goroutines are grouped into
@@ -59,6 +63,9 @@ type Receipt struct {
 	Transaction    tally.Transaction `json:"transaction"`
 	Balance        int64             `json:"balance"`
 	BalanceVersion int64             `json:"balance_version"`
+	// Redemption is the receipt of a redemption of a reward, as recorded with the transaction (its
+	// fulfillment status may have moved on since: see Store.Redemption).
+	Redemption *tally.Redemption `json:"redemption,omitempty"`
 	// Replayed is true when the write was not applied now because its idempotency key had been applied
 	// before (or by a concurrent duplicate); the receipt is then the original one.
 	Replayed bool `json:"-"`
@@ -323,9 +330,22 @@ func (s *Service) Outcome(ctx context.Context, channel, key string) (Receipt, er
 
 // failure is how a remembered refusal is stored.
 type failure struct {
-	Code    tally.Code `json:"code"`
-	Message string     `json:"message"`
+	Code    tally.Code       `json:"code"`
+	Message string           `json:"message"`
+	Details map[string]int64 `json:"details,omitempty"`
 }
+
+// errorDetails returns the details a refusal carries.
+func errorDetails(err error) map[string]int64 {
+	var e *tally.Error
+	if errors.As(err, &e) {
+		return e.Details
+	}
+	return nil
+}
+
+// sprintf is fmt.Sprintf, named for the messages of refusals.
+var sprintf = fmt.Sprintf
 
 // replay turns a stored outcome back into the answer first given.
 func replay(o tally.Outcome) result {
@@ -334,7 +354,7 @@ func replay(o tally.Outcome) result {
 		if err := json.Unmarshal(o.Response, &f); err != nil || f.Code == "" {
 			f = failure{Code: o.Code, Message: "refused earlier"}
 		}
-		return result{err: &tally.Error{Code: f.Code, Message: f.Message}, replayed: true}
+		return result{err: &tally.Error{Code: f.Code, Message: f.Message, Details: f.Details}, replayed: true}
 	}
 	var r Receipt
 	if err := json.Unmarshal(o.Response, &r); err != nil {

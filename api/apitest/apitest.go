@@ -22,6 +22,7 @@ import (
 	"github.com/tally-ledger/tally/auth"
 	"github.com/tally-ledger/tally/balancecache"
 	"github.com/tally-ledger/tally/breaker"
+	"github.com/tally-ledger/tally/earning"
 	"github.com/tally-ledger/tally/ledger"
 	"github.com/tally-ledger/tally/metrics"
 	"github.com/tally-ledger/tally/postgres/pgtest"
@@ -127,7 +128,7 @@ func StartOn(t testing.TB, store tally.Store, creds tally.CredentialStore, cfg C
 		}
 	}
 	guarded := breaker.New(inner, cfg.Breaker)
-	l := ledger.New(guarded, ledger.Options{Key: Key, Workers: 2, Observe: m.ObserveWrite, ObserveBatch: func(n int) { m.BatchSize.Observe(float64(n)) }})
+	l := ledger.New(guarded, ledger.Options{Key: Key, Tiers: earning.DefaultProgramme(), Workers: 2, Observe: m.ObserveWrite, ObserveBatch: func(n int) { m.BatchSize.Observe(float64(n)) }})
 	hasher, err := tally.NewCustomerHasher([]byte(Secret))
 	if err != nil {
 		t.Fatal(err)
@@ -263,6 +264,9 @@ func (s *Server) Post(path string, body []byte) Response {
 	s.t.Helper()
 	return s.Do("POST", path, s.Token(AllScopes...), body)
 }
+
+// T returns the test the server reports to.
+func (s *Server) T() testing.TB { return s.t }
 
 // Metric returns the text of /metrics.
 func (s *Server) Metric() string {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -145,3 +147,20 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return []byte(strings.TrimSpace(string(b)))
 }
+
+// TestServeRefusesAnotherLedgerKey: serve started with a key that is not the ledger's says so and stops,
+// instead of refusing every write.
+func TestServeRefusesAnotherLedgerKey(t *testing.T) {
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "tally.db")
+	mustCLI(t, "migrate", "--db", db)
+	t.Setenv("TALLY_LEDGER_KEY", tally.GenerateLedgerKey())
+	cfg, err := parseServe([]string{"--addr", "127.0.0.1:0", "--db", db, "--checkpoint-every", "0"}, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = serve(context.Background(), cfg, slogDiscard(), io.Discard, nil)
+	wantOneLineError(t, err, "ledger key does not match")
+}
+
+func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

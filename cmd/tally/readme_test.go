@@ -37,14 +37,15 @@ func TestReadmeDemoCommands(t *testing.T) {
 
 	cmd := exec.Command("sh", "-e", "-c", script)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CLIENT_ID=", "CLIENT_SECRET=", "TALLY_URL=", "TOKEN=")
+	cmd.Env = append(os.Environ(), "CLIENT_ID=", "CLIENT_SECRET=", "TALLY_URL=", "TOKEN=", "SESSION=")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the README's commands failed: %v\n%s\n%s", err, script, out)
 	}
 	// The lookup, the guide event (first delivery), the customer.end body (first delivery), the same event
 	// in an EventBridge envelope (a redelivery), the history.
-	want := regexp.MustCompile(`(?s)"balance":3000,.*"event_id":"8b0f7a52-[^"]*".*HTTP 201.*"event_id":"customer.end/[^"]*".*HTTP 201.*HTTP 200.*"idempotency_key":"demo-seed"`)
+	// Then the redemption of the guide's reward from the portal.
+	want := regexp.MustCompile(`(?s)"balance":3000,.*"event_id":"8b0f7a52-[^"]*".*HTTP 201.*"event_id":"customer.end/[^"]*".*HTTP 201.*HTTP 200.*"idempotency_key":"demo-seed".*"receipt_id":"rcp_[0-9a-f]+".*"reward_id":"RWD-8842".*HTTP 201`)
 	if !want.Match(out) {
 		t.Fatalf("the README's commands printed:\n%s", out)
 	}

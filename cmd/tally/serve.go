@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/api"
 	"github.com/tally-ledger/tally/auth"
 	"github.com/tally-ledger/tally/balancecache"
@@ -174,6 +175,14 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	if err != nil {
 		return err
 	}
+	// Seal the chains now (a new or upgraded ledger), and refuse to start with a key that is not the
+	// ledger's rather than refuse every write later.
+	if _, err := ledger.OpenChain(ctx, store.Store, key); err != nil {
+		if tally.ErrorCode(err) == tally.EINTERNAL {
+			return errors.New("the ledger key does not match this database (its chain seal was made with another key): set the TALLY_LEDGER_KEY this ledger was written with")
+		}
+		return fmt.Errorf("seal the chains: %w", err)
+	}
 
 	m := metrics.New()
 	guarded := breaker.New(store.Store, breaker.Config{
@@ -192,7 +201,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		}
 	}
 	l := ledger.New(guarded, ledger.Options{
-		Key: key, MaxBatch: c.batchMax, Workers: workers, Observe: m.ObserveWrite,
+		Key: key, Tiers: programme, MaxBatch: c.batchMax, Workers: workers, Observe: m.ObserveWrite,
 		ObserveBatch: func(n int) { m.BatchSize.Observe(float64(n)) },
 	})
 	defer l.Close()
