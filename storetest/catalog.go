@@ -19,6 +19,7 @@ func testCatalog(t *testing.T, h Harness) {
 	t.Run("UpdateReward", func(t *testing.T) { t.Parallel(); testUpdateReward(t, h) })
 	t.Run("Stock", func(t *testing.T) { t.Parallel(); testStock(t, h) })
 	t.Run("StockRace", func(t *testing.T) { t.Parallel(); testStockRace(t, h) })
+	t.Run("StockRaceWithRedeem", func(t *testing.T) { t.Parallel(); testStockRaceWithRedeem(t, h) })
 	t.Run("Coupons", func(t *testing.T) { t.Parallel(); testCoupons(t, h) })
 	t.Run("Redemptions", func(t *testing.T) { t.Parallel(); testRedemptionList(t, h) })
 }
@@ -198,6 +199,59 @@ func testStockRace(t *testing.T, h Harness) {
 	}
 	if got, want := stock(e.mustReward("flash")), fmt.Sprint(1000-takes+2*restocks); got != want {
 		t.Fatalf("stock %s after %d units taken and %d added, want %s", got, takes, 2*restocks, want)
+	}
+}
+
+// testStockRaceWithRedeem is testStockRace with the ledger's own redemptions: customers redeem the reward
+// while an administrator restocks and renames it; every unit is accounted for.
+func testStockRaceWithRedeem(t *testing.T, h Harness) {
+	e := newEnv(t, h)
+	e.mustPutReward(tally.Reward{ID: "flash", PointCost: 10, Inventory: units(30), Active: true})
+	l := ledger.New(e.store, ledger.Options{Key: e.key, Tiers: ladder{}, Workers: max(h.Workers, 2)})
+	t.Cleanup(l.Close)
+	const customers, restocks, edits = 60, 10, 10
+	for i := range customers {
+		if _, err := l.Write(e.ctx, ledger.Request{Kind: tally.KindAccrual, Account: e.customer(fmt.Sprint("buyer-", i)), Key: fmt.Sprint("seed-", i), Amount: 10}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	redeemed := make([]bool, customers)
+	errs := parallel(customers+restocks+edits, func(i int) error {
+		switch {
+		case i < customers:
+			_, err := l.Write(e.ctx, ledger.Request{Kind: tally.KindRedemption, Account: e.customer(fmt.Sprint("buyer-", i)),
+				Key: fmt.Sprint("redeem-", i), RewardID: "flash", Amount: 10})
+			if tally.ErrorCode(err) == tally.EOUTOFSTOCK {
+				return nil
+			}
+			redeemed[i] = err == nil
+			return err
+		case i < customers+restocks:
+			_, err := e.store.AddStock(e.ctx, "flash", 2)
+			return err
+		default:
+			_, err := e.store.UpdateReward(e.ctx, "flash", func(r *tally.Reward) error { r.Name = fmt.Sprint("Flash ", i); return nil })
+			return err
+		}
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	sold := 0
+	for _, ok := range redeemed {
+		if ok {
+			sold++
+		}
+	}
+	rs, err := e.store.Redemptions(e.ctx, tally.RedemptionFilter{RewardID: "flash", Limit: tally.MaxRedemptionPage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := *e.mustReward("flash").Inventory
+	if len(rs) != sold || left+int64(sold) != 30+2*restocks || left < 0 {
+		t.Fatalf("%d redeemed, %d receipts, %d left: receipts plus units left must be the %d units there ever were", sold, len(rs), left, 30+2*restocks)
 	}
 }
 
