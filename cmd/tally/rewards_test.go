@@ -334,8 +334,8 @@ func sortedKeys(m map[string]string) []string {
 }
 
 // TestCLIRewardsWhileServing administers the catalog with the CLI on the database a running `tally serve`
-// uses, while the server takes writes: the server sees every change at once, and stock added through
-// both at the same time adds up.
+// uses, while customers redeem the reward through the server: the server sees every change at once, and
+// stock added through both at the same time adds up with what the redemptions take.
 func TestCLIRewardsWhileServing(t *testing.T) {
 	t.Setenv("TALLY_CUSTOMER_SECRET", "rewards-serve-test-secret-0123456789")
 	t.Setenv("TALLY_LEDGER_KEY", tally.GenerateLedgerKey())
@@ -368,10 +368,17 @@ func TestCLIRewardsWhileServing(t *testing.T) {
 					}
 				}
 			})
-			wg.Go(func() { // customers earn points meanwhile
+			for i := range each {
+				if status, body, err := postJSON(srv.base, "/v1/ledger/transaction/process", token, accrualRequest(fmt.Sprintf("seed-%d", i), fmt.Sprintf("buyer-%d", i), 50)); err != nil || status != 201 {
+					t.Fatalf("seed: %d %s %v", status, body, err)
+				}
+			}
+			wg.Go(func() { // customers redeem it meanwhile
 				for i := range each {
-					if status, body, err := postJSON(srv.base, "/v1/ledger/transaction/process", token, accrualRequest(fmt.Sprintf("busy-%d", i), "busy-customer", 5)); err != nil || status != 201 {
-						errs <- fmt.Errorf("accrual: %d %s %v", status, body, err)
+					status, body, err := postJSON(srv.base, "/v1/ledger/transaction/process", token, map[string]any{"idempotency_key": fmt.Sprintf("buy-%d", i),
+						"customer_hash": fmt.Sprintf("buyer-%d", i), "kind": "redemption", "reward_id": "FLASH", "amount": 50})
+					if err != nil || status != 201 {
+						errs <- fmt.Errorf("redemption: %d %s %v", status, body, err)
 					}
 				}
 			})
@@ -380,8 +387,8 @@ func TestCLIRewardsWhileServing(t *testing.T) {
 			for err := range errs {
 				t.Error(err)
 			}
-			if r := getReward(t, srv.base, token, "FLASH"); *r.Inventory != 100+each+2*each {
-				t.Fatalf("stock %d after %d units added by the CLI and %d over HTTP, want %d", *r.Inventory, each, 2*each, 100+3*each)
+			if r := getReward(t, srv.base, token, "FLASH"); *r.Inventory != 100+each+2*each-each {
+				t.Fatalf("stock %d after %d units added by the CLI, %d over HTTP and %d redeemed, want %d", *r.Inventory, each, 2*each, each, 100+2*each)
 			}
 
 			mustCLI(t, "rewards", "deactivate", "--db", db, "--id", "FLASH")
