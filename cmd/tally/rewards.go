@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -47,6 +49,12 @@ func runRewards(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // openCatalog opens an existing database (a mistyped path is an error, not a new empty catalog) and
 // applies pending migrations.
 func openCatalog(ctx context.Context, url string) (*openedStore, error) {
+	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
+		path = strings.TrimPrefix(path, "//")
+		if _, err := os.Stat(path); path != "" && errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no database at %s: check --db (or TALLY_DATABASE_URL); tally migrate (or tally serve) creates one", path)
+		}
+	}
 	s, err := openExisting(ctx, url)
 	if err != nil {
 		return nil, err
@@ -448,6 +456,7 @@ type redemptionRow struct {
 	Points        int64      `json:"points_debited"`
 	Method        string     `json:"method"`
 	Status        string     `json:"status"`
+	CouponCode    string     `json:"coupon_code,omitempty"`
 	Attempts      int        `json:"attempts"`
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	LastError     string     `json:"last_error,omitempty"`
@@ -456,7 +465,7 @@ type redemptionRow struct {
 
 func rowOf(r tally.Redemption) redemptionRow {
 	row := redemptionRow{r.ReceiptID, r.TxSeq, api.PublicHash(r.AccountID), r.RewardID, r.Points, r.Method, r.Status,
-		r.Attempts, nil, r.LastError, r.CreatedAt}
+		r.CouponCode, r.Attempts, nil, r.LastError, r.CreatedAt}
 	if r.Status == tally.FulfillmentPending {
 		next := r.NextAttemptAt
 		row.NextAttemptAt = &next

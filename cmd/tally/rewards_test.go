@@ -253,9 +253,30 @@ func TestCLIRewardsMissingDatabase(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "typo.db")
 	_, err := cli(t, "rewards", "list", "--db", "sqlite:"+path)
-	wantOneLineError(t, err, "no database at "+path)
+	wantOneLineError(t, err, "no database at "+path, "tally migrate")
 	if _, err := os.Stat(path); err == nil {
 		t.Fatal("rewards list created the database")
+	}
+}
+
+// TestCLICouponsFromStdin uploads codes piped in, as `tally rewards coupons add --file -` reads them. It
+// replaces os.Stdin, so it does not run in parallel.
+func TestCLICouponsFromStdin(t *testing.T) {
+	db := tempDB(t)
+	mustCLI(t, "migrate", "--db", db)
+	mustCLI(t, "rewards", "create", "--db", db, "--id", "GIFT", "--name", "Gift card", "--cost", "10", "--method", "coupon")
+	path := filepath.Join(t.TempDir(), "piped.txt")
+	writeFile(t, path, "P-1\nP-2\n")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stdin := os.Stdin
+	os.Stdin = f
+	defer func() { os.Stdin = stdin }()
+	if out := mustCLI(t, "rewards", "coupons", "add", "--db", db, "--id", "GIFT", "--file", "-"); out != "reward GIFT: 2 codes added, 0 skipped (already there or repeated), 2 free\n" {
+		t.Fatalf("coupons add --file - printed %q", out)
 	}
 }
 
