@@ -4,8 +4,6 @@ import (
 	"io/fs"
 	"net/http"
 
-	"github.com/tally-ledger/tally"
-	"github.com/tally-ledger/tally/auth"
 	"github.com/tally-ledger/tally/widget"
 )
 
@@ -33,14 +31,8 @@ type portalReward struct {
 
 // handlePortalMe answers the customer of a portal session: balance, tier and the active rewards.
 func (s *Server) handlePortalMe(w http.ResponseWriter, r *http.Request) {
-	raw, err := auth.BearerToken(r)
-	if err != nil {
-		challenge(w, r, err, "")
-		return
-	}
-	hash, err := s.Issuer.VerifySession(r.Context(), raw)
-	if err != nil {
-		challenge(w, r, err, "")
+	hash, ok := s.sessionCustomer(w, r)
+	if !ok {
 		return
 	}
 	resp := struct {
@@ -51,19 +43,12 @@ func (s *Server) handlePortalMe(w http.ResponseWriter, r *http.Request) {
 		AsOf         string         `json:"as_of,omitempty"`
 		Rewards      []portalReward `json:"rewards"`
 	}{CustomerHash: publicHash(hash), Rewards: []portalReward{}}
-	acct, err := s.Ledger.Balance(r.Context(), hash)
-	switch {
-	case err == nil:
-		resp.Balance = acct.Balance
-	case tally.ErrorCode(err) == tally.ENOTFOUND:
-	default:
-		e, ok := s.lastKnown(r.Context(), hash)
-		if !ok {
-			writeError(w, r, err)
-			return
-		}
-		resp.Balance, resp.Stale, resp.AsOf = e.Balance, true, e.AsOf.Format("2006-01-02T15:04:05Z07:00")
+	b, err := s.portalBalance(r.Context(), hash)
+	if err != nil {
+		writeError(w, r, err)
+		return
 	}
+	resp.Balance, resp.Stale, resp.AsOf = b.Balance, b.stale, b.asOf
 	resp.Tier = s.Programme.TierFor(resp.Balance)
 	rewards, err := s.Store.Rewards(r.Context())
 	if err != nil && !resp.Stale {

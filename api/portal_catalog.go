@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -40,20 +41,12 @@ func (s *Server) handlePortalCatalog(w http.ResponseWriter, r *http.Request) {
 		AsOf           string          `json:"as_of,omitempty"`
 		Rewards        []catalogReward `json:"rewards"`
 	}{CustomerHash: publicHash(hash), Rewards: []catalogReward{}}
-	acct, err := s.Ledger.Balance(r.Context(), hash)
-	switch {
-	case err == nil:
-		resp.Balance, resp.BalanceVersion = acct.Balance, acct.BalanceVersion
-	case tally.ErrorCode(err) == tally.ENOTFOUND:
-	default:
-		e, ok := s.lastKnown(r.Context(), hash)
-		if !ok {
-			writeError(w, r, err)
-			return
-		}
-		resp.Balance, resp.BalanceVersion, resp.Stale = e.Balance, e.BalanceVersion, true
-		resp.AsOf = e.AsOf.UTC().Format(time.RFC3339)
+	b, err := s.portalBalance(r.Context(), hash)
+	if err != nil {
+		writeError(w, r, err)
+		return
 	}
+	resp.Balance, resp.BalanceVersion, resp.Stale, resp.AsOf = b.Balance, b.BalanceVersion, b.stale, b.asOf
 	resp.Tier = s.Programme.TierOf(resp.Balance)
 	have, _ := s.Programme.Rank(resp.Tier)
 	rewards, err := s.Store.Rewards(r.Context())
@@ -77,4 +70,29 @@ func (s *Server) handlePortalCatalog(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// portalState is a customer's balance as the portal shows it.
+type portalState struct {
+	tally.Account
+	stale bool
+	asOf  string // when stale: when the balance was last known
+}
+
+// portalBalance reads a customer's balance for the portal: the ledger's, zero for a customer with no
+// account yet, and when the store is down the last-known balance marked stale.
+func (s *Server) portalBalance(ctx context.Context, hash string) (portalState, error) {
+	acct, err := s.Ledger.Balance(ctx, hash)
+	switch {
+	case err == nil:
+		return portalState{Account: acct}, nil
+	case tally.ErrorCode(err) == tally.ENOTFOUND:
+		return portalState{}, nil
+	}
+	e, ok := s.lastKnown(ctx, hash)
+	if !ok {
+		return portalState{}, err
+	}
+	return portalState{Account: tally.Account{Balance: e.Balance, BalanceVersion: e.BalanceVersion}, stale: true,
+		asOf: e.AsOf.UTC().Format(time.RFC3339)}, nil
 }

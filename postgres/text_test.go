@@ -9,60 +9,6 @@ import (
 	"github.com/tally-ledger/tally/postgres/pgtest"
 )
 
-// TestBadTextRefused: text that PostgreSQL's text type cannot hold (NUL) or that is not UTF-8 is refused
-// as EINVALID before it reaches SQL, whatever route it came by, instead of failing the query (an
-// internal error, a 500), and nothing is written.
-func TestBadTextRefused(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := pgtest.Open(t)
-	now := time.Now().UTC()
-	for _, bad := range []string{"a\x00b", "a\xffb", "\xed\xa0\x80"} {
-		for name, call := range map[string]func() error{
-			"PutReward id": func() error {
-				return db.PutReward(ctx, tally.Reward{ID: bad, Name: "n", PointCost: 1, FulfillmentMethod: "email"})
-			},
-			"PutReward name": func() error {
-				return db.PutReward(ctx, tally.Reward{ID: "r", Name: bad, PointCost: 1, FulfillmentMethod: "email"})
-			},
-			"PutReward min tier": func() error {
-				return db.PutReward(ctx, tally.Reward{ID: "r", Name: "n", PointCost: 1, MinTier: bad, FulfillmentMethod: "email"})
-			},
-			"PutReward method": func() error {
-				return db.PutReward(ctx, tally.Reward{ID: "r", Name: "n", PointCost: 1, FulfillmentMethod: bad})
-			},
-			"PutReward webhook": func() error {
-				return db.PutReward(ctx, tally.Reward{ID: "r", Name: "n", PointCost: 1, FulfillmentMethod: "webhook", WebhookURL: bad})
-			},
-			"CreateClient id": func() error {
-				return db.CreateClient(ctx, tally.Client{ID: bad, Name: "n", SecretHash: "h", Scopes: []string{"admin"}, CreatedAt: now})
-			},
-			"CreateClient name": func() error {
-				return db.CreateClient(ctx, tally.Client{ID: "c", Name: bad, SecretHash: "h", Scopes: []string{"admin"}, CreatedAt: now})
-			},
-			"CreateClient scope": func() error {
-				return db.CreateClient(ctx, tally.Client{ID: "c", Name: "n", SecretHash: "h", Scopes: []string{bad}, CreatedAt: now})
-			},
-			"Client":          func() error { _, err := db.Client(ctx, bad); return err },
-			"RevokeClient":    func() error { return db.RevokeClient(ctx, bad, now) },
-			"Account":         func() error { _, err := db.Account(ctx, bad); return err },
-			"History":         func() error { _, err := db.History(ctx, bad, 0, 10); return err },
-			"Outcome channel": func() error { _, err := db.Outcome(ctx, bad, "k"); return err },
-			"Outcome key":     func() error { _, err := db.Outcome(ctx, "api", bad); return err },
-		} {
-			if err := call(); tally.ErrorCode(err) != tally.EINVALID {
-				t.Errorf("%s with %q: %v, want EINVALID", name, bad, err)
-			}
-		}
-	}
-	if rewards, err := db.Rewards(ctx); err != nil || len(rewards) != 0 {
-		t.Errorf("rewards after the refusals: %v, %v", rewards, err)
-	}
-	if clients, err := db.Clients(ctx); err != nil || len(clients) != 0 {
-		t.Errorf("clients after the refusals: %v, %v", clients, err)
-	}
-}
-
 // TestBadTextBackstop: text that reaches SQL by a path that does not check it (the write path trusts the
 // ledger's validation) is still the caller's EINVALID, not an internal error, and the transaction rolls
 // back.

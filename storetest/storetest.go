@@ -37,6 +37,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Tamper", func(t *testing.T) { t.Parallel(); testTamper(t, h) })
 	t.Run("Audit", func(t *testing.T) { t.Parallel(); testAudit(t, h) })
 	t.Run("Redeem", func(t *testing.T) { t.Parallel(); testRedeem(t, h) })
+	t.Run("BadText", func(t *testing.T) { t.Parallel(); testBadText(t, h) })
 	t.Run("Privacy", func(t *testing.T) { t.Parallel(); testPrivacy(t, h) })
 	t.Run("Purge", func(t *testing.T) { t.Parallel(); testPurge(t, h) })
 	t.Run("Property", func(t *testing.T) { t.Parallel(); testProperty(t, h) })
