@@ -46,6 +46,17 @@ type rewardPatch struct {
 	Active            patchField[bool]   `json:"active"`
 }
 
+// changes reports whether the patch names a member to change (reward_id alone changes nothing).
+func (p rewardPatch) changes() bool {
+	for _, set := range []bool{p.Name.set, p.Description.set, p.ImageURL.set, p.PointCost.set, p.Inventory.set,
+		p.MinTier.set, p.FulfillmentMethod.set, p.WebhookURL.set, p.Active.set} {
+		if set {
+			return true
+		}
+	}
+	return false
+}
+
 // apply changes r as the patch says; EINVALID for a null where the member takes none.
 func (p rewardPatch) apply(r *tally.Reward) error {
 	strs := []struct {
@@ -102,6 +113,10 @@ func (s *Server) handlePatchReward(w http.ResponseWriter, r *http.Request) {
 	var p rewardPatch
 	if err := decodeStrict(body, &p); err != nil {
 		writeError(w, r, err)
+		return
+	}
+	if !p.changes() {
+		writeError(w, r, tally.Errorf(tally.EINVALID, "nothing to change: name at least one member of the reward"))
 		return
 	}
 	if p.ID.set && (p.ID.null || p.ID.v != id) {
