@@ -18,6 +18,9 @@ import (
 // a stock in one statement and writes it back in another: each change of stock is one statement on the
 // locked row, and UpdateReward rewrites the inventory it read under the same lock.
 type CatalogStore interface {
+	// CreateReward inserts a new reward, stamped now. ECONFLICT when the id is taken (PutReward would
+	// replace it); EINVALID when it is out of range (cost, stock, text).
+	CreateReward(ctx context.Context, r Reward) error
 	// UpdateReward locks a reward, calls fn with it, and stores what fn left, in one transaction, so that
 	// fields fn does not change (the stock above all) are not overwritten with a stale copy. The id and
 	// creation time are kept whatever fn does; UpdatedAt becomes now. ENOTFOUND when there is no such

@@ -7,6 +7,11 @@ import (
 	"github.com/tally-ledger/tally"
 )
 
+// CreateReward implements tally.CatalogStore.
+func (s *Store) CreateReward(ctx context.Context, r tally.Reward) error {
+	return s.exec(func() error { return s.inner.CreateReward(ctx, r) })
+}
+
 // UpdateReward implements tally.CatalogStore.
 func (s *Store) UpdateReward(ctx context.Context, id string, fn func(*tally.Reward) error) (tally.Reward, error) {
 	return call(s, func() (tally.Reward, error) { return s.inner.UpdateReward(ctx, id, fn) })

@@ -22,6 +22,27 @@ func (db *DB) inTx(ctx context.Context, op string, fn func(pgx.Tx) error) error 
 	return classify(ctx, op, err)
 }
 
+// CreateReward inserts a new reward.
+func (db *DB) CreateReward(ctx context.Context, r tally.Reward) error {
+	if err := r.CheckText(); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	_, err := db.pool.Exec(ctx, `
+		INSERT INTO reward_catalog (reward_id, name, description, image_url, point_cost, inventory, min_tier,
+			fulfillment_method, webhook_url, active, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)`,
+		r.ID, r.Name, r.Description, r.ImageURL, r.PointCost, r.Inventory, r.MinTier, r.FulfillmentMethod,
+		r.WebhookURL, r.Active, now)
+	switch code, constraint := pgCode(err); code {
+	case codeUniqueViolation:
+		return &tally.Error{Code: tally.ECONFLICT, Message: fmt.Sprintf("reward %q exists already", r.ID), Err: err}
+	case codeCheckViolation:
+		return &tally.Error{Code: tally.EINVALID, Message: "reward violates " + constraint, Err: err}
+	}
+	return classify(ctx, "create reward", err)
+}
+
 // UpdateReward locks a reward (FOR UPDATE, as redemptions do), applies fn and writes it back.
 func (db *DB) UpdateReward(ctx context.Context, id string, fn func(*tally.Reward) error) (tally.Reward, error) {
 	if err := tally.CheckText("reward_id", id); err != nil {

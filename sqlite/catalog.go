@@ -23,6 +23,32 @@ func readReward(ctx context.Context, q querier, id string) (tally.Reward, error)
 	return r, wrap(err, "read reward")
 }
 
+// CreateReward inserts a new reward.
+func (db *DB) CreateReward(ctx context.Context, r tally.Reward) error {
+	if err := r.CheckText(); err != nil {
+		return err
+	}
+	now := micros(time.Now())
+	var inventory any
+	if r.Inventory != nil {
+		inventory = *r.Inventory
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO reward_catalog (reward_id, name, description, image_url,
+			point_cost, inventory, min_tier, fulfillment_method, webhook_url, active, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.ID, r.Name, r.Description, r.ImageURL, r.PointCost, inventory, r.MinTier, r.FulfillmentMethod,
+			r.WebhookURL, r.Active, now, now)
+		if isUniqueViolation(err) {
+			return &tally.Error{Code: tally.ECONFLICT, Message: fmt.Sprintf("reward %q exists already", r.ID), Err: err}
+		}
+		if e := checkViolation(err, fmt.Sprintf("cost or inventory of reward %q", r.ID)); e != nil {
+			return e
+		}
+		return wrap(err, "create reward")
+	})
+}
+
 // UpdateReward applies fn to a reward in one write transaction.
 func (db *DB) UpdateReward(ctx context.Context, id string, fn func(*tally.Reward) error) (tally.Reward, error) {
 	if err := tally.CheckText("reward_id", id); err != nil {

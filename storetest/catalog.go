@@ -66,7 +66,24 @@ func stock(r tally.Reward) string {
 
 func testUpdateReward(t *testing.T, h Harness) {
 	e := newEnv(t, h)
-	e.mustPutReward(tally.Reward{ID: "mug", Name: "Mug", PointCost: 250, Inventory: units(7), Active: true, Description: "blue"})
+	// CreateReward creates, and never replaces.
+	mug := tally.Reward{ID: "mug", Name: "Mug", PointCost: 250, Inventory: units(7), FulfillmentMethod: tally.MethodManual, Active: true, Description: "blue"}
+	if err := e.store.CreateReward(e.ctx, mug); err != nil {
+		t.Fatal(err)
+	}
+	again := mug
+	again.Name, again.Inventory = "Another mug", nil
+	wantCode(t, e.store.CreateReward(e.ctx, again), tally.ECONFLICT)
+	zero := mug
+	zero.ID, zero.PointCost = "zero", 0
+	wantCode(t, e.store.CreateReward(e.ctx, zero), tally.EINVALID)
+	wantCode(t, e.store.CreateReward(e.ctx, tally.Reward{ID: "nul", Name: "a\x00", PointCost: 1, FulfillmentMethod: tally.MethodManual}), tally.EINVALID)
+	if r := e.mustReward("mug"); r.Name != "Mug" || stock(r) != "7" || r.CreatedAt.IsZero() || !r.CreatedAt.Equal(r.UpdatedAt) {
+		t.Fatalf("created: %+v", r)
+	}
+	if rs, _ := e.store.Rewards(e.ctx); len(rs) != 1 {
+		t.Fatalf("refused creations left %+v", rs)
+	}
 	before := e.mustReward("mug")
 
 	got, err := e.store.UpdateReward(e.ctx, "mug", func(r *tally.Reward) error {

@@ -54,6 +54,9 @@ func testBadText(t *testing.T, h Harness) {
 			"History":         func() error { _, err := db.History(ctx, bad, 0, 10); return err },
 			"Outcome channel": func() error { _, err := db.Outcome(ctx, bad, "k"); return err },
 			"Outcome key":     func() error { _, err := db.Outcome(ctx, "api", bad); return err },
+			"CreateReward name": func() error {
+				return db.CreateReward(ctx, tally.Reward{ID: "r", Name: bad, PointCost: 1, FulfillmentMethod: "email"})
+			},
 			"UpdateReward id": func() error {
 				_, err := db.UpdateReward(ctx, bad, func(*tally.Reward) error { return nil })
 				return err

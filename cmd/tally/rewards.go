@@ -179,12 +179,10 @@ func rewardsCreate(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	defer s.Close()
-	if _, err := findReward(ctx, s, r.ID); err == nil {
-		return fmt.Errorf("rewards create: reward %q exists already: change it with tally rewards update", r.ID)
-	} else if tally.ErrorCode(err) != tally.ENOTFOUND {
-		return catalogError("rewards create", err)
-	}
-	if err := s.PutReward(ctx, r); err != nil {
+	if err := s.CreateReward(ctx, r); err != nil {
+		if tally.ErrorCode(err) == tally.ECONFLICT {
+			return fmt.Errorf("rewards create: reward %q exists already: change it with tally rewards update", r.ID)
+		}
 		return catalogError("rewards create", err)
 	}
 	stored, err := findReward(ctx, s, r.ID)
