@@ -97,6 +97,37 @@ func (p rewardPatch) apply(r *tally.Reward) error {
 	return r.Validate()
 }
 
+// handleCreateReward creates a reward that does not exist yet: unlike PUT, it never replaces one, so that
+// two administrators choosing one id do not silently overwrite each other.
+func (s *Server) handleCreateReward(w http.ResponseWriter, r *http.Request) {
+	body, err := readJSON(w, r, s.opts.BodyLimit)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	rw := tally.Reward{Active: true}
+	if err := decodeStrict(body, &rw); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	// The store stamps the times: a caller may not back-date a reward.
+	rw.CreatedAt, rw.UpdatedAt = time.Time{}, time.Time{}
+	if err := rw.Validate(); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := s.Store.CreateReward(r.Context(), rw); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	stored, err := s.reward(r.Context(), rw.ID)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, stored)
+}
+
 // handlePatchReward changes the members of a reward that the body names, under the reward's lock, so
 // that a change of name does not write back a stale stock over concurrent redemptions.
 func (s *Server) handlePatchReward(w http.ResponseWriter, r *http.Request) {

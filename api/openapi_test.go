@@ -552,7 +552,7 @@ func oaConformance(t *testing.T, c *oaContract, s *apitest.Server) {
 	})
 
 	t.Run("catalog administration", func(t *testing.T) {
-		c.do(t, s, ok("gift card", "PUT", "/v1/catalog/rewards/GIFT-10", admin, []byte(`{"name":"Gift card","point_cost":1000,"inventory":5,"fulfillment_method":"coupon"}`), 200))
+		c.do(t, s, ok("create", "POST", "/v1/catalog/rewards", admin, []byte(`{"reward_id":"GIFT-10","name":"Gift card","point_cost":1000,"inventory":5,"fulfillment_method":"coupon"}`), 201))
 		reward := "/v1/catalog/rewards/GIFT-10"
 		c.do(t, s, ok("patch", "PATCH", reward, admin, []byte(`{"name":"Gift card 10","description":"Ten euros"}`), 200))
 		c.do(t, s, ok("deactivate", "PATCH", reward, admin, []byte(`{"active":false}`), 200))
@@ -577,6 +577,13 @@ func oaConformance(t *testing.T, c *oaContract, s *apitest.Server) {
 		c.do(t, s, ok("retry", "POST", "/v1/catalog/redemptions/rcpt-oa-dead/retry", admin, nil, 200))
 		c.do(t, s, ok("PUT manual", "PUT", "/v1/catalog/rewards/MANUAL-1", admin, []byte(`{"name":"Mug","point_cost":10,"fulfillment_method":"manual"}`), 200))
 		for _, ex := range []oaExchange{
+			ok("create again", "POST", "/v1/catalog/rewards", admin, []byte(`{"reward_id":"GIFT-10","name":"Other","point_cost":1,"fulfillment_method":"manual"}`), 409),
+			ok("create without token", "POST", "/v1/catalog/rewards", "", []byte(`{"reward_id":"X","name":"x","point_cost":1,"fulfillment_method":"email"}`), 401),
+			ok("create without admin", "POST", "/v1/catalog/rewards", write, []byte(`{"reward_id":"X","name":"x","point_cost":1,"fulfillment_method":"email"}`), 403),
+			bad(ok("create malformed", "POST", "/v1/catalog/rewards", admin, []byte(`{"reward_id":`), 400)),
+			bad(ok("create without id", "POST", "/v1/catalog/rewards", admin, []byte(`{"name":"x","point_cost":1,"fulfillment_method":"email"}`), 422)),
+			bad(ok("create without cost", "POST", "/v1/catalog/rewards", admin, []byte(`{"reward_id":"X","name":"x","fulfillment_method":"email"}`), 422)),
+			bad(ok("create too large", "POST", "/v1/catalog/rewards", admin, big, 413)),
 			ok("patch without token", "PATCH", reward, "", []byte(`{"active":false}`), 401),
 			ok("patch without admin", "PATCH", reward, write, []byte(`{"active":false}`), 403),
 			ok("patch unknown reward", "PATCH", "/v1/catalog/rewards/NOPE", admin, []byte(`{"active":false}`), 404),
@@ -782,6 +789,13 @@ func (f *oaFaultyStore) PutReward(ctx context.Context, r tally.Reward) error {
 	return f.Store.PutReward(ctx, r)
 }
 
+func (f *oaFaultyStore) CreateReward(ctx context.Context, r tally.Reward) error {
+	if err := f.fault(ctx); err != nil {
+		return err
+	}
+	return f.Store.CreateReward(ctx, r)
+}
+
 func (f *oaFaultyStore) UpdateReward(ctx context.Context, id string, fn func(*tally.Reward) error) (tally.Reward, error) {
 	if err := f.fault(ctx); err != nil {
 		return tally.Reward{}, err
@@ -885,6 +899,7 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("rewards", "GET", "/v1/catalog/rewards", all, nil, 503),
 			ok("reward", "GET", "/v1/catalog/rewards/R1", all, nil, 503),
 			ok("put reward", "PUT", "/v1/catalog/rewards/R1", all, []byte(`{"name":"x","point_cost":1,"fulfillment_method":"email"}`), 503),
+			ok("create reward", "POST", "/v1/catalog/rewards", all, []byte(`{"reward_id":"R1","name":"x","point_cost":1,"fulfillment_method":"email"}`), 503),
 			ok("patch reward", "PATCH", "/v1/catalog/rewards/R1", all, []byte(`{"active":false}`), 503),
 			ok("stock", "POST", "/v1/catalog/rewards/R1/inventory", all, []byte(`{"set":1}`), 503),
 			ok("coupons", "POST", "/v1/catalog/rewards/R1/coupons", all, []byte(`{"codes":["X"]}`), 503),
@@ -920,6 +935,7 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("rewards", "GET", "/v1/catalog/rewards", all, nil, 500),
 			ok("reward", "GET", "/v1/catalog/rewards/R1", all, nil, 500),
 			ok("put reward", "PUT", "/v1/catalog/rewards/R1", all, []byte(`{"name":"x","point_cost":1,"fulfillment_method":"email"}`), 500),
+			ok("create reward", "POST", "/v1/catalog/rewards", all, []byte(`{"reward_id":"R1","name":"x","point_cost":1,"fulfillment_method":"email"}`), 500),
 			ok("patch reward", "PATCH", "/v1/catalog/rewards/R1", all, []byte(`{"active":false}`), 500),
 			ok("stock", "POST", "/v1/catalog/rewards/R1/inventory", all, []byte(`{"set":1}`), 500),
 			ok("coupons", "POST", "/v1/catalog/rewards/R1/coupons", all, []byte(`{"codes":["X"]}`), 500),
@@ -976,6 +992,7 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("redeem", "POST", "/v1/portal/redeem", session, []byte(`{"customer_hash":"`+bob+`","reward_id":"R1","point_cost":1,"idempotency_key":"o1"}`), 429),
 			ok("refresh", "POST", "/v1/portal/session/refresh", session, nil, 429),
 			ok("put reward", "PUT", "/v1/catalog/rewards/R1", all, []byte(`{"name":"x","point_cost":1,"fulfillment_method":"email"}`), 429),
+			ok("create reward", "POST", "/v1/catalog/rewards", all, []byte(`{"reward_id":"R1","name":"x","point_cost":1,"fulfillment_method":"email"}`), 429),
 			ok("patch reward", "PATCH", "/v1/catalog/rewards/R1", all, []byte(`{"active":false}`), 429),
 			ok("stock", "POST", "/v1/catalog/rewards/R1/inventory", all, []byte(`{"set":1}`), 429),
 			ok("coupons", "POST", "/v1/catalog/rewards/R1/coupons", all, []byte(`{"codes":["X"]}`), 429),
