@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,10 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/tally-ledger/tally"
-	"github.com/tally-ledger/tally/api"
 )
 
 // The rewards command administers the catalog on the database directly, also while servers run on it:
@@ -369,192 +366,6 @@ func rewardsStock(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return catalogError("rewards stock", err)
 	}
 	fmt.Fprintf(stdout, "reward %s: stock %s\n", r.ID, stockOf(r))
-	return nil
-}
-
-func rewardsCoupons(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "add" {
-		return fmt.Errorf("rewards coupons needs a subcommand: add")
-	}
-	fs := flag.NewFlagSet("rewards coupons add", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
-	id := fs.String("id", "", "reward id (required)")
-	file := fs.String("file", "", `file of codes, one a line ("-": standard input) (required)`)
-	if err := fs.Parse(args[1:]); err != nil {
-		return errUsageShown
-	}
-	if err := noArgs(fs, "rewards coupons add"); err != nil {
-		return err
-	}
-	if *id == "" || *file == "" {
-		return fmt.Errorf("rewards coupons add: --id and --file are required")
-	}
-	codes, err := readCodes(*file)
-	if err != nil {
-		return fmt.Errorf("rewards coupons add: %w", err)
-	}
-	s, err := openCatalog(ctx, *db)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	up, err := s.AddCoupons(ctx, *id, codes)
-	if err != nil {
-		return catalogError("rewards coupons add", err)
-	}
-	fmt.Fprintf(stdout, "reward %s: %d codes added, %d skipped (already there or repeated), %d free\n", *id, up.Added, up.Skipped, up.Free)
-	return nil
-}
-
-// readCodes reads one code a line, trimmed of surrounding white space; blank lines are skipped. A line
-// that is no valid code is named by its number.
-func readCodes(path string) ([]string, error) {
-	var in io.Reader = os.Stdin
-	name := "standard input"
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		in, name = f, path
-	}
-	var codes []string
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 0, 4096), 64<<10)
-	for line := 1; sc.Scan(); line++ {
-		code := strings.TrimSpace(sc.Text())
-		if code == "" {
-			continue
-		}
-		if err := tally.CheckCouponCode(code); err != nil {
-			return nil, fmt.Errorf("%s line %d: %s", name, line, tally.ErrorMessage(err))
-		}
-		if len(codes) == tally.MaxCouponUpload {
-			return nil, fmt.Errorf("%s has more than %d codes: split it", name, tally.MaxCouponUpload)
-		}
-		codes = append(codes, code)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if len(codes) == 0 {
-		return nil, fmt.Errorf("%s holds no codes", name)
-	}
-	return codes, nil
-}
-
-// redemptionRow is a redemption as the redemptions command prints it in JSON.
-type redemptionRow struct {
-	ReceiptID     string     `json:"receipt_id"`
-	TransactionID int64      `json:"transaction_id"`
-	CustomerHash  string     `json:"customer_hash"`
-	RewardID      string     `json:"reward_id"`
-	Points        int64      `json:"points_debited"`
-	Method        string     `json:"method"`
-	Status        string     `json:"status"`
-	CouponCode    string     `json:"coupon_code,omitempty"`
-	Attempts      int        `json:"attempts"`
-	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
-	LastError     string     `json:"last_error,omitempty"`
-	CreatedAt     time.Time  `json:"created_at"`
-}
-
-func rowOf(r tally.Redemption) redemptionRow {
-	row := redemptionRow{r.ReceiptID, r.TxSeq, api.PublicHash(r.AccountID), r.RewardID, r.Points, r.Method, r.Status,
-		r.CouponCode, r.Attempts, nil, r.LastError, r.CreatedAt}
-	if r.Status == tally.FulfillmentPending {
-		next := r.NextAttemptAt
-		row.NextAttemptAt = &next
-	}
-	return row
-}
-
-func rewardsRedemptions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rewards redemptions", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
-	status := fs.String("status", "", "only this state: pending, delivered, manual, dead (the dead letters) or refunded")
-	reward := fs.String("reward", "", "only this reward id")
-	limit := fs.Int("limit", 50, fmt.Sprintf("at most this many, newest first (1-%d)", tally.MaxRedemptionPage))
-	cursor := fs.String("cursor", "", "continue after the listing that printed this cursor")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return errUsageShown
-	}
-	if err := noArgs(fs, "rewards redemptions"); err != nil {
-		return err
-	}
-	f := tally.RedemptionFilter{Status: *status, RewardID: *reward, Limit: *limit}
-	if *cursor != "" {
-		c, err := tally.ParseRedemptionCursor(*cursor)
-		if err != nil {
-			return fmt.Errorf("rewards redemptions: --cursor is malformed")
-		}
-		f.After = &c
-	}
-	if err := f.Check(); err != nil {
-		return catalogError("rewards redemptions", err)
-	}
-	s, err := openCatalog(ctx, *db)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	rs, err := s.Redemptions(ctx, f)
-	if err != nil {
-		return catalogError("rewards redemptions", err)
-	}
-	next := ""
-	if len(rs) == f.Limit {
-		next = tally.CursorOf(rs[len(rs)-1]).Encode()
-	}
-	if *asJSON {
-		out := struct {
-			Redemptions []redemptionRow `json:"redemptions"`
-			NextCursor  string          `json:"next_cursor,omitempty"`
-		}{Redemptions: []redemptionRow{}, NextCursor: next}
-		for _, r := range rs {
-			out.Redemptions = append(out.Redemptions, rowOf(r))
-		}
-		return json.NewEncoder(stdout).Encode(out)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RECEIPT_ID\tREWARD_ID\tPOINTS\tSTATUS\tATTEMPTS\tCREATED\tLAST_ERROR")
-	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\n", r.ReceiptID, r.RewardID, r.Points, r.Status, r.Attempts,
-			r.CreatedAt.Format(time.RFC3339), dash(oneLineText(r.LastError)))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if next != "" {
-		fmt.Fprintf(stdout, "more: --cursor %s\n", next)
-	}
-	return nil
-}
-
-func rewardsRetry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rewards retry", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return errUsageShown
-	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("rewards retry: name one receipt_id (see tally rewards redemptions --status dead)")
-	}
-	s, err := openCatalog(ctx, *db)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	r, err := s.RetryRedemption(ctx, fs.Arg(0), time.Now().UTC())
-	if err != nil {
-		return catalogError("rewards retry", err)
-	}
-	fmt.Fprintf(stdout, "redemption %s of %s is pending again: the fulfillment worker delivers it next\n", r.ReceiptID, r.RewardID)
 	return nil
 }
 
