@@ -13,6 +13,13 @@ import (
 // redemptions' fulfillment queue with its dead letters. Creating or replacing a reward whole is PUT
 // (admin.go).
 
+// logChange records who changed the catalog and how, beside the request id, for the programme's own
+// audit of its catalog.
+func logChange(r *http.Request, change string, args ...any) {
+	args = append([]any{"change", change, "client_id", principal(r).ClientID}, args...)
+	logger(r.Context()).Info("catalog changed", args...)
+}
+
 // couponBodyLimit bounds a coupon upload, larger than other bodies: it is a file of codes.
 const couponBodyLimit = 4 << 20
 
@@ -125,6 +132,7 @@ func (s *Server) handleCreateReward(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	logChange(r, "create", "reward_id", stored.ID)
 	writeJSON(w, http.StatusCreated, stored)
 }
 
@@ -159,6 +167,7 @@ func (s *Server) handlePatchReward(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	logChange(r, "update", "reward_id", id, "active", rw.Active)
 	writeJSON(w, http.StatusOK, rw)
 }
 
@@ -208,7 +217,16 @@ func (s *Server) handleRewardInventory(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	logChange(r, "stock", "reward_id", id, "body", string(body), "stock", stockText(rw))
 	writeJSON(w, http.StatusOK, rw)
+}
+
+// stockText is a reward's stock for a log line.
+func stockText(rw tally.Reward) string {
+	if rw.Inventory == nil {
+		return "unlimited"
+	}
+	return strconv.FormatInt(*rw.Inventory, 10)
 }
 
 // handleAddCoupons uploads coupon codes to a coupon reward.
@@ -235,6 +253,7 @@ func (s *Server) handleAddCoupons(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	logChange(r, "coupons", "reward_id", id, "added", up.Added, "skipped", up.Skipped)
 	writeJSON(w, http.StatusOK, struct {
 		RewardID string `json:"reward_id"`
 		tally.CouponUpload
@@ -328,6 +347,7 @@ func (s *Server) handleRetryRedemption(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	logChange(r, "retry", "receipt_id", rd.ReceiptID, "reward_id", rd.RewardID)
 	writeJSON(w, http.StatusOK, adminRedemptionOf(rd))
 }
 
