@@ -43,6 +43,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Property", func(t *testing.T) { t.Parallel(); testProperty(t, h) })
 	t.Run("WriteTx", func(t *testing.T) { t.Parallel(); testWriteTx(t, h) })
 	t.Run("Invariant", func(t *testing.T) { t.Parallel(); testInvariant(t, h) })
+	t.Run("Catalog", func(t *testing.T) { t.Parallel(); testCatalog(t, h) })
 }
 
 // env is one test's ledger over one fresh store.
