@@ -54,6 +54,17 @@ func (s *Server) handlePortalCatalog(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	var codes map[string]tally.CouponCount
+	for _, rw := range rewards {
+		if rw.Active && rw.FulfillmentMethod == tally.MethodCoupon {
+			// A coupon reward is in stock only while a code is free: read the counts only when one is listed.
+			if codes, err = s.Store.CouponCounts(r.Context()); err != nil {
+				writeError(w, r, err)
+				return
+			}
+			break
+		}
+	}
 	for _, rw := range rewards {
 		if !rw.Active {
 			continue
@@ -66,7 +77,7 @@ func (s *Server) handlePortalCatalog(w http.ResponseWriter, r *http.Request) {
 		resp.Rewards = append(resp.Rewards, catalogReward{
 			ID: rw.ID, Name: rw.Name, Description: rw.Description, PointCost: rw.PointCost, ImageURL: rw.ImageURL,
 			MinTier: rw.MinTier, Inventory: rw.Inventory, Affordable: resp.Balance >= rw.PointCost, Eligible: eligible,
-			InStock: rw.Inventory == nil || *rw.Inventory > 0,
+			InStock: (rw.Inventory == nil || *rw.Inventory > 0) && (rw.FulfillmentMethod != tally.MethodCoupon || codes[rw.ID].Free > 0),
 		})
 	}
 	writeJSON(w, http.StatusOK, resp)
