@@ -70,6 +70,7 @@ func commands() []command {
 		{"clients", "manage OAuth clients (create, list, revoke)", runClients},
 		{"bench", "measure ledger and HTTP throughput", runBench},
 		{"keygen", "print a new ledger key for TALLY_LEDGER_KEY", runKeygen},
+		{"genesys", "export the Genesys Cloud artifacts (Data Actions, flows, trigger, Terraform)", runGenesys},
 	}
 }
 
