@@ -54,7 +54,7 @@ func decision(name, condition string, yes, no list) omap {
 }
 
 // update assigns variables: each statement is (type, variable, expression).
-func update(name string, stmts ...[3]string) omap {
+func updateData(name string, stmts ...[3]string) omap {
 	var l list
 	for _, s := range stmts {
 		l = append(l, m(s[0], m("variable", s[1], "value", exp(s[2]))))

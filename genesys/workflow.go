@@ -45,7 +45,7 @@ func conversationEndWorkflow(c Config) ([]byte, error) {
 			m("getConversationData", m("name", "Read the customer the page set",
 				"conversationId", exp("Flow.conversationId"), "participantId", exp("Flow.participantId"),
 				"attributes", list{m("attribute", m("name", lit(AttrCustomerID), "variable", "Flow.customerId"))})),
-			update("Else the external contact", [3]string{"string", "Flow.customerId",
+			updateData("Else the external contact", [3]string{"string", "Flow.customerId",
 				"If(IsNotSetOrEmpty(Flow.customerId), Flow.externalContactId, Flow.customerId)"}),
 			decision("Customer known?", "IsNotSetOrEmpty(Flow.customerId)", list{end}, nil),
 			loop(fmt.Sprintf("Try up to %d times", LookupAttempts), "Flow.attempt", LookupAttempts,
