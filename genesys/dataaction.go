@@ -45,11 +45,22 @@ type Response struct {
 // Contract holds the input and output JSON Schemas.
 type Contract struct {
 	Input struct {
-		InputSchema *Schema `json:"inputSchema"`
+		InputSchema *ObjectSchema `json:"inputSchema"`
 	} `json:"input"`
 	Output struct {
-		SuccessSchema *Schema `json:"successSchema"`
+		SuccessSchema *ObjectSchema `json:"successSchema"`
 	} `json:"output"`
+}
+
+// ObjectSchema is a contract's schema: an object whose properties are flat (Architect reads no nesting).
+// Properties is always written, empty or not; required only when not empty (draft-04 wants an item).
+type ObjectSchema struct {
+	Draft                string             `json:"$schema"`
+	Title                string             `json:"title"`
+	Type                 string             `json:"type"`
+	Properties           map[string]*Schema `json:"properties"`
+	Required             []string           `json:"required,omitempty"` // draft-04 wants at least one
+	AdditionalProperties bool               `json:"additionalProperties"`
 }
 
 // Schema is the draft-04 JSON Schema subset Genesys's exported contracts use.
@@ -94,7 +105,6 @@ type actionSpec struct {
 }
 
 func int64p(v int64) *int64 { return &v }
-func boolp(v bool) *bool    { return &v }
 
 // jsonString is the Velocity for a string input placed inside a JSON string literal.
 func jsonString(input string) string { return `"$esc.jsonString(${input.` + input + `})"` }
@@ -234,15 +244,15 @@ func authHeaders() map[string]string {
 
 // build turns a spec into the exported Data Action.
 func (s *actionSpec) build(c Config) *DataAction {
-	in := &Schema{Draft: draft04, Title: s.Name + " input", Type: "object", Properties: map[string]*Schema{},
-		AdditionalProperties: boolp(true)}
+	in := &ObjectSchema{Draft: draft04, Title: s.Name + " input", Type: "object", Properties: map[string]*Schema{},
+		Required: []string{}, AdditionalProperties: true}
 	for _, f := range s.Inputs {
 		p := &Schema{Type: f.typ, Description: f.desc, Enum: f.enum, Minimum: f.min}
 		in.Properties[f.name] = p
 		in.Required = append(in.Required, f.name)
 	}
-	out := &Schema{Draft: draft04, Title: s.Name + " output", Type: "object", Properties: map[string]*Schema{},
-		AdditionalProperties: boolp(true)}
+	out := &ObjectSchema{Draft: draft04, Title: s.Name + " output", Type: "object", Properties: map[string]*Schema{},
+		Required: []string{}, AdditionalProperties: true}
 	tm, defaults := map[string]string{}, map[string]string{}
 	var tmpl []string
 	for _, f := range s.Outputs {
