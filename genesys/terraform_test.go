@@ -18,7 +18,7 @@ import (
 // them is an error.
 var providerSchema = map[string]map[string][]string{
 	"genesyscloud_integration": {
-		"": {"integration_type", "intended_state"},
+		"":       {"integration_type", "intended_state"},
 		"config": {"name", "properties", "advanced", "notes", "credentials"},
 	},
 	"genesyscloud_integration_credential": {"": {"name", "credential_type_name", "fields"}},
