@@ -45,8 +45,9 @@ Genesys then creates a custom auth action on each integration. Open it (Actions,
 Custom Auth Action link), Setup > Configuration, and paste the request and response of {{.CustomAuth}}: it
 posts ` + "`grant_type=client_credentials`" + ` with HTTP Basic to {{.C.BaseURL}}/oauth/token and names the
 access token ` + "`token`" + `, which every action sends as ` + "`Authorization: Bearer ${authResponse.token}`" + `.
-Save and publish it. Tally's tokens last as long as ` + "`expires_in`" + ` says; when one expires, Tally answers 401 and
-Genesys runs the auth action again.
+Save and publish it. Tally's tokens last as long as ` + "`expires_in`" + ` says; Genesys does not document how long it
+keeps one, and an expired token gets 401 from Tally, after which Genesys is expected to run the auth action
+again. Test each action (Setup > Test) once the integration is active.
 
 ## 3. The Data Actions
 Admin > Integrations > Actions > Import, choosing the integration for each file:
@@ -82,7 +83,8 @@ Messenger deployment to it (Admin > Message > Message Routing). The flow:
 1. reads ` + "`customerId`" + ` (and ` + "`rewardId`" + `, if the page set one) from participant data;
 2. calls Tally - Balance Lookup with a 3 s timeout; on failure or timeout it tries again, {{.Attempts}} calls in all,
    counting them; after the last, a maintenance message and a transfer to {{.C.Queue}};
-3. writes ` + "`{{.Attrs}}`" + ` to participant data (the widget's page can read the session token there);
+3. writes ` + "`{{.Attrs}}`" + ` to participant data (the widget's page can read the session token there; it
+   is a short-lived credential for this customer's portal only, and agents can see participant data);
 4. when a reward was chosen, reads the catalog and branches on whether the balance covers its cost;
 5. transfers to {{.C.Queue}}.
 
