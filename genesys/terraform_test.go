@@ -88,6 +88,26 @@ func TestTerraformResources(t *testing.T) {
 			}
 		}
 	}
+	// The integrations are named as the flows' callData categories name them.
+	names := map[string]bool{}
+	for _, b := range body.Blocks {
+		if b.Type == "resource" && b.Labels[0] == "genesyscloud_integration" {
+			for _, cb := range b.Body.Blocks {
+				attr, ok := cb.Body.Attributes["name"]
+				if cb.Type != "config" || !ok {
+					continue
+				}
+				if v, diags := attr.Expr.Value(nil); !diags.HasErrors() {
+					names[v.AsString()] = true
+				}
+			}
+		}
+	}
+	for _, a := range Actions(goldenConfig.Defaults()) {
+		if !names[a.integration] {
+			t.Errorf("no genesyscloud_integration is named %q, the integration of %s", a.integration, a.Name)
+		}
+	}
 	for typ := range providerSchema {
 		if seen[typ] == 0 {
 			t.Errorf("no %s resource", typ)
