@@ -71,6 +71,7 @@ func commands() []command {
 		{"rewards", "manage the reward catalog, stock, coupon codes and dead letters", runRewards},
 		{"bench", "measure ledger and HTTP throughput", runBench},
 		{"keygen", "print a new ledger key for TALLY_LEDGER_KEY", runKeygen},
+		{"genesys", "export the Genesys Cloud artifacts (Data Actions, flows, trigger, Terraform)", runGenesys},
 	}
 }
 
