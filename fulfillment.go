@@ -7,7 +7,8 @@ import (
 
 // FulfillmentStore is the fulfillment outbox: the redemptions that wait for delivery, leased by the
 // workers of every replica so that no two deliver one job at the same time. Storage adapters implement
-// it beside Store (as they do CredentialStore); package fulfillment runs the workers over it.
+// it beside Store (as they do CredentialStore); package fulfillment runs the workers over it. Listing
+// and retrying dead letters is CatalogStore's (Redemptions, RetryRedemption).
 //
 // A lease is an owner token and an expiry stored on the row. Whoever holds an unexpired lease is the only
 // one who may deliver; a worker that dies loses its jobs only until their leases run out, and then
@@ -29,13 +30,6 @@ type FulfillmentStore interface {
 	// returns ECONFLICT (the lease was lost, or someone else settled the redemption). ENOTFOUND when
 	// the redemption does not exist; EINVALID for a status other than the four below.
 	FinishAttempt(ctx context.Context, receiptID, owner string, a Attempt) error
-	// Redemptions lists redemptions, newest first, as the filter selects.
-	Redemptions(ctx context.Context, f RedemptionFilter) ([]Redemption, error)
-	// RetryRedemption makes a dead or pending redemption due now: a dead one becomes pending again with
-	// its attempts counted from zero (a pending one keeps its count). Its lease is left alone, so that a
-	// delivery in flight is not doubled. ENOTFOUND when absent; ECONFLICT when it is delivered, manual or
-	// refunded: there is nothing left to deliver.
-	RetryRedemption(ctx context.Context, receiptID string, now time.Time) (Redemption, error)
 }
 
 // Attempt is what FinishAttempt records of a leased redemption.
@@ -62,38 +56,4 @@ func (a Attempt) Valid() bool {
 		return true
 	}
 	return false
-}
-
-// RedemptionFilter selects redemptions to list. Empty fields select everything.
-type RedemptionFilter struct {
-	Status    string // one of the Fulfillment states
-	AccountID string // a customer hash
-	RewardID  string
-	// Limit bounds how many are returned: DefaultRedemptionLimit when 0, at most MaxRedemptionLimit.
-	Limit int
-}
-
-// Bounds of RedemptionFilter.Limit.
-const (
-	DefaultRedemptionLimit = 100
-	MaxRedemptionLimit     = 1000
-)
-
-// Normalize checks f and fills in its default limit.
-func (f *RedemptionFilter) Normalize() error {
-	switch f.Status {
-	case "", FulfillmentPending, FulfillmentDelivered, FulfillmentManual, FulfillmentDead, FulfillmentRefunded:
-	default:
-		return Errorf(EINVALID, "unknown fulfillment status %q", f.Status)
-	}
-	if f.Limit == 0 {
-		f.Limit = DefaultRedemptionLimit
-	}
-	if f.Limit < 0 || f.Limit > MaxRedemptionLimit {
-		return Errorf(EINVALID, "limit must be between 1 and %d", MaxRedemptionLimit)
-	}
-	if err := CheckText("reward_id", f.RewardID); err != nil {
-		return err
-	}
-	return CheckText("account", f.AccountID)
 }

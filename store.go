@@ -44,6 +44,8 @@ type Store interface {
 	PutReward(ctx context.Context, r Reward) error
 	// Redemption returns one redemption by receipt id. ENOTFOUND when absent.
 	Redemption(ctx context.Context, receiptID string) (Redemption, error)
+	// CatalogStore administers the catalog and the fulfillment queue (see catalog.go).
+	CatalogStore
 
 	// Audit reads the whole ledger for verification; it never writes.
 	Audit() Auditor

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/tally-ledger/tally"
@@ -196,35 +195,5 @@ func (s *Server) handlePutReward(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, stored)
 }
 
-func validateReward(rw tally.Reward) error {
-	if err := rw.CheckText(); err != nil {
-		return err
-	}
-	switch {
-	case rw.ID == "" || len(rw.ID) > 64 || strings.ContainsAny(rw.ID, " /\\?#"):
-		return tally.Errorf(tally.EINVALID, "reward_id must be 1-64 characters without spaces or slashes")
-	case strings.TrimSpace(rw.Name) == "" || len(rw.Name) > 200:
-		return tally.Errorf(tally.EINVALID, "name is required (at most 200 bytes)")
-	case rw.PointCost <= 0 || rw.PointCost > tally.MaxAmount:
-		return tally.Errorf(tally.EINVALID, "point_cost must be between 1 and %d", tally.MaxAmount)
-	case rw.Inventory != nil && *rw.Inventory < 0:
-		return tally.Errorf(tally.EINVALID, "inventory must not be negative (null for unlimited)")
-	case rw.FulfillmentMethod == "":
-		return tally.Errorf(tally.EINVALID, "fulfillment_method is required")
-	case !tally.ValidMethod(rw.FulfillmentMethod):
-		return tally.Errorf(tally.EINVALID, "fulfillment_method must be one of webhook, email, coupon, manual")
-	case rw.FulfillmentMethod == tally.MethodWebhook && !isHTTPURL(rw.WebhookURL):
-		return tally.Errorf(tally.EINVALID, "a webhook reward needs an http(s) webhook_url")
-	case rw.WebhookURL != "" && !isHTTPURL(rw.WebhookURL):
-		return tally.Errorf(tally.EINVALID, "webhook_url must be an http(s) URL")
-	case len(rw.Description) > 2000:
-		return tally.Errorf(tally.EINVALID, "description is longer than 2000 bytes")
-	case rw.ImageURL != "" && (!isHTTPURL(rw.ImageURL) || len(rw.ImageURL) > 2048):
-		return tally.Errorf(tally.EINVALID, "image_url must be an http(s) URL of at most 2048 bytes")
-	}
-	return nil
-}
-
-func isHTTPURL(s string) bool {
-	return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://")
-}
+// validateReward is the catalog's rule for a reward (tally.Reward.Validate), which the CLI applies too.
+func validateReward(rw tally.Reward) error { return rw.Validate() }

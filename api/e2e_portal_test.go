@@ -269,3 +269,43 @@ func TestE2EProcessRedeem(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EPortalCouponStock: a coupon reward is in stock only while a code is free, and redeeming it
+// shows the code on the receipt.
+func TestE2EPortalCouponStock(t *testing.T) {
+	for _, b := range apitest.Backends {
+		t.Run(string(b), func(t *testing.T) {
+			t.Parallel()
+			f := newPortal(t, b)
+			admin := f.s.Token(apitest.AllScopes...)
+			if r := f.s.Do("PUT", "/v1/catalog/rewards/voucher", admin, []byte(`{"name":"Voucher","point_cost":10,"fulfillment_method":"coupon"}`)); r.Status != 200 {
+				t.Fatalf("put: %d %s", r.Status, r.Body)
+			}
+			inStock := func() any {
+				for _, x := range f.s.Do("GET", "/v1/portal/catalog", f.session, nil).JSON(t)["rewards"].([]any) {
+					if rw := x.(map[string]any); rw["reward_id"] == "voucher" {
+						return rw["in_stock"]
+					}
+				}
+				t.Fatal("the voucher is not in the catalog")
+				return nil
+			}
+			if got := inStock(); got != false {
+				t.Fatalf("a coupon reward without codes: in_stock %v", got)
+			}
+			if r := f.s.Do("POST", "/v1/catalog/rewards/voucher/coupons", admin, []byte(`{"codes":["ONLY-1"]}`)); r.Status != 200 {
+				t.Fatalf("upload: %d %s", r.Status, r.Body)
+			}
+			if got := inStock(); got != true {
+				t.Fatalf("a coupon reward with a free code: in_stock %v", got)
+			}
+			r := f.redeem(f.session, `{"customer_hash":"c7d1e3f0-22aa-4b6e-9c10-5e8f7a6b4d21","reward_id":"voucher","point_cost":10,"idempotency_key":"v1"}`)
+			if ful, _ := r.JSON(t)["fulfillment"].(map[string]any); r.Status != 201 || ful["coupon_code"] != "ONLY-1" || ful["status"] != "delivered" {
+				t.Fatalf("coupon redemption: %d %s", r.Status, r.Body)
+			}
+			if got := inStock(); got != false {
+				t.Fatalf("after the last code went: in_stock %v", got)
+			}
+		})
+	}
+}

@@ -30,6 +30,7 @@ import (
 	"github.com/tally-ledger/tally/api"
 	"github.com/tally-ledger/tally/api/apitest"
 	"github.com/tally-ledger/tally/breaker"
+	"github.com/tally-ledger/tally/ledger"
 )
 
 // The OpenAPI tests hold api/openapi.json to the server: every route of server.go is described, and every
@@ -552,6 +553,85 @@ func oaConformance(t *testing.T, c *oaContract, s *apitest.Server) {
 		}
 	})
 
+	t.Run("catalog administration", func(t *testing.T) {
+		c.do(t, s, ok("create", "POST", "/v1/catalog/rewards", admin, []byte(`{"reward_id":"GIFT-10","name":"Gift card","point_cost":1000,"inventory":5,"fulfillment_method":"coupon"}`), 201))
+		reward := "/v1/catalog/rewards/GIFT-10"
+		c.do(t, s, ok("patch", "PATCH", reward, admin, []byte(`{"name":"Gift card 10","description":"Ten euros"}`), 200))
+		c.do(t, s, ok("deactivate", "PATCH", reward, admin, []byte(`{"active":false}`), 200))
+		c.do(t, s, ok("unlimited by patch", "PATCH", reward, admin, []byte(`{"inventory":null,"active":true}`), 200))
+		c.do(t, s, ok("set stock", "POST", reward+"/inventory", admin, []byte(`{"set":10}`), 200))
+		c.do(t, s, ok("add stock", "POST", reward+"/inventory", admin, []byte(`{"add":-3}`), 200))
+		c.do(t, s, ok("coupons", "POST", reward+"/coupons", admin, []byte(`{"codes":["GC-1","GC-2","GC-1"]}`), 200))
+		c.do(t, s, ok("coupons again", "POST", reward+"/coupons", admin, []byte(`{"codes":["GC-2","GC-3"]}`), 200))
+		c.do(t, s, ok("lift the limit", "POST", reward+"/inventory", admin, []byte(`{"unlimited":true}`), 200))
+		oaRedemption(t, s, "rcpt-oa-dead", tally.FulfillmentDead)
+		oaRedemption(t, s, "rcpt-oa-pending", tally.FulfillmentPending)
+		page := c.do(t, s, ok("redemptions", "GET", "/v1/catalog/redemptions?limit=1", admin, nil, 200)).JSON(t)
+		next, _ := page["next_cursor"].(string)
+		if next == "" {
+			t.Fatalf("a full page has no next_cursor: %v", page)
+		}
+		c.do(t, s, ok("next page", "GET", "/v1/catalog/redemptions?limit=1&cursor="+next, admin, nil, 200))
+		dead := c.do(t, s, ok("dead letters", "GET", "/v1/catalog/redemptions?status=dead&reward_id=GIFT-10", admin, nil, 200)).JSON(t)
+		if rs, _ := dead["redemptions"].([]any); len(rs) != 1 {
+			t.Fatalf("dead letters: %v", dead)
+		}
+		c.do(t, s, ok("retry", "POST", "/v1/catalog/redemptions/rcpt-oa-dead/retry", admin, nil, 200))
+		c.do(t, s, ok("PUT manual", "PUT", "/v1/catalog/rewards/MANUAL-1", admin, []byte(`{"name":"Mug","point_cost":10,"fulfillment_method":"manual"}`), 200))
+		for _, ex := range []oaExchange{
+			ok("create again", "POST", "/v1/catalog/rewards", admin, []byte(`{"reward_id":"GIFT-10","name":"Other","point_cost":1,"fulfillment_method":"manual"}`), 409),
+			ok("create without token", "POST", "/v1/catalog/rewards", "", []byte(`{"reward_id":"X","name":"x","point_cost":1,"fulfillment_method":"email"}`), 401),
+			ok("create without admin", "POST", "/v1/catalog/rewards", write, []byte(`{"reward_id":"X","name":"x","point_cost":1,"fulfillment_method":"email"}`), 403),
+			bad(ok("create malformed", "POST", "/v1/catalog/rewards", admin, []byte(`{"reward_id":`), 400)),
+			bad(ok("create without id", "POST", "/v1/catalog/rewards", admin, []byte(`{"name":"x","point_cost":1,"fulfillment_method":"email"}`), 422)),
+			bad(ok("create without cost", "POST", "/v1/catalog/rewards", admin, []byte(`{"reward_id":"X","name":"x","fulfillment_method":"email"}`), 422)),
+			bad(ok("create too large", "POST", "/v1/catalog/rewards", admin, big, 413)),
+			ok("patch without token", "PATCH", reward, "", []byte(`{"active":false}`), 401),
+			ok("patch without admin", "PATCH", reward, write, []byte(`{"active":false}`), 403),
+			ok("patch unknown reward", "PATCH", "/v1/catalog/rewards/NOPE", admin, []byte(`{"active":false}`), 404),
+			ok("patch other id", "PATCH", reward, admin, []byte(`{"reward_id":"OTHER","active":true}`), 422),
+			bad(ok("patch malformed", "PATCH", reward, admin, []byte(`{"active":`), 400)),
+			bad(ok("patch null name", "PATCH", reward, admin, []byte(`{"name":null}`), 422)),
+			bad(ok("patch zero cost", "PATCH", reward, admin, []byte(`{"point_cost":0}`), 422)),
+			bad(ok("patch unknown member", "PATCH", reward, admin, []byte(`{"colour":"red"}`), 422)),
+			bad(ok("patch of nothing", "PATCH", reward, admin, []byte(`{}`), 422)),
+			bad(ok("patch cost of the wrong type", "PATCH", reward, admin, []byte(`{"point_cost":"5"}`), 422)),
+			bad(ok("patch too large", "PATCH", reward, admin, big, 413)),
+			ok("stock without token", "POST", reward+"/inventory", "", []byte(`{"set":1}`), 401),
+			ok("stock without admin", "POST", reward+"/inventory", write, []byte(`{"set":1}`), 403),
+			ok("stock of an unknown reward", "POST", "/v1/catalog/rewards/NOPE/inventory", admin, []byte(`{"set":1}`), 404),
+			ok("add to unlimited stock", "POST", reward+"/inventory", admin, []byte(`{"add":1}`), 409),
+			bad(ok("stock malformed", "POST", reward+"/inventory", admin, []byte(`{`), 400)),
+			bad(ok("set and add", "POST", reward+"/inventory", admin, []byte(`{"set":1,"add":1}`), 422)),
+			bad(ok("no change", "POST", reward+"/inventory", admin, []byte(`{}`), 422)),
+			bad(ok("negative stock", "POST", reward+"/inventory", admin, []byte(`{"set":-1}`), 422)),
+			bad(ok("unlimited false", "POST", reward+"/inventory", admin, []byte(`{"unlimited":false}`), 422)),
+			bad(ok("stock too large", "POST", reward+"/inventory", admin, big, 413)),
+			ok("coupons without token", "POST", reward+"/coupons", "", []byte(`{"codes":["X"]}`), 401),
+			ok("coupons without admin", "POST", reward+"/coupons", write, []byte(`{"codes":["X"]}`), 403),
+			ok("coupons of an unknown reward", "POST", "/v1/catalog/rewards/NOPE/coupons", admin, []byte(`{"codes":["X"]}`), 404),
+			ok("coupons of a manual reward", "POST", "/v1/catalog/rewards/MANUAL-1/coupons", admin, []byte(`{"codes":["X"]}`), 409),
+			bad(ok("coupons malformed", "POST", reward+"/coupons", admin, []byte(`{"codes":[`), 400)),
+			bad(ok("no codes", "POST", reward+"/coupons", admin, []byte(`{"codes":[]}`), 422)),
+			bad(ok("padded code", "POST", reward+"/coupons", admin, []byte(`{"codes":[" X"]}`), 422)),
+			bad(ok("coupons too large", "POST", reward+"/coupons", admin, []byte(`{"codes":["`+strings.Repeat("x", 5<<20)+`"]}`), 413)),
+			ok("redemptions without token", "GET", "/v1/catalog/redemptions", "", nil, 401),
+			ok("redemptions without admin", "GET", "/v1/catalog/redemptions", read, nil, 403),
+			ok("redemptions, malformed Authorization", "GET", "/v1/catalog/redemptions", "", nil, 400, "Authorization", "Bearer a b"),
+			ok("malformed cursor", "GET", "/v1/catalog/redemptions?cursor=zz", admin, nil, 422),
+			bad(ok("unknown status", "GET", "/v1/catalog/redemptions?status=lost", admin, nil, 422)),
+			bad(ok("limit too large", "GET", "/v1/catalog/redemptions?limit=501", admin, nil, 422)),
+			ok("retry without token", "POST", "/v1/catalog/redemptions/rcpt-oa-dead/retry", "", nil, 401),
+			ok("retry without admin", "POST", "/v1/catalog/redemptions/rcpt-oa-dead/retry", write, nil, 403),
+			ok("retry, malformed Authorization", "POST", "/v1/catalog/redemptions/rcpt-oa-dead/retry", "", nil, 400, "Authorization", "Bearer a b"),
+			ok("retry of a pending redemption", "POST", "/v1/catalog/redemptions/rcpt-oa-dead/retry", admin, nil, 409),
+			ok("retry of nothing", "POST", "/v1/catalog/redemptions/rcpt-none/retry", admin, nil, 404),
+			ok("retry of a receipt id not text", "POST", "/v1/catalog/redemptions/rcpt%00/retry", admin, nil, 422),
+		} {
+			c.do(t, s, ex)
+		}
+	})
+
 	t.Run("portal", func(t *testing.T) {
 		lookup := c.do(t, s, ok("lookup", "POST", "/v1/ledger/balance/lookup", read, []byte(`{"customer_hash":"`+alice+`"}`), 200)).JSON(t)
 		session := lookup["session_token"].(string)
@@ -628,6 +708,30 @@ func oaConformance(t *testing.T, c *oaContract, s *apitest.Server) {
 		c.do(t, s, ok("metrics", "GET", "/metrics", "", nil, 200))
 		c.do(t, s, ok("openapi", "GET", "/openapi.json", "", nil, 200))
 	})
+}
+
+// oaRedemption records a redemption of GIFT-10 in the given state, as the ledger's redeem decision and
+// the fulfillment worker would leave it.
+func oaRedemption(t *testing.T, s *apitest.Server, receiptID, status string) {
+	t.Helper()
+	ctx := context.Background()
+	customer := s.Hasher.Hash("redeemer-" + receiptID)
+	if _, err := s.Ledger.Write(ctx, ledger.Request{Kind: tally.KindAccrual, Account: customer, Key: "seed-" + receiptID, Amount: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := s.Ledger.Write(ctx, ledger.Request{Kind: tally.KindRedemption, Account: customer, Key: receiptID, Amount: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	err = s.Store.Update(ctx, func(ctx context.Context, tx tally.WriteTx) error {
+		return tx.InsertRedemptions(ctx, []tally.Redemption{{ReceiptID: receiptID, TxSeq: rc.Transaction.Seq, AccountID: customer,
+			RewardID: "GIFT-10", Points: 1000, Method: tally.MethodWebhook, Status: status, Attempts: 8, NextAttemptAt: now,
+			LastError: "503 from the receiver", CreatedAt: now, UpdatedAt: now}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // oaFaultyStore fails or holds the store calls the API makes, as the test asks.
@@ -711,6 +815,48 @@ func (f *oaFaultyStore) PutReward(ctx context.Context, r tally.Reward) error {
 	return f.Store.PutReward(ctx, r)
 }
 
+func (f *oaFaultyStore) CreateReward(ctx context.Context, r tally.Reward) error {
+	if err := f.fault(ctx); err != nil {
+		return err
+	}
+	return f.Store.CreateReward(ctx, r)
+}
+
+func (f *oaFaultyStore) UpdateReward(ctx context.Context, id string, fn func(*tally.Reward) error) (tally.Reward, error) {
+	if err := f.fault(ctx); err != nil {
+		return tally.Reward{}, err
+	}
+	return f.Store.UpdateReward(ctx, id, fn)
+}
+
+func (f *oaFaultyStore) SetInventory(ctx context.Context, id string, n *int64) (tally.Reward, error) {
+	if err := f.fault(ctx); err != nil {
+		return tally.Reward{}, err
+	}
+	return f.Store.SetInventory(ctx, id, n)
+}
+
+func (f *oaFaultyStore) AddCoupons(ctx context.Context, id string, codes []string) (tally.CouponUpload, error) {
+	if err := f.fault(ctx); err != nil {
+		return tally.CouponUpload{}, err
+	}
+	return f.Store.AddCoupons(ctx, id, codes)
+}
+
+func (f *oaFaultyStore) Redemptions(ctx context.Context, filter tally.RedemptionFilter) ([]tally.Redemption, error) {
+	if err := f.fault(ctx); err != nil {
+		return nil, err
+	}
+	return f.Store.Redemptions(ctx, filter)
+}
+
+func (f *oaFaultyStore) RetryRedemption(ctx context.Context, id string, now time.Time) (tally.Redemption, error) {
+	if err := f.fault(ctx); err != nil {
+		return tally.Redemption{}, err
+	}
+	return f.Store.RetryRedemption(ctx, id, now)
+}
+
 func (f *oaFaultyStore) Ping(ctx context.Context) error {
 	if err := f.fault(ctx); err != nil {
 		return err
@@ -779,6 +925,12 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("rewards", "GET", "/v1/catalog/rewards", all, nil, 503),
 			ok("reward", "GET", "/v1/catalog/rewards/R1", all, nil, 503),
 			ok("put reward", "PUT", "/v1/catalog/rewards/R1", all, []byte(`{"name":"x","point_cost":1,"fulfillment_method":"email"}`), 503),
+			ok("create reward", "POST", "/v1/catalog/rewards", all, []byte(`{"reward_id":"R1","name":"x","point_cost":1,"fulfillment_method":"email"}`), 503),
+			ok("patch reward", "PATCH", "/v1/catalog/rewards/R1", all, []byte(`{"active":false}`), 503),
+			ok("stock", "POST", "/v1/catalog/rewards/R1/inventory", all, []byte(`{"set":1}`), 503),
+			ok("coupons", "POST", "/v1/catalog/rewards/R1/coupons", all, []byte(`{"codes":["X"]}`), 503),
+			ok("redemptions", "GET", "/v1/catalog/redemptions", all, nil, 503),
+			ok("retry", "POST", "/v1/catalog/redemptions/R1/retry", all, nil, 503),
 			ok("ready", "GET", "/readyz", "", nil, 503),
 			ok("portal without a remembered balance", "GET", "/v1/portal/me", carol, nil, 503),
 			ok("catalog", "GET", "/v1/portal/catalog", carol, nil, 503),
@@ -810,6 +962,12 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("rewards", "GET", "/v1/catalog/rewards", all, nil, 500),
 			ok("reward", "GET", "/v1/catalog/rewards/R1", all, nil, 500),
 			ok("put reward", "PUT", "/v1/catalog/rewards/R1", all, []byte(`{"name":"x","point_cost":1,"fulfillment_method":"email"}`), 500),
+			ok("create reward", "POST", "/v1/catalog/rewards", all, []byte(`{"reward_id":"R1","name":"x","point_cost":1,"fulfillment_method":"email"}`), 500),
+			ok("patch reward", "PATCH", "/v1/catalog/rewards/R1", all, []byte(`{"active":false}`), 500),
+			ok("stock", "POST", "/v1/catalog/rewards/R1/inventory", all, []byte(`{"set":1}`), 500),
+			ok("coupons", "POST", "/v1/catalog/rewards/R1/coupons", all, []byte(`{"codes":["X"]}`), 500),
+			ok("redemptions", "GET", "/v1/catalog/redemptions", all, nil, 500),
+			ok("retry", "POST", "/v1/catalog/redemptions/R1/retry", all, nil, 500),
 			ok("portal", "GET", "/v1/portal/me", carol, nil, 500),
 			ok("catalog", "GET", "/v1/portal/catalog", carol, nil, 500),
 			ok("redeem", "POST", "/v1/portal/redeem", carol, []byte(`{"customer_hash":"carol","reward_id":"R1","point_cost":1,"idempotency_key":"i1"}`), 500),
@@ -863,6 +1021,12 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("refresh", "POST", "/v1/portal/session/refresh", session, nil, 429),
 			ok("receipt", "GET", "/v1/portal/receipts/rcp_000000000000000000000000", session, nil, 429),
 			ok("put reward", "PUT", "/v1/catalog/rewards/R1", all, []byte(`{"name":"x","point_cost":1,"fulfillment_method":"email"}`), 429),
+			ok("create reward", "POST", "/v1/catalog/rewards", all, []byte(`{"reward_id":"R1","name":"x","point_cost":1,"fulfillment_method":"email"}`), 429),
+			ok("patch reward", "PATCH", "/v1/catalog/rewards/R1", all, []byte(`{"active":false}`), 429),
+			ok("stock", "POST", "/v1/catalog/rewards/R1/inventory", all, []byte(`{"set":1}`), 429),
+			ok("coupons", "POST", "/v1/catalog/rewards/R1/coupons", all, []byte(`{"codes":["X"]}`), 429),
+			ok("redemptions", "GET", "/v1/catalog/redemptions", all, nil, 429),
+			ok("retry", "POST", "/v1/catalog/redemptions/R1/retry", all, nil, 429),
 			ok("portal", "GET", "/v1/portal/me", session, nil, 429),
 			ok("health is not admitted", "GET", "/healthz", "", nil, 200),
 		} {

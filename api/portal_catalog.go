@@ -9,7 +9,7 @@ import (
 )
 
 // catalogReward is what a customer sees of a reward, with what the server decided about it for them.
-// Nothing of how it is fulfilled is shown.
+// Of how it is fulfilled only the method is shown (the guide's redeem body names it), never where to.
 type catalogReward struct {
 	ID          string `json:"reward_id"`
 	Name        string `json:"name"`
@@ -17,7 +17,8 @@ type catalogReward struct {
 	PointCost   int64  `json:"point_cost"`
 	ImageURL    string `json:"image_url"`
 	MinTier     string `json:"min_tier,omitempty"`
-	Inventory   *int64 `json:"inventory"` // units left; null: unlimited
+	Method      string `json:"fulfillment_method"` // what the guide's redeem body echoes back
+	Inventory   *int64 `json:"inventory"`          // units left; null: unlimited
 	Affordable  bool   `json:"affordable"`
 	Eligible    bool   `json:"eligible"`
 	InStock     bool   `json:"in_stock"`
@@ -54,6 +55,17 @@ func (s *Server) handlePortalCatalog(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	var codes map[string]tally.CouponCount
+	for _, rw := range rewards {
+		if rw.Active && rw.FulfillmentMethod == tally.MethodCoupon {
+			// A coupon reward is in stock only while a code is free: read the counts only when one is listed.
+			if codes, err = s.Store.CouponCounts(r.Context()); err != nil {
+				writeError(w, r, err)
+				return
+			}
+			break
+		}
+	}
 	for _, rw := range rewards {
 		if !rw.Active {
 			continue
@@ -65,8 +77,8 @@ func (s *Server) handlePortalCatalog(w http.ResponseWriter, r *http.Request) {
 		}
 		resp.Rewards = append(resp.Rewards, catalogReward{
 			ID: rw.ID, Name: rw.Name, Description: rw.Description, PointCost: rw.PointCost, ImageURL: rw.ImageURL,
-			MinTier: rw.MinTier, Inventory: rw.Inventory, Affordable: resp.Balance >= rw.PointCost, Eligible: eligible,
-			InStock: rw.Inventory == nil || *rw.Inventory > 0,
+			MinTier: rw.MinTier, Method: rw.FulfillmentMethod, Inventory: rw.Inventory, Affordable: resp.Balance >= rw.PointCost, Eligible: eligible,
+			InStock: (rw.Inventory == nil || *rw.Inventory > 0) && (rw.FulfillmentMethod != tally.MethodCoupon || codes[rw.ID].Free > 0),
 		})
 	}
 	writeJSON(w, http.StatusOK, resp)

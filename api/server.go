@@ -105,6 +105,12 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /v1/catalog/rewards", s.admit(s.authorize(read, s.handleRewards)))
 	mux.Handle("GET /v1/catalog/rewards/{id}", s.admit(s.authorize(read, s.handleReward)))
 	mux.Handle("PUT /v1/catalog/rewards/{id}", s.admit(s.authorize(admin, s.handlePutReward)))
+	mux.Handle("POST /v1/catalog/rewards", s.admit(s.authorize(admin, s.handleCreateReward)))
+	mux.Handle("PATCH /v1/catalog/rewards/{id}", s.admit(s.authorize(admin, s.handlePatchReward)))
+	mux.Handle("POST /v1/catalog/rewards/{id}/inventory", s.admit(s.authorize(admin, s.handleRewardInventory)))
+	mux.Handle("POST /v1/catalog/rewards/{id}/coupons", s.admit(s.authorize(admin, s.handleAddCoupons)))
+	mux.Handle("GET /v1/catalog/redemptions", s.admit(s.authorize(admin, s.handleAdminRedemptions)))
+	mux.Handle("POST /v1/catalog/redemptions/{receipt_id}/retry", s.admit(s.authorize(admin, s.handleRetryRedemption)))
 
 	mux.Handle("GET /portal/", portalFiles())
 	mux.Handle("GET /v1/portal/me", s.admit(http.HandlerFunc(s.handlePortalMe)))

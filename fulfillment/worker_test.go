@@ -204,7 +204,7 @@ func TestRetriesThenDelivers(t *testing.T) {
 		}
 		reward := storetest.MustPutReward(t, r.store, "RWD-HOOK", tally.MethodWebhook, r.receiver.URL+"/hooks/tally", 250)
 		customer := r.hasher.Hash("alice")
-		red := storetest.MustRedeem(t, r.ledger, customer, reward, time.Now())
+		red := storetest.MustRedeem(t, r.ledger, customer, reward)
 
 		got := r.settle(r.worker("w1", nil), red.ReceiptID)
 		if got.Status != tally.FulfillmentDelivered || got.Attempts != 3 || got.LastError != "" {
@@ -239,7 +239,7 @@ func TestDeadLetterRefund(t *testing.T) {
 			t.Fatal(err)
 		}
 		customer := r.hasher.Hash("bob")
-		red := storetest.MustRedeem(t, r.ledger, customer, reward, time.Now())
+		red := storetest.MustRedeem(t, r.ledger, customer, reward)
 		w := r.worker("w1", nil)
 
 		got := r.settle(w, red.ReceiptID)
@@ -289,7 +289,7 @@ func TestKeepDead(t *testing.T) {
 		}
 		reward := storetest.MustPutReward(t, r.store, "RWD-HOOK", tally.MethodWebhook, r.receiver.URL+"/hook", 100)
 		customer := r.hasher.Hash("carol")
-		red := storetest.MustRedeem(t, r.ledger, customer, reward, time.Now())
+		red := storetest.MustRedeem(t, r.ledger, customer, reward)
 		w := r.worker("w1", func(o *fulfillment.Options) { o.KeepDead = true; o.MaxAttempts = 2 })
 
 		got := r.settle(w, red.ReceiptID)
@@ -302,7 +302,7 @@ func TestKeepDead(t *testing.T) {
 		mu.Lock()
 		healthy = true
 		mu.Unlock()
-		if _, err := r.jobs.RetryRedemption(r.ctx, red.ReceiptID, time.Now()); err != nil {
+		if _, err := r.store.(tally.CatalogStore).RetryRedemption(r.ctx, red.ReceiptID, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if got := r.settle(w, red.ReceiptID); got.Status != tally.FulfillmentDelivered || got.Attempts != 1 {
@@ -316,7 +316,7 @@ func TestKeepDead(t *testing.T) {
 func TestEmailToMailer(t *testing.T) {
 	eachStore(t, func(t *testing.T, r *rig) {
 		reward := storetest.MustPutReward(t, r.store, "RWD-MAIL", tally.MethodEmail, "", 50)
-		red := storetest.MustRedeem(t, r.ledger, r.hasher.Hash("dave"), reward, time.Now())
+		red := storetest.MustRedeem(t, r.ledger, r.hasher.Hash("dave"), reward)
 		w := r.worker("w1", func(o *fulfillment.Options) { o.MailerURL = r.receiver.URL + "/mail" })
 		if got := r.settle(w, red.ReceiptID); got.Status != tally.FulfillmentDelivered {
 			t.Fatalf("email: %+v", got)
@@ -336,7 +336,7 @@ func TestTwoWorkers(t *testing.T) {
 		const jobs = 30
 		var ids []string
 		for i := 0; i < jobs; i++ {
-			ids = append(ids, storetest.MustRedeem(t, r.ledger, r.hasher.Hash(fmt.Sprint("c", i)), reward, time.Now()).ReceiptID)
+			ids = append(ids, storetest.MustRedeem(t, r.ledger, r.hasher.Hash(fmt.Sprint("c", i)), reward).ReceiptID)
 		}
 		ctx, stop := context.WithCancel(r.ctx)
 		var wg sync.WaitGroup
@@ -379,7 +379,7 @@ func TestRefundRefused(t *testing.T) {
 		r.receiver.status = func(string, int) int { return http.StatusInternalServerError }
 		reward := storetest.MustPutReward(t, r.store, "RWD-HOOK", tally.MethodWebhook, r.receiver.URL+"/hook", 70)
 		customer := r.hasher.Hash("frank")
-		red := storetest.MustRedeem(t, r.ledger, customer, reward, time.Now())
+		red := storetest.MustRedeem(t, r.ledger, customer, reward)
 		if _, err := r.ledger.SetStatus(r.ctx, customer, tally.StatusClosed); err != nil {
 			t.Fatal(err)
 		}

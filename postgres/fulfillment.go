@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -109,63 +108,4 @@ func (db *DB) FinishAttempt(ctx context.Context, receiptID, owner string, a tall
 		return tally.Errorf(tally.ECONFLICT, "the lease on receipt %q was lost: another worker took it over", receiptID)
 	}
 	return tally.Errorf(tally.ECONFLICT, "receipt %q is %s now: it was settled while it was being delivered", receiptID, status)
-}
-
-// Redemptions lists redemptions, newest first.
-func (db *DB) Redemptions(ctx context.Context, f tally.RedemptionFilter) ([]tally.Redemption, error) {
-	if err := f.Normalize(); err != nil {
-		return nil, err
-	}
-	var where []string
-	var args []any
-	for _, c := range []struct{ col, v string }{{"status", f.Status}, {"account_id", f.AccountID}, {"reward_id", f.RewardID}} {
-		if c.v != "" {
-			args = append(args, c.v)
-			where = append(where, fmt.Sprintf("%s = $%d", c.col, len(args)))
-		}
-	}
-	q := `SELECT ` + redemptionColumns + ` FROM redemptions`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	args = append(args, f.Limit)
-	rows, err := db.pool.Query(ctx, q+fmt.Sprintf(` ORDER BY created_at DESC, receipt_id DESC LIMIT $%d`, len(args)), args...)
-	if err != nil {
-		return nil, classify(ctx, "list redemptions", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (tally.Redemption, error) { return scanRedemption(row) })
-	if err != nil {
-		return nil, classify(ctx, "list redemptions", err)
-	}
-	if out == nil {
-		out = []tally.Redemption{}
-	}
-	return out, nil
-}
-
-// RetryRedemption makes a dead or pending redemption due now.
-func (db *DB) RetryRedemption(ctx context.Context, receiptID string, now time.Time) (tally.Redemption, error) {
-	if err := tally.CheckText("receipt id", receiptID); err != nil {
-		return tally.Redemption{}, err
-	}
-	r, err := scanRedemption(db.pool.QueryRow(ctx, `UPDATE redemptions SET
-			attempts = CASE status WHEN 'dead' THEN 0 ELSE attempts END,
-			status = 'pending', next_attempt_at = $2, updated_at = $2
-		WHERE receipt_id = $1 AND status IN ('dead', 'pending')
-		RETURNING `+redemptionColumns, receiptID, now.UTC()))
-	if err == nil {
-		return r, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return tally.Redemption{}, classify(ctx, "retry redemption", err)
-	}
-	var status string
-	err = db.pool.QueryRow(ctx, `SELECT status FROM redemptions WHERE receipt_id = $1`, receiptID).Scan(&status)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return tally.Redemption{}, tally.Errorf(tally.ENOTFOUND, "no receipt %q", receiptID)
-	}
-	if err != nil {
-		return tally.Redemption{}, classify(ctx, "retry redemption", err)
-	}
-	return tally.Redemption{}, tally.Errorf(tally.ECONFLICT, "receipt %q is %s: there is nothing to deliver again", receiptID, status)
 }

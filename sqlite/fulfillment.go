@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/tally-ledger/tally"
@@ -126,68 +125,4 @@ func lostLease(receiptID, owner, holder, status string) error {
 		return tally.Errorf(tally.ECONFLICT, "the lease on receipt %q was lost: another worker took it over", receiptID)
 	}
 	return tally.Errorf(tally.ECONFLICT, "receipt %q is %s now: it was settled while it was being delivered", receiptID, status)
-}
-
-// Redemptions lists redemptions, newest first.
-func (db *DB) Redemptions(ctx context.Context, f tally.RedemptionFilter) ([]tally.Redemption, error) {
-	if err := f.Normalize(); err != nil {
-		return nil, err
-	}
-	var where []string
-	var args []any
-	for _, c := range []struct{ col, v string }{{"status", f.Status}, {"account_id", f.AccountID}, {"reward_id", f.RewardID}} {
-		if c.v != "" {
-			where, args = append(where, c.col+" = ?"), append(args, c.v)
-		}
-	}
-	q := `SELECT ` + redemptionColumns + ` FROM redemptions`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	rows, err := db.reader.QueryContext(ctx, q+` ORDER BY created_at DESC, receipt_id DESC LIMIT ?`, append(args, f.Limit)...)
-	if err != nil {
-		return nil, wrap(err, "list redemptions")
-	}
-	defer rows.Close()
-	out := []tally.Redemption{}
-	for rows.Next() {
-		r, err := scanRedemption(rows)
-		if err != nil {
-			return nil, wrap(err, "list redemptions")
-		}
-		out = append(out, r)
-	}
-	return out, wrap(rows.Err(), "list redemptions")
-}
-
-// RetryRedemption makes a dead or pending redemption due now.
-func (db *DB) RetryRedemption(ctx context.Context, receiptID string, now time.Time) (tally.Redemption, error) {
-	if err := tally.CheckText("receipt id", receiptID); err != nil {
-		return tally.Redemption{}, err
-	}
-	var out tally.Redemption
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		r, err := scanRedemption(tx.QueryRowContext(ctx, `UPDATE redemptions SET
-				attempts = CASE status WHEN 'dead' THEN 0 ELSE attempts END,
-				status = 'pending', next_attempt_at = ?, updated_at = ?
-			WHERE receipt_id = ? AND status IN ('dead', 'pending')
-			RETURNING `+redemptionColumns, micros(now), micros(now), receiptID))
-		if err == nil {
-			out = r
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return wrap(err, "retry redemption")
-		}
-		var status string
-		err = tx.QueryRowContext(ctx, `SELECT status FROM redemptions WHERE receipt_id = ?`, receiptID).Scan(&status)
-		if errors.Is(err, sql.ErrNoRows) {
-			return tally.Errorf(tally.ENOTFOUND, "no receipt %q", receiptID)
-		}
-		if err != nil {
-			return wrap(err, "retry redemption")
-		}
-		return tally.Errorf(tally.ECONFLICT, "receipt %q is %s: there is nothing to deliver again", receiptID, status)
-	})
-	return out, err
 }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +12,7 @@ import (
 )
 
 // testFulfillment holds every store to the contracts of tally.FulfillmentStore: leases that no two
-// workers hold at once, attempts recorded only by the lease's holder, listing and retrying dead letters.
+// workers hold at once, and attempts recorded only by the lease's holder.
 func testFulfillment(t *testing.T, h Harness) {
 	cases := []struct {
 		name string
@@ -21,7 +22,6 @@ func testFulfillment(t *testing.T, h Harness) {
 		{"finish", testFinish},
 		{"settled meanwhile", testSettledMeanwhile},
 		{"concurrent leases", testConcurrentLeases},
-		{"list and retry", testListRetry},
 		{"bad input", testOutboxInput},
 	}
 	for _, tc := range cases {
@@ -32,25 +32,49 @@ func testFulfillment(t *testing.T, h Harness) {
 			if !ok {
 				t.Fatalf("%T does not implement tally.FulfillmentStore", e.store)
 			}
-			tc.fn(t, &outbox{env: e.on(t), t: t, jobs: jobs, reward: MustPutReward(t, e.store, "RWD-1", tally.MethodWebhook, "http://127.0.0.1:1/hook", 100),
-				now: time.Now().UTC().Truncate(time.Millisecond)})
+			tc.fn(t, &outbox{env: e.on(t), t: t, jobs: jobs, reward: MustPutReward(t, e.store, "RWD-1", tally.MethodWebhook, "http://127.0.0.1:1/hook", 100)})
 		})
 	}
 }
 
-// outbox is one fulfillment test's store, with a reward to redeem and a fixed "now".
+// outbox is one fulfillment test's store, with a reward to redeem.
 type outbox struct {
 	*env
 	t      *testing.T
 	jobs   tally.FulfillmentStore
 	reward tally.Reward
-	now    time.Time
 }
 
-// pending redeems the reward for a new customer, due at due.
-func (f *outbox) pending(name string, due time.Time) tally.Redemption {
+// pending redeems the reward for a new customer: a job due at once.
+func (f *outbox) pending(name string) tally.Redemption {
 	f.t.Helper()
-	return MustRedeem(f.t, f.ledger, f.customer(name), f.reward, due)
+	return MustRedeem(f.t, f.ledger, f.customer(name), f.reward)
+}
+
+// postpone makes a due job due again at until, by leasing it and recording a failed attempt.
+func (f *outbox) postpone(r tally.Redemption, until time.Time) {
+	f.t.Helper()
+	if ids := f.lease("postpone", time.Now(), 1); !same(ids, []string{r.ReceiptID}) {
+		f.t.Fatalf("leased %v to postpone %s", ids, r.ReceiptID)
+	}
+	if err := f.jobs.FinishAttempt(f.ctx, r.ReceiptID, "postpone", tally.Attempt{Status: tally.FulfillmentPending, RetryAt: until, At: time.Now()}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// dueOrder sorts receipts as a lease takes them: by due time, then receipt id.
+func dueOrder(rs ...tally.Redemption) []string {
+	sort.Slice(rs, func(i, j int) bool {
+		if !rs[i].NextAttemptAt.Equal(rs[j].NextAttemptAt) {
+			return rs[i].NextAttemptAt.Before(rs[j].NextAttemptAt)
+		}
+		return rs[i].ReceiptID < rs[j].ReceiptID
+	})
+	ids := []string{}
+	for _, r := range rs {
+		ids = append(ids, r.ReceiptID)
+	}
+	return ids
 }
 
 func (f *outbox) lease(owner string, now time.Time, limit int) []string {
@@ -78,45 +102,49 @@ func (f *outbox) get(id string) tally.Redemption {
 	return r
 }
 
+// after is a time just after now, in whole milliseconds (which every store keeps exactly).
+func after() time.Time { return time.Now().UTC().Add(time.Millisecond).Truncate(time.Millisecond) }
+
 func same(a, b []string) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
 
 func testLease(t *testing.T, f *outbox) {
-	first := f.pending("a", f.now.Add(-3*time.Second))
-	second := f.pending("b", f.now.Add(-2*time.Second))
-	third := f.pending("c", f.now.Add(-time.Second))
-	f.pending("later", f.now.Add(time.Hour))
+	later := f.pending("later")
+	f.postpone(later, time.Now().Add(time.Hour))
+	order := dueOrder(f.pending("a"), f.pending("b"), f.pending("c"))
+	now := after()
 
-	if got := f.lease("A", f.now, 2); !same(got, []string{first.ReceiptID, second.ReceiptID}) {
-		t.Fatalf("A leased %v, want the two due first", got)
+	if got := f.lease("A", now, 2); !same(got, order[:2]) {
+		t.Fatalf("A leased %v, want the two due first, %v", got, order[:2])
 	}
-	if got := f.lease("B", f.now, 10); !same(got, []string{third.ReceiptID}) {
-		t.Fatalf("B leased %v, want only the one A did not hold (and not the one due later)", got)
+	if got := f.lease("B", now, 10); !same(got, order[2:]) {
+		t.Fatalf("B leased %v, want only the one A did not hold, %v (and not the one due later)", got, order[2:])
 	}
-	if got := f.lease("C", f.now.Add(30*time.Second), 10); len(got) != 0 {
+	if got := f.lease("C", now.Add(30*time.Second), 10); len(got) != 0 {
 		t.Fatalf("C leased %v while every due job's lease runs", got)
 	}
 	// A minute later every lease has run out (a dead worker's jobs are taken over), and the later job is
 	// still not due.
-	if got := f.lease("C", f.now.Add(time.Minute+time.Millisecond), 10); len(got) != 3 {
+	if got := f.lease("C", now.Add(time.Minute+time.Millisecond), 10); len(got) != 3 {
 		t.Fatalf("C leased %v after the leases ended, want the 3 due", got)
 	}
 }
 
 func testFinish(t *testing.T, f *outbox) {
-	r := f.pending("a", f.now)
-	f.lease("A", f.now, 1)
-	if err := f.jobs.FinishAttempt(f.ctx, r.ReceiptID, "B", tally.Attempt{Status: tally.FulfillmentDelivered, Tried: true, At: f.now}); tally.ErrorCode(err) != tally.ECONFLICT {
+	r := f.pending("a")
+	now := after()
+	f.lease("A", now, 1)
+	if err := f.jobs.FinishAttempt(f.ctx, r.ReceiptID, "B", tally.Attempt{Status: tally.FulfillmentDelivered, Tried: true, At: now}); tally.ErrorCode(err) != tally.ECONFLICT {
 		t.Fatalf("finish by a worker without the lease: %v, want conflict", err)
 	}
-	retry := f.now.Add(10 * time.Second)
-	if err := f.jobs.FinishAttempt(f.ctx, r.ReceiptID, "A", tally.Attempt{Status: tally.FulfillmentPending, Tried: true, Error: "HTTP 500", RetryAt: retry, At: f.now}); err != nil {
+	retry := now.Add(10 * time.Second)
+	if err := f.jobs.FinishAttempt(f.ctx, r.ReceiptID, "A", tally.Attempt{Status: tally.FulfillmentPending, Tried: true, Error: "HTTP 500", RetryAt: retry, At: now}); err != nil {
 		t.Fatal(err)
 	}
 	got := f.get(r.ReceiptID)
 	if got.Status != tally.FulfillmentPending || got.Attempts != 1 || got.LastError != "HTTP 500" || !got.NextAttemptAt.Equal(retry) {
 		t.Fatalf("after a failed attempt: %+v", got)
 	}
-	if err := f.jobs.FinishAttempt(f.ctx, r.ReceiptID, "A", tally.Attempt{Status: tally.FulfillmentDelivered, Tried: true, At: f.now}); tally.ErrorCode(err) != tally.ECONFLICT {
+	if err := f.jobs.FinishAttempt(f.ctx, r.ReceiptID, "A", tally.Attempt{Status: tally.FulfillmentDelivered, Tried: true, At: now}); tally.ErrorCode(err) != tally.ECONFLICT {
 		t.Fatalf("finish after the lease ended: %v, want conflict", err)
 	}
 	if ids := f.lease("B", retry.Add(-time.Millisecond), 1); len(ids) != 0 {
@@ -136,7 +164,7 @@ func testFinish(t *testing.T, f *outbox) {
 	if ids := f.lease("C", retry.Add(2*time.Hour), 10); len(ids) != 0 {
 		t.Fatalf("leased a delivered redemption: %v", ids)
 	}
-	if err := f.jobs.FinishAttempt(f.ctx, "rcp_absent", "A", tally.Attempt{Status: tally.FulfillmentDead, At: f.now}); tally.ErrorCode(err) != tally.ENOTFOUND {
+	if err := f.jobs.FinishAttempt(f.ctx, "rcp_absent", "A", tally.Attempt{Status: tally.FulfillmentDead, At: now}); tally.ErrorCode(err) != tally.ENOTFOUND {
 		t.Fatalf("finish of an absent receipt: %v", err)
 	}
 }
@@ -144,20 +172,21 @@ func testFinish(t *testing.T, f *outbox) {
 // testSettledMeanwhile: a redemption reversed by hand while a worker delivers it keeps its refund; the
 // worker's outcome is refused, except the refund it made itself.
 func testSettledMeanwhile(t *testing.T, f *outbox) {
-	r := f.pending("a", f.now)
-	f.lease("A", f.now, 1)
+	r := f.pending("a")
+	now := after()
+	f.lease("A", now, 1)
 	if err := f.store.Update(f.ctx, func(ctx context.Context, tx tally.WriteTx) error {
-		return tx.SetRedemptionStatus(ctx, []string{r.ReceiptID}, tally.FulfillmentRefunded, f.now)
+		return tx.SetRedemptionStatus(ctx, []string{r.ReceiptID}, tally.FulfillmentRefunded, now)
 	}); err != nil {
 		t.Fatal(err)
 	}
 	for _, status := range []string{tally.FulfillmentDelivered, tally.FulfillmentPending, tally.FulfillmentDead} {
-		err := f.jobs.FinishAttempt(f.ctx, r.ReceiptID, "A", tally.Attempt{Status: status, Tried: true, RetryAt: f.now, At: f.now})
+		err := f.jobs.FinishAttempt(f.ctx, r.ReceiptID, "A", tally.Attempt{Status: status, Tried: true, RetryAt: now, At: now})
 		if tally.ErrorCode(err) != tally.ECONFLICT {
 			t.Fatalf("finish as %s of a refunded redemption: %v, want conflict", status, err)
 		}
 	}
-	if err := f.jobs.FinishAttempt(f.ctx, r.ReceiptID, "A", tally.Attempt{Status: tally.FulfillmentRefunded, Tried: true, Error: "gave up", At: f.now}); err != nil {
+	if err := f.jobs.FinishAttempt(f.ctx, r.ReceiptID, "A", tally.Attempt{Status: tally.FulfillmentRefunded, Tried: true, Error: "gave up", At: now}); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.get(r.ReceiptID); got.Status != tally.FulfillmentRefunded || got.Attempts != 1 || got.LastError != "gave up" {
@@ -169,8 +198,9 @@ func testSettledMeanwhile(t *testing.T, f *outbox) {
 func testConcurrentLeases(t *testing.T, f *outbox) {
 	const jobs, workers = 40, 8
 	for i := 0; i < jobs; i++ {
-		f.pending(fmt.Sprint("c", i), f.now.Add(-time.Duration(i)*time.Millisecond))
+		f.pending(fmt.Sprint("c", i))
 	}
+	now := after()
 	var mu sync.Mutex
 	seen := map[string]string{}
 	var wg sync.WaitGroup
@@ -179,7 +209,7 @@ func testConcurrentLeases(t *testing.T, f *outbox) {
 		owner := fmt.Sprint("worker-", w)
 		wg.Go(func() {
 			for {
-				rs, err := f.jobs.LeaseRedemptions(f.ctx, owner, f.now, f.now.Add(time.Minute), 3)
+				rs, err := f.jobs.LeaseRedemptions(f.ctx, owner, now, now.Add(time.Minute), 3)
 				if err != nil {
 					errs <- err
 					return
@@ -210,68 +240,13 @@ func testConcurrentLeases(t *testing.T, f *outbox) {
 	}
 }
 
-func testListRetry(t *testing.T, f *outbox) {
-	dead := f.pending("a", f.now)
-	done := f.pending("b", f.now)
-	f.pending("c", f.now.Add(time.Hour))
-	f.lease("A", f.now, 2)
-	for id, status := range map[string]string{dead.ReceiptID: tally.FulfillmentDead, done.ReceiptID: tally.FulfillmentDelivered} {
-		if err := f.jobs.FinishAttempt(f.ctx, id, "A", tally.Attempt{Status: status, Tried: true, Error: "x", At: f.now}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	list := func(filter tally.RedemptionFilter) []string {
-		t.Helper()
-		rs, err := f.jobs.Redemptions(f.ctx, filter)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids := []string{}
-		for _, r := range rs {
-			ids = append(ids, r.ReceiptID)
-		}
-		return ids
-	}
-	if got := list(tally.RedemptionFilter{Status: tally.FulfillmentDead}); !same(got, []string{dead.ReceiptID}) {
-		t.Fatalf("dead letters: %v", got)
-	}
-	if got := list(tally.RedemptionFilter{AccountID: f.customer("b")}); !same(got, []string{done.ReceiptID}) {
-		t.Fatalf("b's redemptions: %v", got)
-	}
-	if got := list(tally.RedemptionFilter{RewardID: f.reward.ID, Limit: 2}); len(got) != 2 {
-		t.Fatalf("limit 2 listed %v", got)
-	}
-	if got := list(tally.RedemptionFilter{RewardID: "RWD-none"}); len(got) != 0 {
-		t.Fatalf("another reward's: %v", got)
-	}
-
-	later := f.now.Add(time.Minute)
-	r, err := f.jobs.RetryRedemption(f.ctx, dead.ReceiptID, later)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Status != tally.FulfillmentPending || r.Attempts != 0 || !r.NextAttemptAt.Equal(later) {
-		t.Fatalf("retried dead letter: %+v", r)
-	}
-	if ids := f.lease("B", later, 10); !same(ids, []string{dead.ReceiptID}) {
-		t.Fatalf("after the retry, leased %v", ids)
-	}
-	if _, err := f.jobs.RetryRedemption(f.ctx, done.ReceiptID, later); tally.ErrorCode(err) != tally.ECONFLICT {
-		t.Fatalf("retry of a delivered redemption: %v", err)
-	}
-	if _, err := f.jobs.RetryRedemption(f.ctx, "rcp_absent", later); tally.ErrorCode(err) != tally.ENOTFOUND {
-		t.Fatalf("retry of an absent receipt: %v", err)
-	}
-}
-
 func testOutboxInput(t *testing.T, f *outbox) {
+	now := time.Now()
 	for name, err := range map[string]error{
-		"no owner":       func() error { _, err := f.jobs.LeaseRedemptions(f.ctx, "", f.now, f.now, 1); return err }(),
-		"no limit":       func() error { _, err := f.jobs.LeaseRedemptions(f.ctx, "A", f.now, f.now, 0); return err }(),
+		"no owner":       func() error { _, err := f.jobs.LeaseRedemptions(f.ctx, "", now, now, 1); return err }(),
+		"no limit":       func() error { _, err := f.jobs.LeaseRedemptions(f.ctx, "A", now, now, 0); return err }(),
 		"unknown status": f.jobs.FinishAttempt(f.ctx, "rcp_x", "A", tally.Attempt{Status: "lost"}),
-		"bad filter":     func() error { _, err := f.jobs.Redemptions(f.ctx, tally.RedemptionFilter{Status: "lost"}); return err }(),
 		"NUL in error":   f.jobs.FinishAttempt(f.ctx, "rcp_x", "A", tally.Attempt{Status: tally.FulfillmentDead, Error: "a\x00b"}),
-		"huge limit":     func() error { _, err := f.jobs.Redemptions(f.ctx, tally.RedemptionFilter{Limit: 1 << 20}); return err }(),
 	} {
 		if tally.ErrorCode(err) != tally.EINVALID {
 			t.Errorf("%s: %v, want invalid", name, err)

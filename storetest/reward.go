@@ -24,9 +24,8 @@ func MustPutReward(t testing.TB, s tally.Store, id, method, webhookURL string, c
 }
 
 // MustRedeem gives account the reward's cost in points and redeems the reward through the ledger's
-// redeem decision, which records the pending redemption (the fulfillment job); the job is then made due
-// at due (with RetryRedemption), so that tests can order jobs.
-func MustRedeem(t testing.TB, l *ledger.Service, account string, reward tally.Reward, due time.Time) tally.Redemption {
+// redeem decision, which records the pending redemption (the fulfillment job, due at once).
+func MustRedeem(t testing.TB, l *ledger.Service, account string, reward tally.Reward) tally.Redemption {
 	t.Helper()
 	ctx := context.Background()
 	key := randomHex(8)
@@ -40,15 +39,7 @@ func MustRedeem(t testing.TB, l *ledger.Service, account string, reward tally.Re
 	if rc.Redemption == nil || rc.Redemption.Status != tally.FulfillmentPending {
 		t.Fatalf("redeem %s: receipt %+v, want a pending redemption", reward.ID, rc.Redemption)
 	}
-	jobs, ok := l.Store().(tally.FulfillmentStore)
-	if !ok {
-		t.Fatalf("%T does not implement tally.FulfillmentStore", l.Store())
-	}
-	r, err := jobs.RetryRedemption(ctx, rc.Redemption.ReceiptID, due.UTC().Truncate(time.Microsecond))
-	if err != nil {
-		t.Fatalf("make %s due: %v", rc.Redemption.ReceiptID, err)
-	}
-	return r
+	return *rc.Redemption
 }
 
 func randomHex(n int) string {

@@ -54,6 +54,22 @@ func testBadText(t *testing.T, h Harness) {
 			"History":         func() error { _, err := db.History(ctx, bad, 0, 10); return err },
 			"Outcome channel": func() error { _, err := db.Outcome(ctx, bad, "k"); return err },
 			"Outcome key":     func() error { _, err := db.Outcome(ctx, "api", bad); return err },
+			"CreateReward name": func() error {
+				return db.CreateReward(ctx, tally.Reward{ID: "r", Name: bad, PointCost: 1, FulfillmentMethod: "email"})
+			},
+			"UpdateReward id": func() error {
+				_, err := db.UpdateReward(ctx, bad, func(*tally.Reward) error { return nil })
+				return err
+			},
+			"SetInventory id": func() error { _, err := db.SetInventory(ctx, bad, nil); return err },
+			"AddStock id":     func() error { _, err := db.AddStock(ctx, bad, 1); return err },
+			"AddCoupons id":   func() error { _, err := db.AddCoupons(ctx, bad, []string{"c"}); return err },
+			"AddCoupons code": func() error { _, err := db.AddCoupons(ctx, "r", []string{bad}); return err },
+			"Redemptions reward": func() error {
+				_, err := db.Redemptions(ctx, tally.RedemptionFilter{RewardID: bad, Limit: 1})
+				return err
+			},
+			"RetryRedemption id": func() error { _, err := db.RetryRedemption(ctx, bad, now); return err },
 		} {
 			if err := call(); tally.ErrorCode(err) != tally.EINVALID {
 				t.Errorf("%s with %q: %v, want EINVALID", name, bad, err)

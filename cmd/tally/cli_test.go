@@ -52,7 +52,7 @@ func mustKeyFile(t *testing.T, dbPath string) *tally.LedgerKey {
 
 func TestCLIUnsupportedDatabaseURL(t *testing.T) {
 	t.Parallel()
-	for _, cmd := range [][]string{{"migrate"}, {"verify"}, {"clients", "list"}, {"purge-events"}, {"serve", "--addr", "127.0.0.1:0"}} {
+	for _, cmd := range [][]string{{"migrate"}, {"verify"}, {"clients", "list"}, {"rewards", "list"}, {"purge-events"}, {"serve", "--addr", "127.0.0.1:0"}} {
 		_, err := cli(t, append(cmd, "--db", "mysql://x")...)
 		wantOneLineError(t, err, "mysql://x", "sqlite:PATH", "postgres://")
 	}

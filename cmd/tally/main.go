@@ -68,9 +68,11 @@ func commands() []command {
 		{"checkpoint", "append a signed checkpoint of the ledger head to a file", runCheckpoint},
 		{"purge-events", "delete remembered event outcomes older than the retention", runPurgeEvents},
 		{"clients", "manage OAuth clients (create, list, revoke)", runClients},
+		{"rewards", "manage the reward catalog, stock, coupon codes and dead letters", runRewards},
 		{"bench", "measure ledger and HTTP throughput", runBench},
 		{"keygen", "print a new ledger key for TALLY_LEDGER_KEY", runKeygen},
 		{"webhook-secret", "print the secret a webhook receiver verifies deliveries with", runWebhookSecret},
+		{"genesys", "export the Genesys Cloud artifacts (Data Actions, flows, trigger, Terraform)", runGenesys},
 	}
 }
 
