@@ -329,11 +329,17 @@ func (w *Worker) deliver(ctx context.Context, timeout time.Duration, endpoint st
 		return err
 	}
 	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("HTTP %s", resp.Status)
+	// The start of a refusal's body goes into last_error, which only operators see: it is often the
+	// receiver saying what is wrong. The rest is read too, so that the connection can be reused.
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		return nil
 	}
-	return nil
+	if said := strings.Join(strings.Fields(string(head)), " "); said != "" {
+		return fmt.Errorf("HTTP %s: %s", resp.Status, said)
+	}
+	return fmt.Errorf("HTTP %s", resp.Status)
 }
 
 // describe turns a delivery error into text the store keeps: valid UTF-8, no NUL, bounded.

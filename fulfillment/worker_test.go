@@ -183,7 +183,12 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 	rc.mu.Lock()
 	rc.inFlight[id]--
 	rc.mu.Unlock()
-	w.WriteHeader(rc.status(id, n))
+	status := rc.status(id, n)
+	if status == http.StatusServiceUnavailable {
+		http.Error(w, "maintenance until\x00 noon", status) // a reason, with a byte no store keeps
+		return
+	}
+	w.WriteHeader(status)
 }
 
 func (rc *receiver) deliveries(id string) []fulfillment.Payload {
@@ -243,7 +248,7 @@ func TestDeadLetterRefund(t *testing.T) {
 		w := r.worker("w1", nil)
 
 		got := r.settle(w, red.ReceiptID)
-		if got.Status != tally.FulfillmentRefunded || got.Attempts != 4 || got.LastError == "" {
+		if got.Status != tally.FulfillmentRefunded || got.Attempts != 4 || got.LastError != "HTTP 503 Service Unavailable: maintenance until? noon" {
 			t.Fatalf("after 4 failures: %+v", got)
 		}
 		if n := len(r.receiver.deliveries(red.ReceiptID)); n != 4 {

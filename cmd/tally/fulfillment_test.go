@@ -82,6 +82,10 @@ func TestServeFulfillment(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	req, _ = http.NewRequest("GET", s.base+"/metrics", nil)
+	if _, body, err := send(req); err != nil || !bytes.Contains(body, []byte(`tally_fulfillment_events_total{event="delivered"} 1`)) {
+		t.Fatalf("metrics do not count the delivery (%v):\n%s", err, body)
+	}
 }
 
 func TestWebhookSecretFlags(t *testing.T) {
