@@ -136,17 +136,28 @@ func New(o Options) *Worker {
 	return &Worker{opts: o}
 }
 
-// Run delivers due jobs until ctx ends.
+// Run delivers due jobs until ctx ends. While the store fails, it polls less and less often (up to
+// every 30 s), so that an outage is not met with a retry and a log line every second per replica.
 func (w *Worker) Run(ctx context.Context) {
+	failures := 0
 	for ctx.Err() == nil {
 		n, err := w.RunOnce(ctx)
-		if err != nil && ctx.Err() == nil {
-			w.opts.Logger.Warn("fulfillment: leasing due redemptions failed", "worker", w.opts.Name, "err", err)
+		wait := w.opts.Poll
+		switch {
+		case err != nil && ctx.Err() == nil:
+			if failures == 0 {
+				w.opts.Logger.Warn("fulfillment: leasing due redemptions failed", "worker", w.opts.Name, "err", err)
+			}
+			failures++
+			wait = min(w.opts.Poll<<min(failures, 10), max(w.opts.Poll, 30*time.Second))
+		case err == nil && failures > 0:
+			w.opts.Logger.Info("fulfillment: leasing works again", "worker", w.opts.Name, "failures", failures)
+			failures = 0
 		}
 		if err == nil && n == w.opts.Batch {
 			continue // a full batch: more may be due
 		}
-		t := time.NewTimer(w.opts.Poll)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 		case <-t.C:

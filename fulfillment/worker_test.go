@@ -1,15 +1,18 @@
 package fulfillment_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -397,3 +400,49 @@ func TestRefundRefused(t *testing.T) {
 		}
 	})
 }
+
+// failingJobs is an outbox whose database is down.
+type failingJobs struct {
+	tally.FulfillmentStore
+	calls atomic.Int32
+}
+
+func (f *failingJobs) LeaseRedemptions(context.Context, string, time.Time, time.Time, int) ([]tally.Redemption, error) {
+	f.calls.Add(1)
+	return nil, tally.Errorf(tally.EUNAVAILABLE, "database is down")
+}
+
+// TestOutageLoggedOnce: while the store is down the worker keeps trying, and says so once, not on
+// every poll.
+func TestOutageLoggedOnce(t *testing.T) {
+	eachStore(t, func(t *testing.T, r *rig) {
+		var logs bytes.Buffer
+		var mu sync.Mutex
+		jobs := &failingJobs{FulfillmentStore: r.jobs}
+		w := r.worker("w1", func(o *fulfillment.Options) {
+			o.Jobs, o.Poll = jobs, time.Millisecond
+			o.Logger = slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				return logs.Write(p)
+			}), nil))
+		})
+		ctx, stop := context.WithCancel(r.ctx)
+		done := make(chan struct{})
+		go func() { w.Run(ctx); close(done) }()
+		for jobs.calls.Load() < 4 && r.ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+		stop()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		if n := strings.Count(logs.String(), "leasing due redemptions failed"); n != 1 {
+			t.Fatalf("%d warnings over %d failed polls, want 1:\n%s", n, jobs.calls.Load(), logs.String())
+		}
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
