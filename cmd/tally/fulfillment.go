@@ -80,6 +80,9 @@ func startFulfillment(ctx context.Context, store *openedStore, l *ledger.Service
 		Observe: func(event string) { m.FulfillmentEvents.WithLabelValues(event).Inc() },
 	})
 	log.Info("fulfillment worker", "attempts", c.attempts, "refund", c.refund, "mailer", c.mailerURL != "")
+	if c.mailerURL == "" {
+		log.Warn("no --mailer-url: redemptions of email rewards without a webhook URL of their own cannot be delivered; they are retried, then dead-lettered")
+	}
 	goFn(func() { w.Run(ctx) })
 	return nil
 }
