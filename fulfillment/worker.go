@@ -242,9 +242,12 @@ func (w *Worker) deadLetter(ctx context.Context, owner string, r tally.Redemptio
 		w.finish(ctx, owner, r, tally.Attempt{Status: tally.FulfillmentDead, Tried: tried, Error: cause, At: now})
 		return
 	}
+	cause, _, _ = strings.Cut(cause, refundPending) // from an earlier try of this refund
+	// Identity makes every try of one refund the same request, whatever its reason says: a try whose
+	// answer was lost, or a second worker's, replays the first instead of being refused.
 	_, err := w.opts.Ledger.Reverse(ctx, ledger.Request{
-		Channel: RefundChannel, Key: "refund:" + r.ReceiptID, ReversesSeq: r.TxSeq, Actor: "fulfillment",
-		Reason: clip("fulfillment failed: "+cause, 480),
+		Channel: RefundChannel, Key: "refund:" + r.ReceiptID, Identity: "refund:" + r.ReceiptID, ReversesSeq: r.TxSeq,
+		Actor: "fulfillment", Reason: clip("fulfillment failed: "+cause, 480),
 	})
 	switch code := tally.ErrorCode(err); {
 	case err == nil, code == tally.EALREADY: // refunded now, or reversed by hand meanwhile
@@ -252,13 +255,16 @@ func (w *Worker) deadLetter(ctx context.Context, owner string, r tally.Redemptio
 		w.finish(ctx, owner, r, tally.Attempt{Status: tally.FulfillmentRefunded, Tried: tried, Error: cause, At: now})
 	case code == tally.EUNAVAILABLE || ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
 		w.finish(ctx, owner, r, tally.Attempt{Status: tally.FulfillmentPending, Tried: tried,
-			Error: clip(cause+"; refund not yet made: "+tally.ErrorMessage(err), 1000), RetryAt: now.Add(w.backoff(1)), At: now})
+			Error: clip(cause+refundPending+tally.ErrorMessage(err), 1000), RetryAt: now.Add(w.backoff(1)), At: now})
 	default:
 		w.opts.Logger.Error("fulfillment: refund of a dead letter refused", "receipt", r.ReceiptID, "err", err)
 		w.finish(ctx, owner, r, tally.Attempt{Status: tally.FulfillmentDead, Tried: tried,
 			Error: clip(cause+"; refund refused: "+tally.ErrorMessage(err), 1000), At: now})
 	}
 }
+
+// refundPending ends the last error of a dead letter whose refund is still to be made.
+const refundPending = "; refund not yet made: "
 
 // finish records an outcome. A lost lease means another worker has the job now: it is logged, not
 // retried.

@@ -31,6 +31,7 @@ type rig struct {
 	store    tally.Store
 	jobs     tally.FulfillmentStore
 	ledger   *ledger.Service
+	key      *tally.LedgerKey
 	hasher   *tally.CustomerHasher
 	signer   *fulfillment.Signer
 	receiver *receiver
@@ -69,7 +70,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, r *rig)) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			t.Cleanup(cancel)
 			rcv := newReceiver(t, signer)
-			fn(t, &rig{t: t, ctx: ctx, store: s, jobs: s.(tally.FulfillmentStore), ledger: l, hasher: hasher, signer: signer, receiver: rcv})
+			fn(t, &rig{t: t, ctx: ctx, store: s, jobs: s.(tally.FulfillmentStore), ledger: l, key: key, hasher: hasher, signer: signer, receiver: rcv})
 		})
 	}
 }
@@ -84,8 +85,8 @@ func (r *rig) worker(name string, change func(*fulfillment.Options)) *fulfillmen
 	return fulfillment.New(o)
 }
 
-// settle runs the worker until the redemption leaves pending, and returns it.
-func (r *rig) settle(w *fulfillment.Worker, receiptID string) tally.Redemption {
+// settle runs the worker until the redemption leaves pending (or done says it is done), and returns it.
+func (r *rig) settle(w *fulfillment.Worker, receiptID string, done ...func(tally.Redemption) bool) tally.Redemption {
 	r.t.Helper()
 	for r.ctx.Err() == nil {
 		if _, err := w.RunOnce(r.ctx); err != nil {
@@ -95,7 +96,7 @@ func (r *rig) settle(w *fulfillment.Worker, receiptID string) tally.Redemption {
 		if err != nil {
 			r.t.Fatal(err)
 		}
-		if got.Status != tally.FulfillmentPending {
+		if got.Status != tally.FulfillmentPending || len(done) > 0 && done[0] != nil && done[0](got) {
 			return got
 		}
 		time.Sleep(time.Millisecond)
@@ -446,3 +447,33 @@ func TestOutageLoggedOnce(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestRefundRetried: a refund that fails for a transient reason (the ledger is shutting down) is made
+// later, without delivering the dead letter again.
+func TestRefundRetried(t *testing.T) {
+	eachStore(t, func(t *testing.T, r *rig) {
+		r.receiver.status = func(string, int) int { return http.StatusInternalServerError }
+		reward := storetest.MustPutReward(t, r.store, "RWD-HOOK", tally.MethodWebhook, r.receiver.URL+"/hook", 90)
+		customer := r.hasher.Hash("gina")
+		red := storetest.MustRedeem(t, r.ledger, customer, reward)
+
+		closed := ledger.New(r.store, ledger.Options{Key: r.key})
+		closed.Close()
+		got := r.settle(r.worker("w1", func(o *fulfillment.Options) { o.Ledger = closed; o.MaxAttempts = 2 }), red.ReceiptID, func(got tally.Redemption) bool {
+			return got.Attempts == 2
+		})
+		if got.Status != tally.FulfillmentPending || !strings.Contains(got.LastError, "refund not yet made") {
+			t.Fatalf("with the ledger down: %+v", got)
+		}
+		got = r.settle(r.worker("w2", func(o *fulfillment.Options) { o.MaxAttempts = 2 }), red.ReceiptID, nil)
+		if got.Status != tally.FulfillmentRefunded || got.Attempts != 2 || strings.Contains(got.LastError, "refund not yet made") {
+			t.Fatalf("after the refund: %+v", got)
+		}
+		if n := len(r.receiver.deliveries(red.ReceiptID)); n != 2 {
+			t.Fatalf("%d deliveries, want 2: a dead letter is not delivered again", n)
+		}
+		if b := r.balance(customer); b != 90 {
+			t.Fatalf("balance %d, want 90 after the refund", b)
+		}
+	})
+}
