@@ -236,10 +236,21 @@ func (r *runner) flushLate(ctx context.Context) {
 	late := r.late
 	r.late = nil
 	r.lateMu.Unlock()
-	for _, d := range late {
-		r.lateSent.Add(1)
-		r.workflow(ctx, d.e, d.shape, true)
+	work := make(chan lateDelivery)
+	var wg sync.WaitGroup
+	for range r.cfg.Concurrency {
+		wg.Go(func() {
+			for d := range work {
+				r.lateSent.Add(1)
+				r.workflow(ctx, d.e, d.shape, true)
+			}
+		})
 	}
+	for _, d := range late {
+		work <- d
+	}
+	close(work)
+	wg.Wait()
 }
 
 // lookupFlow is the inbound message flow's balance lookup: Call Data Action with a timeout, on failure or

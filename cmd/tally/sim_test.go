@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/postgres/pgtest"
@@ -263,3 +264,62 @@ var testIDs atomic.Int64
 
 // newTestID is a fresh identifier for a doubled event.
 func newTestID() string { return strconv.FormatInt(testIDs.Add(1), 10) }
+
+// TestSimHonoursRetryAfter puts a proxy in front of serve that refuses some requests with 429 or 503 and
+// Retry-After: 1, once each: the emulator counts them, sends each again no sooner than it was told, and
+// loses nothing.
+func TestSimHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
+	tg := startSimTarget(t, "sqlite")
+	var (
+		mu      sync.Mutex
+		refused = map[string]time.Time{} // request body -> when it was refused
+		early   []string
+		n       atomic.Int64
+	)
+	proxy := proxyTo(t, tg.base, func(w http.ResponseWriter, r *http.Request, forward http.HandlerFunc) {
+		if r.Method != "POST" || !strings.HasPrefix(r.URL.Path, "/v1/ledger/") {
+			forward(w, r)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		mu.Lock()
+		at, seen := refused[string(body)]
+		refuse := !seen && n.Add(1)%7 == 0
+		if refuse {
+			refused[string(body)] = time.Now()
+		}
+		if seen && time.Since(at) < time.Second {
+			early = append(early, r.URL.Path)
+		}
+		mu.Unlock()
+		if refuse {
+			status := http.StatusTooManyRequests
+			if strings.HasSuffix(r.URL.Path, "/lookup") {
+				status = http.StatusServiceUnavailable
+			}
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, `{"status":429}`, status)
+			return
+		}
+		forward(w, r)
+	})
+	// No duplicates: a duplicate of the same body is not a retry.
+	rep, err := runSimJSON(t, proxy, tg.id, tg.secret, "--events", "150", "--customers", "10", "--concurrency", "4", "--duplicates", "0", "--db", tg.db)
+	if err != nil {
+		t.Fatalf("tally sim: %v (failed: %v)", err, rep.Failed())
+	}
+	if rep.Outcomes["429"] == 0 || rep.Outcomes["503"] == 0 || rep.RetryAfter == 0 {
+		t.Fatalf("outcomes %v, %d Retry-After waits: want 429s and 503s counted and waited for", rep.Outcomes, rep.RetryAfter)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(early) > 0 {
+		t.Fatalf("%d requests sent again before their Retry-After passed: %v", len(early), early)
+	}
+}
