@@ -133,6 +133,10 @@ func (r *runner) report(elapsed time.Duration) *Report {
 // finish adds what the whole run, checks included, counted, and whether it passed.
 func (rep *Report) finish(s *stats, ts *tokenSource, reauths int64) {
 	rep.Outcomes = s.totals()
+	// The outcomes a reader looks for are always there, if only as 0.
+	for _, k := range []string{"200", "201", "409", "429", "503", outTimeout} {
+		rep.Outcomes[k] += 0
+	}
 	rep.Endpoints = s.summary()
 	rep.Tokens = TokenCounts{Fetches: ts.fetches.Load(), Reauths: reauths, ExpiryRenewals: ts.expiryRenewal.Load(), HonourExpiry: ts.honourExpiry}
 	rep.OK = len(rep.Failed()) == 0

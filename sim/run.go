@@ -116,10 +116,10 @@ func (r *runner) drive(ctx context.Context, start time.Time) {
 		defer cancel()
 	}
 	done := make(chan struct{})
+	var wg, bar sync.WaitGroup
 	if r.cfg.Progress != nil {
-		go r.progress(start, done)
+		bar.Go(func() { r.progress(start, done) })
 	}
-	var wg sync.WaitGroup
 	for range r.cfg.Concurrency {
 		wg.Go(func() {
 			for runCtx.Err() == nil && r.step(ctx) {
@@ -128,6 +128,7 @@ func (r *runner) drive(ctx context.Context, start time.Time) {
 	}
 	wg.Wait()
 	close(done)
+	bar.Wait()
 }
 
 // step is one thing a customer does; false when the events are all sent. Requests use ctx, not the run's

@@ -323,3 +323,21 @@ func TestSimHonoursRetryAfter(t *testing.T) {
 		t.Fatalf("%d requests sent again before their Retry-After passed: %v", len(early), early)
 	}
 }
+
+// TestSimProgressBar: the bar is drawn on request, ends at 100%, and is not drawn on a writer that is not
+// a terminal unless asked.
+func TestSimProgressBar(t *testing.T) {
+	if isTerminal(&bytes.Buffer{}) {
+		t.Fatal("a buffer is taken for a terminal")
+	}
+	var buf bytes.Buffer
+	bar := progressBar(&buf)
+	bar(0.5, 10, 20)
+	bar(1, 20, 40)
+	bar(1, 20, 40) // after the end: nothing more
+	out := buf.String()
+	if !strings.Contains(out, "[###############...............]  50%  10 conversations  20 requests") ||
+		strings.Count(out, "100%") != 1 || !strings.HasSuffix(out, "checking the invariants...\n") {
+		t.Fatalf("progress bar:\n%q", out)
+	}
+}
