@@ -10,6 +10,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,13 +68,30 @@ func invariant(t *testing.T, rep sim.Report, name string) sim.Invariant {
 	return sim.Invariant{}
 }
 
-// TestSimInvariantsHold runs a short emulation with 30% duplicate deliveries against serve on each store:
-// every invariant holds, the ledger verifies, and the ledger holds one transaction per event that earned
-// and per redemption acknowledged, whatever the duplicates.
+// TestSimInvariantsHold runs a short emulation with 30% duplicate deliveries against serve on each store,
+// and with a programme of other earning rules: every invariant holds, the ledger verifies, and the ledger
+// holds one transaction per event that earned and per redemption acknowledged, whatever the duplicates.
 func TestSimInvariantsHold(t *testing.T) {
-	for _, kind := range []string{"sqlite", "postgres"} {
-		t.Run(kind, func(t *testing.T) {
-			tg := startSimTarget(t, kind)
+	// Points the default rule does not give, some for voice calls over five minutes: the emulator must
+	// learn what each event earned from the answers.
+	programme := filepath.Join(t.TempDir(), "programme.json")
+	if err := os.WriteFile(programme, []byte(`{"earning_rules": [
+		{"name": "long-voice", "filter": "$.type = 'Voice' and $.interactingDurationMs > 300000", "points": 25},
+		{"name": "sms", "filter": "$.type = 'SMS'", "points": 3},
+		{"name": "chat", "filter": "$.type = 'WebChat' and $.state = 'closed'", "points": 5}
+	]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, store string
+		serve       []string
+	}{
+		{"sqlite", "sqlite", nil},
+		{"postgres", "postgres", nil},
+		{"sqlite programme", "sqlite", []string{"--programme", programme}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tg := startSimTarget(t, tt.store, tt.serve...)
 			rep, err := runSimJSON(t, tg.base, tg.id, tg.secret, "--events", "300", "--customers", "20", "--concurrency", "8",
 				"--duplicates", "0.3", "--db", tg.db)
 			if err != nil {
@@ -108,52 +127,54 @@ func TestSimInvariantsHold(t *testing.T) {
 	}
 }
 
-// TestSimTokenRotation runs the emulator while its tokens expire under it: renewed at expires_in when
-// honoured (serve issues one-second tokens), or renewed after the 401 that an expired token gets (a proxy
-// refuses a token after some uses, as a server whose tokens expired does). No request is lost either way.
+// TestSimTokenRotation runs the emulator on each store while its tokens expire under it: renewed at
+// expires_in when honoured (serve issues one-second tokens), or renewed after the 401 that an expired
+// token gets (a proxy refuses a token after some uses, as a server whose tokens expired does). No request
+// is lost either way.
 func TestSimTokenRotation(t *testing.T) {
-	t.Run("expires_in", func(t *testing.T) {
-		t.Parallel()
-		tg := startSimTarget(t, "sqlite", "--token-ttl", "1s")
-		// The run lasts longer than a token: a length, not a speed.
-		rep, err := runSimJSON(t, tg.base, tg.id, tg.secret, "--duration", "3s", "--customers", "10", "--concurrency", "4", "--honour-expires-in")
-		if err != nil {
-			t.Fatalf("tally sim: %v (failed: %v)", err, rep.Failed())
-		}
-		if rep.Tokens.ExpiryRenewals == 0 || rep.Tokens.Fetches < 2 || rep.Outcomes["401"] != 0 {
-			t.Fatalf("tokens %+v, %d answers 401: want renewals at expires_in and no 401", rep.Tokens, rep.Outcomes["401"])
-		}
-	})
-	t.Run("401", func(t *testing.T) {
-		t.Parallel()
-		tg := startSimTarget(t, "sqlite")
-		const uses = 40
-		var seen sync.Map // token -> *atomic.Int64
-		var refused atomic.Int64
-		proxy := proxyTo(t, tg.base, func(w http.ResponseWriter, r *http.Request, forward http.HandlerFunc) {
-			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if ok && !strings.HasPrefix(r.URL.Path, "/v1/portal/") {
-				n, _ := seen.LoadOrStore(tok, new(atomic.Int64))
-				if n.(*atomic.Int64).Add(1) > uses {
-					refused.Add(1)
-					w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="the token expired"`)
-					http.Error(w, `{"status":401,"code":"unauthorized"}`, http.StatusUnauthorized)
-					return
-				}
+	for _, store := range []string{"sqlite", "postgres"} {
+		t.Run(store+"/expires_in", func(t *testing.T) {
+			tg := startSimTarget(t, store, "--token-ttl", "1s")
+			// The run lasts longer than a token: a length, not a speed.
+			rep, err := runSimJSON(t, tg.base, tg.id, tg.secret, "--duration", "3s", "--customers", "10", "--concurrency", "4",
+				"--honour-expires-in", "--db", tg.db)
+			if err != nil {
+				t.Fatalf("tally sim: %v (failed: %v)", err, rep.Failed())
 			}
-			forward(w, r)
+			if rep.Tokens.ExpiryRenewals == 0 || rep.Tokens.Fetches < 2 || rep.Outcomes["401"] != 0 {
+				t.Fatalf("tokens %+v, %d answers 401: want renewals at expires_in and no 401", rep.Tokens, rep.Outcomes["401"])
+			}
 		})
-		rep, err := runSimJSON(t, proxy, tg.id, tg.secret, "--events", "300", "--customers", "10", "--concurrency", "4", "--db", tg.db)
-		if err != nil {
-			t.Fatalf("tally sim: %v (failed: %v)", err, rep.Failed())
-		}
-		if refused.Load() == 0 || rep.Tokens.Reauths == 0 || rep.Tokens.Fetches < 2 {
-			t.Fatalf("%d requests refused by the proxy, tokens %+v: want renewals after 401", refused.Load(), rep.Tokens)
-		}
-		if inv := invariant(t, rep, sim.InvAnswered); inv.Status != sim.Pass {
-			t.Fatalf("requests lost to the expired token: %+v", inv)
-		}
-	})
+		t.Run(store+"/401", func(t *testing.T) {
+			tg := startSimTarget(t, store)
+			const uses = 40
+			var seen sync.Map // token -> *atomic.Int64
+			var refused atomic.Int64
+			proxy := proxyTo(t, tg.base, func(w http.ResponseWriter, r *http.Request, forward http.HandlerFunc) {
+				tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+				if ok && !strings.HasPrefix(r.URL.Path, "/v1/portal/") {
+					n, _ := seen.LoadOrStore(tok, new(atomic.Int64))
+					if n.(*atomic.Int64).Add(1) > uses {
+						refused.Add(1)
+						w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="the token expired"`)
+						http.Error(w, `{"status":401,"code":"unauthorized"}`, http.StatusUnauthorized)
+						return
+					}
+				}
+				forward(w, r)
+			})
+			rep, err := runSimJSON(t, proxy, tg.id, tg.secret, "--events", "300", "--customers", "10", "--concurrency", "4", "--db", tg.db)
+			if err != nil {
+				t.Fatalf("tally sim: %v (failed: %v)", err, rep.Failed())
+			}
+			if refused.Load() == 0 || rep.Tokens.Reauths == 0 || rep.Tokens.Fetches < 2 {
+				t.Fatalf("%d requests refused by the proxy, tokens %+v: want renewals after 401", refused.Load(), rep.Tokens)
+			}
+			if inv := invariant(t, rep, sim.InvAnswered); inv.Status != sim.Pass {
+				t.Fatalf("requests lost to the expired token: %+v", inv)
+			}
+		})
+	}
 }
 
 // TestSimDetectsBrokenTarget puts a proxy between the emulator and serve that lies about one write: the
