@@ -33,6 +33,7 @@ type request struct {
 	bearer                 string
 	basic                  [2]string
 	timeout                time.Duration
+	chunked                bool // send the body with Transfer-Encoding: chunked, as Genesys Data Actions may
 }
 
 // answer is what a request got: a status and body, or an error (timedOut when its timeout passed).
@@ -60,7 +61,11 @@ func newHTTPClient(conns int) *http.Client {
 func (c *client) send(ctx context.Context, r request) answer {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, r.method, c.base+r.path, bytes.NewReader(r.body))
+	var body io.Reader = bytes.NewReader(r.body)
+	if r.chunked {
+		body = io.NopCloser(body) // a body of unknown length goes chunked
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, c.base+r.path, body)
 	if err != nil {
 		return answer{err: err}
 	}

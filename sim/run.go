@@ -202,7 +202,9 @@ func (r *runner) workflow(ctx context.Context, e *eventEntry, shape string, dupl
 			r.flowRetries.Add(1)
 		}
 		r.book.delivered(duplicate || attempt > 0)
-		a = r.c.api(ctx, request{endpoint: epProcess, method: "POST", path: "/v1/ledger/transaction/process", body: e.conv.body(shape), timeout: r.cfg.ActionTimeout}, true)
+		req := request{endpoint: epProcess, method: "POST", path: "/v1/ledger/transaction/process", body: e.conv.body(shape), timeout: r.cfg.ActionTimeout}
+		req.chunked = shape == ShapeWorkflow
+		a = r.c.api(ctx, req, true)
 		r.book.eventAnswer(e, a)
 		if a.known() && a.status < 500 {
 			return a
@@ -264,7 +266,7 @@ func (r *runner) lookupFlow(ctx context.Context, cust *customer) bool {
 		if attempt > 0 {
 			r.lookupRetries.Add(1)
 		}
-		a := r.c.api(ctx, request{endpoint: epLookup, method: "POST", path: "/v1/ledger/balance/lookup", body: body, timeout: r.cfg.LookupTimeout}, false)
+		a := r.c.api(ctx, request{endpoint: epLookup, method: "POST", path: "/v1/ledger/balance/lookup", body: body, timeout: r.cfg.LookupTimeout, chunked: true}, false)
 		var lk struct {
 			SessionToken string `json:"session_token"`
 			Stale        bool   `json:"stale"`
