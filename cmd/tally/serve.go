@@ -269,6 +269,13 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		}
 	}
 	jobs.Go(func() { purgeLoop(runCtx, guarded, c.retention, log) })
+	var handler http.Handler = srv
+	if c.demo && c.fulfillment.mailerURL == "" {
+		c.fulfillment.mailerURL = base + demoMailerPath
+		if handler, err = withDemoMailer(srv, key, c.fulfillment.mailerURL, log); err != nil {
+			return err
+		}
+	}
 	if err := startFulfillment(runCtx, store, l, key, c.fulfillment, m, log, jobs.Go); err != nil {
 		return err
 	}
@@ -291,7 +298,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	}
 
 	hs := &http.Server{
-		Handler:           srv,
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
