@@ -766,3 +766,37 @@ func TestE2EProcessUnknownFieldsRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestE2EProcessWebhookEventsCannotTakeGenesysKeys: a webhook event (the guide's shape) naming the
+// channel Genesys Cloud's own bodies use, in any spelling, is refused, so it can never take a
+// conversation's key; and one webhook event in several spellings of its channel is credited once.
+func TestE2EProcessWebhookEventsCannotTakeGenesysKeys(t *testing.T) {
+	t.Parallel()
+	e2eEach(t, func(t *testing.T, srv *apitest.Server) {
+		token := srv.Token(tally.ScopeLedgerWrite)
+		const victim = "c7d1e3f0-22aa-4b6e-9c10-5e8f7a6b4d21" // the samples' customer
+		genesysKey := "customer.end/4f6c2b9e-1a7d-4c3b-8e2f-9d0a5b6c7e8f/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+		for _, ch := range []string{`"genesys"`, `"GENESYS"`, `" Genesys "`, `"genesys\t"`} {
+			for _, typ := range []string{"WebChat", "Other"} { // one that earns, one that would be remembered as ignored
+				body := `{"event_id":"` + genesysKey + `","type":"` + typ + `","state":"closed","user_id":"attacker","channel":` + ch + `}`
+				e2eProblem(t, e2eDo(t, srv, "POST", e2eProcessPath, token, []byte(body)), http.StatusUnprocessableEntity, tally.EINVALID)
+			}
+		}
+		e2eStatus(t, e2eDo(t, srv, "POST", e2eProcessPath, token, e2eSample(t, "customer-end-event-body.json")), http.StatusCreated)
+		e2eStatus(t, e2eDo(t, srv, "POST", e2eProcessPath, token, e2eSample(t, "eventbridge-customer-end.json")), http.StatusOK)
+		if a := e2eBalance(t, srv, victim); a.Balance != 10 {
+			t.Fatalf("the real Genesys event credited %d, want 10", a.Balance)
+		}
+		for i, ch := range []string{"webchat", "WebChat", "WEBCHAT", " webchat "} {
+			body := `{"event_id":"ev-spelled","type":"WebChat","state":"closed","user_id":"speller","channel":"` + ch + `"}`
+			want := http.StatusOK
+			if i == 0 {
+				want = http.StatusCreated
+			}
+			e2eStatus(t, e2eDo(t, srv, "POST", e2eProcessPath, token, []byte(body)), want)
+		}
+		if a := e2eBalance(t, srv, "speller"); a.Balance != 10 {
+			t.Fatalf("one event in four spellings of its channel credited %d, want 10", a.Balance)
+		}
+	})
+}

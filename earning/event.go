@@ -69,8 +69,8 @@ func parseGuide(obj map[string]any) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	if channel == "" {
-		channel = "webhook"
+	if channel, err = guideChannel(channel); err != nil {
+		return Event{}, err
 	}
 	customer, err := stringField(obj, "customer_hash", false)
 	if err != nil {
@@ -81,10 +81,30 @@ func parseGuide(obj map[string]any) (Event, error) {
 			return Event{}, err
 		}
 	}
-	if len(channel) > maxChannelLen {
-		return Event{}, tally.Errorf(tally.EINVALID, "channel is longer than %d bytes", maxChannelLen)
-	}
 	return Event{Shape: ShapeGuide, ID: id, Channel: channel, Customer: customer, Fields: obj}, nil
+}
+
+// guideChannel is the idempotency channel of a webhook event: the channel it names, in one spelling
+// (lower case: "WebChat" and "webchat" are one channel, so that one event cannot be credited once per
+// spelling), "webhook" when it names none. "genesys" is refused: it is the channel of Genesys Cloud's
+// own event bodies, and a webhook event under it could take a conversation's key and block the real
+// event for good.
+func guideChannel(channel string) (string, error) {
+	channel = strings.ToLower(channel)
+	switch {
+	case channel == "":
+		return "webhook", nil
+	case channel == GenesysChannel:
+		return "", tally.Errorf(tally.EINVALID, "channel %q is reserved for Genesys Cloud's own event bodies (customer.end, EventBridge): name the webhook's channel otherwise", GenesysChannel)
+	case len(channel) > maxChannelLen:
+		return "", tally.Errorf(tally.EINVALID, "channel is longer than %d bytes", maxChannelLen)
+	}
+	for _, c := range channel {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return "", tally.Errorf(tally.EINVALID, "channel may hold only letters, digits, '.', '_' and '-'")
+		}
+	}
+	return channel, nil
 }
 
 // parseCustomerEnd reads the body of a v2.detail.events.conversation.{id}.<topic> event.
