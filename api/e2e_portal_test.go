@@ -309,3 +309,26 @@ func TestE2EPortalCouponStock(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EPortalKeysCannotBeClaimed: an integration cannot take a portal redemption's idempotency key
+// (or a fulfillment refund's) through an explicit transaction on the portal's channel.
+func TestE2EPortalKeysCannotBeClaimed(t *testing.T) {
+	for _, b := range apitest.Backends {
+		t.Run(string(b), func(t *testing.T) {
+			t.Parallel()
+			f := newPortal(t, b)
+			const alice = "c7d1e3f0-22aa-4b6e-9c10-5e8f7a6b4d21"
+			hash := f.s.Hasher.Hash(alice)
+			for _, ch := range []string{"portal", "PORTAL", "Portal", "fulfillment", "FULFILLMENT"} {
+				body := fmt.Sprintf(`{"idempotency_key":"%s/fixedkey","channel":%q,"customer_hash":%q,"kind":"accrual","amount":1,"reason":"x"}`, hash[:32], ch, alice)
+				if r := f.s.Post("/v1/ledger/transaction/process", []byte(body)); r.Status != 422 {
+					t.Fatalf("explicit transaction on channel %s: %d %s, want 422", ch, r.Status, r.Body)
+				}
+			}
+			r := f.redeem(f.session, `{"customer_hash":"`+alice+`","reward_id":"one","point_cost":100,"idempotency_key":"fixedkey"}`)
+			if r.Status != 201 {
+				t.Fatalf("the customer's redemption with that key: %d %s", r.Status, r.Body)
+			}
+		})
+	}
+}

@@ -77,7 +77,7 @@ func (s *Server) handlePortalRedeem(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	req := ledger.Request{
-		Kind: tally.KindRedemption, Channel: portalChannel, Key: hash[:32] + "/" + in.IdempotencyKey, Account: hash,
+		Kind: tally.KindRedemption, Channel: portalChannel, Internal: true, Key: hash[:32] + "/" + in.IdempotencyKey, Account: hash,
 		RewardID: in.RewardID, Amount: *in.PointCost, Reason: "portal redemption of " + in.RewardID, Actor: "customer",
 	}
 	s.answerRedeem(w, r, req, in.IdempotencyKey)

@@ -246,7 +246,7 @@ func (w *Worker) deadLetter(ctx context.Context, owner string, r tally.Redemptio
 	// Identity makes every try of one refund the same request, whatever its reason says: a try whose
 	// answer was lost, or a second worker's, replays the first instead of being refused.
 	_, err := w.opts.Ledger.Reverse(ctx, ledger.Request{
-		Channel: RefundChannel, Key: "refund:" + r.ReceiptID, Identity: "refund:" + r.ReceiptID, ReversesSeq: r.TxSeq,
+		Channel: RefundChannel, Internal: true, Key: "refund:" + r.ReceiptID, Identity: "refund:" + r.ReceiptID, ReversesSeq: r.TxSeq,
 		Actor: "fulfillment", Reason: clip("fulfillment failed: "+cause, 480),
 	})
 	switch code := tally.ErrorCode(err); {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/tally-ledger/tally"
@@ -31,9 +32,13 @@ type Request struct {
 	// namespace is tally.EventChannelPrefix followed by it: no explicit channel can name it.
 	Channel string
 	// Event marks a write made for an incoming event rather than asked for explicitly.
-	Event   bool
-	Key     string // idempotency key
-	Account string // the customer hash (for a reversal: empty, taken from the reversed transaction)
+	Event bool
+	// Internal marks a write Tally makes itself (a portal redemption, a fulfillment refund): only such
+	// writes may use the ReservedChannels, so that no caller of the API can claim, replay or block their
+	// keys.
+	Internal bool
+	Key      string // idempotency key
+	Account  string // the customer hash (for a reversal: empty, taken from the reversed transaction)
 	// Amount is the number of points: positive for every kind but adjustments, where a positive amount
 	// credits the customer and a negative one debits. Reversals take theirs from the reversed transaction.
 	Amount      int64
@@ -144,8 +149,15 @@ func (r *Request) normalizeChannel() error {
 	if len(r.Channel) > maxChannelLen || !isToken(r.Channel) {
 		return tally.Errorf(tally.EINVALID, "channel must be at most %d letters, digits, '.', '_' or '-'", maxChannelLen)
 	}
+	if !r.Internal && ReservedChannels[strings.ToLower(r.Channel)] {
+		return tally.Errorf(tally.EINVALID, "channel %q is reserved for Tally's own writes", r.Channel)
+	}
 	return nil
 }
+
+// ReservedChannels are the idempotency channels of the writes Tally makes itself, refused (in any case)
+// to every other write.
+var ReservedChannels = map[string]bool{"portal": true, "fulfillment": true}
 
 // isToken reports whether s is made of ASCII letters, digits, '.', '_' and '-' only.
 func isToken(s string) bool {
