@@ -51,6 +51,11 @@ type VerifyOptions struct {
 	Checkpoints []tally.Checkpoint
 	// Progress, when set, is called as transactions are read.
 	Progress func(done, total int64)
+	// AllowUnsealed accepts a ledger that holds transactions but no chain seal, checking every hash as
+	// unkeyed (v1): right for a ledger no Tally with a ledger key has written yet, before it is sealed.
+	// Without it such a ledger is a breach, since removing the seal is how chains recomputed without
+	// the key would be passed off.
+	AllowUnsealed bool
 }
 
 // Verify audits the whole ledger offline: it recomputes every account's hash chain (keyed by the ledger
@@ -64,15 +69,21 @@ func Verify(ctx context.Context, a tally.Auditor, opts VerifyOptions) (VerifyRep
 	if opts.Key == nil {
 		return rep, tally.Errorf(tally.EINVALID, "verify needs the ledger key")
 	}
+	total, err := a.CountTransactions(ctx)
+	if err != nil {
+		return rep, err
+	}
 	chainer, err := verifyingChain(ctx, a, opts.Key, &rep)
 	if err != nil {
 		return rep, err
 	}
-	heads, err := recordedHeads(ctx, a, opts, &rep)
-	if err != nil {
-		return rep, err
+	// A missing seal is reported last, so that a checkpoint can first name the account it gives away.
+	var unsealed error
+	if !rep.Sealed && total > 0 && !opts.AllowUnsealed {
+		unsealed = &Breach{AccountID: "(ledger)", Problem: fmt.Sprintf(
+			"the ledger holds %d transactions but no chain seal: the seal was removed, or no Tally with a ledger key has written this ledger yet (then check it with --allow-unsealed, and seal it with 'tally migrate --seal-existing')", total)}
 	}
-	total, err := a.CountTransactions(ctx)
+	heads, err := recordedHeads(ctx, a, opts, &rep)
 	if err != nil {
 		return rep, err
 	}
@@ -179,7 +190,7 @@ func Verify(ctx context.Context, a tally.Auditor, opts VerifyOptions) (VerifyRep
 	if total0 != 0 {
 		return rep, &Breach{AccountID: "(ledger)", Problem: fmt.Sprintf("balances over all accounts sum to %d, not 0", total0)}
 	}
-	return rep, nil
+	return rep, unsealed
 }
 
 // verifyingChain reads the seal and returns the hasher to check the chains with. A ledger without a seal

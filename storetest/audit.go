@@ -91,6 +91,40 @@ func testAudit(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("seal deleted and every chain recomputed unkeyed", func(t *testing.T) {
+		t.Parallel()
+		e, victim, cp := newAuditEnv(t, h)
+		e.rewriteChain(victim, func(t *tally.Transaction) bool {
+			if t.Kind != tally.KindRedemption {
+				return false
+			}
+			t.Amount, t.Postings[0].Amount, t.Postings[1].Amount = 1, -1, 1
+			return true
+		}, tally.ChainHash)
+		e.rewriteChain(e.customer("bystander"), func(*tally.Transaction) bool { return false }, tally.ChainHash)
+		e.exec(fmt.Sprintf("UPDATE accounts SET balance = 106 WHERE id = '%s'", victim))
+		e.fixShards()
+		e.exec("DELETE FROM ledger_meta")
+		// The forgery is a consistent unkeyed ledger: only its missing seal gives it away...
+		if _, err := ledger.Verify(e.ctx, e.store.Audit(), ledger.VerifyOptions{Key: e.key, AllowUnsealed: true}); err != nil {
+			t.Fatalf("the forgery is not consistent (the test is not faithful): %v", err)
+		}
+		b := e.wantBreach(nil, "(ledger)")
+		if !strings.Contains(b.Problem, "seal") {
+			t.Fatalf("breach %v does not name the missing seal", b)
+		}
+		// ...and neither serve nor migrate seals it on its own,
+		if _, err := ledger.OpenChain(e.ctx, e.store, e.key); !errors.Is(err, ledger.ErrUnsealed) {
+			t.Fatalf("open the chains of the forgery: %v, want ErrUnsealed", err)
+		}
+		// while the checkpoint names an account whose chain was recomputed (both were).
+		_, err := ledger.Verify(e.ctx, e.store.Audit(), ledger.VerifyOptions{Key: e.key, Checkpoints: []tally.Checkpoint{cp}})
+		var b2 *ledger.Breach
+		if !errors.As(err, &b2) || b2.Checkpoint != cp.No || b2.AccountID != victim && b2.AccountID != e.customer("bystander") {
+			t.Fatalf("verify with the checkpoint: %v, want a breach naming a rewritten account and checkpoint %d", err, cp.No)
+		}
+	})
+
 	t.Run("deleted account", func(t *testing.T) {
 		t.Parallel()
 		e, victim, cp := newAuditEnv(t, h)
@@ -146,11 +180,18 @@ func testAudit(t *testing.T, h Harness) {
 		e.rewriteChain(old, func(*tally.Transaction) bool { return false }, tally.ChainHash)
 		e.rewriteChain(victim, func(*tally.Transaction) bool { return false }, tally.ChainHash)
 		e.h.Exec(t, e.store, "DELETE FROM ledger_meta")
-		rep, err := ledger.Verify(e.ctx, e.store.Audit(), ledger.VerifyOptions{Key: e.key})
+		rep, err := ledger.Verify(e.ctx, e.store.Audit(), ledger.VerifyOptions{Key: e.key, AllowUnsealed: true})
 		if err != nil || rep.Sealed {
 			t.Fatalf("an unsealed v1 ledger: %+v, %v; want it verified, unsealed", rep, err)
 		}
-		// An upgraded Tally seals it and writes keyed transactions after it.
+		// It is not sealed behind the operator's back...
+		if _, err := ledger.OpenChain(e.ctx, e.store, e.key); !errors.Is(err, ledger.ErrUnsealed) {
+			t.Fatalf("opening the chains of an unsealed ledger with transactions: %v, want ErrUnsealed", err)
+		}
+		// ...but on purpose, after which an upgraded Tally writes keyed transactions.
+		if _, err := ledger.SealExisting(e.ctx, e.store, e.key); err != nil {
+			t.Fatal(err)
+		}
 		l := ledger.New(e.store, ledger.Options{Key: e.key})
 		defer l.Close()
 		if _, err := l.Write(e.ctx, ledger.Request{Kind: tally.KindAccrual, Account: old, Key: "o2", Amount: 5}); err != nil {

@@ -75,7 +75,18 @@ func TestCLICheckpoint(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	mustCLI(t, "verify", "--db", db, "--quiet") // the database alone looks intact
+	// The database alone looks intact (the checkpoint file moved away: verify uses the one beside an
+	// embedded database by default)...
+	if err := os.Rename(file, file+".away"); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, "verify", "--db", db, "--quiet")
+	if err := os.Rename(file+".away", file); err != nil {
+		t.Fatal(err)
+	}
+	// ...and with it, by default as with the flag, the deletion shows.
+	_, err = cli(t, "verify", "--db", db, "--quiet")
+	wantOneLineError(t, err, "FAILED", "account "+victim, "checkpoint 1")
 	_, err = cli(t, "verify", "--db", db, "--quiet", "--checkpoints", file)
 	wantOneLineError(t, err, "FAILED", "account "+victim, "checkpoint 1", "deleted")
 	if exitCode(err) != 3 {

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/ledger"
 )
 
@@ -14,6 +16,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	db := dbFlag(fs)
+	sealExisting := fs.Bool("seal-existing", false, "seal the chains of a ledger that holds transactions written before the ledger key existed (once, when upgrading; check it with 'tally verify --allow-unsealed' first)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
@@ -34,7 +37,14 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	chain, err := ledger.OpenChain(ctx, s.Store, key)
+	open := ledger.OpenChain
+	if *sealExisting {
+		open = ledger.SealExisting
+	}
+	chain, err := open(ctx, s.Store, key)
+	if errors.Is(err, ledger.ErrUnsealed) {
+		return errors.New(tally.ErrorMessage(err))
+	}
 	if err != nil {
 		return err
 	}

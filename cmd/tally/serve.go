@@ -190,6 +190,9 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	// Seal the chains now (a new or upgraded ledger), and refuse to start with a key that is not the
 	// ledger's rather than refuse every write later.
 	if _, err := ledger.OpenChain(ctx, store.Store, key); err != nil {
+		if errors.Is(err, ledger.ErrUnsealed) {
+			return errors.New(tally.ErrorMessage(err))
+		}
 		if tally.ErrorCode(err) == tally.EINTERNAL {
 			return errors.New("the ledger key does not match this database (its chain seal was made with another key): set the TALLY_LEDGER_KEY this ledger was written with")
 		}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/tally-ledger/tally/ledger"
@@ -18,6 +19,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	db := dbFlag(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "print no progress")
+	allowUnsealed := fs.Bool("allow-unsealed", false, "accept a ledger without a chain seal (written before the ledger key existed): every hash is checked as unkeyed")
 	checkpoints := fs.String("checkpoints", "", "a checkpoint file (tally checkpoint, serve --checkpoint-file): prove the ledger still holds what each checkpoint covered")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
@@ -36,7 +38,13 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	opts := ledger.VerifyOptions{Key: key}
+	opts := ledger.VerifyOptions{Key: key, AllowUnsealed: *allowUnsealed}
+	if *checkpoints == "" && s.kind == "sqlite" {
+		// The file serve and tally checkpoint keep beside an embedded database, when there is one.
+		if def, _ := checkpointPath(s, ""); fileExists(def) {
+			*checkpoints = def
+		}
+	}
 	if *checkpoints != "" {
 		if opts.Checkpoints, err = readCheckpoints(*checkpoints); err != nil {
 			return err
@@ -65,8 +73,19 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "ledger verified: %d accounts, %d transactions, %d postings, all chains intact, balances sum to zero (%s)\n",
 		rep.Accounts, rep.Transactions, rep.Postings, time.Since(start).Round(time.Millisecond))
-	if rep.Checkpoints > 0 {
-		fmt.Fprintf(stdout, "checkpoints: %d proven, the newest is %d\n", rep.Checkpoints, rep.LastCheckpoint)
+	switch {
+	case rep.Checkpoints > 0:
+		fmt.Fprintf(stdout, "checkpoints: %d proven (%s), the newest is %d\n", rep.Checkpoints, *checkpoints, rep.LastCheckpoint)
+	default:
+		fmt.Fprintln(stdout, "checkpoints: none given, so newest transactions deleted with every trace would not show (--checkpoints FILE)")
+	}
+	if !rep.Sealed && rep.Transactions > 0 {
+		fmt.Fprintln(stdout, "chains: NOT SEALED, every hash checked as unkeyed (--allow-unsealed)")
 	}
 	return nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
