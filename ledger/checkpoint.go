@@ -21,19 +21,25 @@ var ErrUnchanged = errors.New("no account changed since the previous checkpoint"
 //
 // A head that went backwards (fewer transactions than recorded, or the same number with another hash or
 // balance) means the database was altered since the last checkpoint: TakeCheckpoint then records
-// nothing and returns a *Breach naming the account and the checkpoint that recorded it.
-func TakeCheckpoint(ctx context.Context, store tally.Store, key *tally.LedgerKey, now time.Time, skipUnchanged bool) (tally.Checkpoint, error) {
+// nothing and returns a *Breach naming the account and the checkpoint that recorded it. prev, when
+// given, is the newest checkpoint kept outside the database: the database must still hold it, and when
+// it is the database's newest, the heads recorded there must still hash to its signed root.
+func TakeCheckpoint(ctx context.Context, store tally.Store, key *tally.LedgerKey, now time.Time, skipUnchanged bool, prev *tally.Checkpoint) (tally.Checkpoint, error) {
 	var cp tally.Checkpoint
 	err := store.Checkpoint(ctx, func(ctx context.Context, tx tally.CheckpointTx) error {
 		last, err := tx.LastCheckpoint(ctx)
 		if err != nil {
 			return err
 		}
+		if prev != nil && last < prev.No {
+			return &Breach{AccountID: "(ledger)", Checkpoint: prev.No, Problem: fmt.Sprintf(
+				"the database's checkpoints end at %d, but checkpoint %d was taken and kept: checkpoints were deleted from the database", last, prev.No)}
+		}
 		maxSeq, err := tx.MaxSeq(ctx)
 		if err != nil {
 			return err
 		}
-		tree := tally.NewHeadTree()
+		tree, recorded := tally.NewHeadTree(), tally.NewHeadTree()
 		var changed []tally.Head
 		err = tx.ScanHeads(ctx, func(cur tally.Head, rec *tally.Head) error {
 			if rec != nil && *rec != cur {
@@ -46,11 +52,18 @@ func TakeCheckpoint(ctx context.Context, store tally.Store, key *tally.LedgerKey
 			if rec == nil || *rec != cur {
 				changed = append(changed, cur)
 			}
+			if rec != nil {
+				recorded.Put(*rec)
+			}
 			tree.Put(cur)
 			return nil
 		})
 		if err != nil {
 			return err
+		}
+		if prev != nil && last == prev.No && (recorded.Root() != prev.Root || recorded.Accounts() != prev.Accounts) {
+			return &Breach{AccountID: "(ledger)", Checkpoint: prev.No, Problem: fmt.Sprintf(
+				"the heads recorded in the database (%d accounts) no longer hash to checkpoint %d's signed root (%d accounts): recorded heads, or accounts, were altered or deleted", recorded.Accounts(), prev.No, prev.Accounts)}
 		}
 		if skipUnchanged && last > 0 && len(changed) == 0 {
 			return ErrUnchanged

@@ -29,7 +29,7 @@ func testAudit(t *testing.T, h Harness) {
 			t.Fatalf("breach %v: want checkpoint %d and a deletion", b, cp2.No)
 		}
 		// A checkpoint taken after the attack refuses, naming the account.
-		_, err := ledger.TakeCheckpoint(e.ctx, e.store, e.key, time.Now(), false)
+		_, err := ledger.TakeCheckpoint(e.ctx, e.store, e.key, time.Now(), false, nil)
 		if !errors.As(err, &b) || b.AccountID != victim {
 			t.Fatalf("checkpoint after the deletion: %v, want a breach naming %s", err, victim)
 		}
@@ -155,6 +155,33 @@ func testAudit(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("checkpoint checks the one before", func(t *testing.T) {
+		t.Parallel()
+		e, victim, cp := newAuditEnv(t, h)
+		e.mustAccrue(victim, "more", 5)
+		next, err := ledger.TakeCheckpoint(e.ctx, e.store, e.key, time.Now(), false, &cp)
+		if err != nil || next.No != cp.No+1 {
+			t.Fatalf("a checkpoint after an honest write: %+v, %v", next, err)
+		}
+		for _, attack := range []struct{ name, sql string }{
+			{"recorded head altered", "UPDATE checkpoint_heads SET balance = balance + 1 WHERE account_id = '" + victim + "'"},
+			{"recorded heads deleted", "DELETE FROM checkpoint_heads WHERE account_id = '" + victim + "'"},
+			{"checkpoints deleted", "DELETE FROM checkpoint_heads; DELETE FROM checkpoints"},
+		} {
+			t.Run(attack.name, func(t *testing.T) {
+				e, _, cp := newAuditEnv(t, h)
+				for _, q := range strings.Split(attack.sql, "; ") {
+					e.exec(q)
+				}
+				_, err := ledger.TakeCheckpoint(e.ctx, e.store, e.key, time.Now(), false, &cp)
+				var b *ledger.Breach
+				if !errors.As(err, &b) || b.Checkpoint != cp.No {
+					t.Fatalf("a checkpoint after %s: %v, want a breach naming checkpoint %d", attack.name, err, cp.No)
+				}
+			})
+		}
+	})
+
 	t.Run("checkpoint altered", func(t *testing.T) {
 		t.Parallel()
 		e, _, cp := newAuditEnv(t, h)
@@ -238,7 +265,7 @@ func newAuditEnv(t *testing.T, h Harness) (*env, string, tally.Checkpoint) {
 
 func (e *env) mustCheckpoint() tally.Checkpoint {
 	e.t.Helper()
-	cp, err := ledger.TakeCheckpoint(e.ctx, e.store, e.key, time.Now(), false)
+	cp, err := ledger.TakeCheckpoint(e.ctx, e.store, e.key, time.Now(), false, nil)
 	if err != nil {
 		e.t.Fatalf("checkpoint: %v", err)
 	}

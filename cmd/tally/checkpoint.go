@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -47,11 +46,15 @@ func runCheckpoint(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	cp, err := ledger.TakeCheckpoint(ctx, s.Store, key, time.Now(), false)
+	cf, err := openCheckpointFile(path)
+	if err != nil {
+		return err
+	}
+	cp, err := ledger.TakeCheckpoint(ctx, s.Store, key, time.Now(), false, cf.last)
 	if err != nil {
 		return checkpointErr(err)
 	}
-	if err := appendCheckpoint(path, cp); err != nil {
+	if err := cf.append(cp); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "checkpoint %d: %d accounts, %d transactions, through transaction %d, root %s; appended to %s\n",
@@ -79,40 +82,94 @@ func checkpointPath(s *openedStore, given string) (string, error) {
 	return "", errors.New("name the checkpoint file with --out (it must live outside the database)")
 }
 
-// appendCheckpoint appends cp as one JSON line and syncs the file, creating it (mode 0600) if needed.
-// One write of one line with O_APPEND keeps concurrent writers' lines whole.
-func appendCheckpoint(path string, cp tally.Checkpoint) error {
+// checkpointFile is the append-only file of checkpoints kept outside the database, and the newest
+// checkpoint in it: the next checkpoint is checked against it (see ledger.TakeCheckpoint).
+type checkpointFile struct {
+	path string
+	last *tally.Checkpoint
+}
+
+// openCheckpointFile makes sure path can be appended to (creating it, mode 0600) and reads its newest
+// checkpoint, if any.
+func openCheckpointFile(path string) (*checkpointFile, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint file: %w", err)
+	}
+	f.Close()
+	cf := &checkpointFile{path: path}
+	cps, err := readCheckpoints(path)
+	switch {
+	case errors.Is(err, errNoCheckpoint):
+	case err != nil:
+		return nil, err
+	default:
+		for i := range cps {
+			if cf.last == nil || cps[i].No > cf.last.No {
+				cf.last = &cps[i]
+			}
+		}
+	}
+	return cf, nil
+}
+
+// append appends cp as one JSON line and syncs the file. One write of one line with O_APPEND keeps
+// concurrent writers' lines whole. A last line left torn by a crash (no checkpoint: its write never
+// finished, and it was never logged) is cut off first, so that the file stays one checkpoint a line.
+func (cf *checkpointFile) append(cp tally.Checkpoint) error {
 	line, err := json.Marshal(cp)
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(cf.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("checkpoint file: %w", err)
 	}
+	defer f.Close()
+	if err := cutTornLine(f); err != nil {
+		return fmt.Errorf("checkpoint file: %w", err)
+	}
 	if _, err := f.Write(append(line, '\n')); err != nil {
-		f.Close()
 		return fmt.Errorf("checkpoint file: %w", err)
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
 		return fmt.Errorf("checkpoint file: %w", err)
 	}
-	return f.Close()
+	cf.last = &cp
+	return nil
 }
 
+// cutTornLine truncates f after its last newline when it does not end with one.
+func cutTornLine(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return err
+	}
+	b := make([]byte, fi.Size())
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return err
+	}
+	if b[len(b)-1] == '\n' {
+		return nil
+	}
+	return f.Truncate(int64(bytes.LastIndexByte(b, '\n') + 1))
+}
+
+// errNoCheckpoint is readCheckpoints' error for a file that holds none.
+var errNoCheckpoint = errors.New("holds no checkpoint")
+
 // readCheckpoints reads a checkpoint file. A line that is not a checkpoint is an error naming it: the
-// file is evidence, and a damaged line must not be skipped silently.
+// file is evidence, and a damaged line must not be skipped silently. The one exception is a last line
+// with no end, which a crash during its write leaves behind: it is skipped.
 func readCheckpoints(path string) ([]tally.Checkpoint, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint file: %w", err)
 	}
+	lines := bytes.Split(b, []byte{'\n'})
 	var cps []tally.Checkpoint
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
+	for i, raw := range lines {
+		line := bytes.TrimSpace(raw)
 		if len(line) == 0 {
 			continue
 		}
@@ -120,22 +177,22 @@ func readCheckpoints(path string) ([]tally.Checkpoint, error) {
 		dec := json.NewDecoder(bytes.NewReader(line))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&cp); err != nil || cp.No <= 0 || cp.Signature == "" {
-			return nil, fmt.Errorf("checkpoint file %s, line %d: not a checkpoint", path, n)
+			if i == len(lines)-1 { // torn: the file does not end with a newline
+				continue
+			}
+			return nil, fmt.Errorf("checkpoint file %s, line %d: not a checkpoint", path, i+1)
 		}
 		cps = append(cps, cp)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("checkpoint file %s: %w", path, err)
-	}
 	if len(cps) == 0 {
-		return nil, fmt.Errorf("checkpoint file %s holds no checkpoint", path)
+		return nil, fmt.Errorf("checkpoint file %s %w", path, errNoCheckpoint)
 	}
 	return cps, nil
 }
 
-// checkpointLoop takes a checkpoint every interval while the ledger changes, appends it to path and
+// checkpointLoop takes a checkpoint every interval while the ledger changes, appends it to the file and
 // logs it, so that the log holds a second copy outside the database.
-func checkpointLoop(ctx context.Context, store tally.Store, key *tally.LedgerKey, path string, every time.Duration, log *slog.Logger) {
+func checkpointLoop(ctx context.Context, store tally.Store, key *tally.LedgerKey, cf *checkpointFile, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -144,20 +201,20 @@ func checkpointLoop(ctx context.Context, store tally.Store, key *tally.LedgerKey
 			return
 		case <-t.C:
 		}
-		keepCheckpoint(ctx, store, key, path, log)
+		keepCheckpoint(ctx, store, key, cf, log)
 	}
 }
 
 // finalCheckpoint is the checkpoint serve takes as it stops, within a bounded time.
-func finalCheckpoint(store tally.Store, key *tally.LedgerKey, path string, log *slog.Logger) {
+func finalCheckpoint(store tally.Store, key *tally.LedgerKey, cf *checkpointFile, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	keepCheckpoint(ctx, store, key, path, log)
+	keepCheckpoint(ctx, store, key, cf, log)
 }
 
-// keepCheckpoint takes a checkpoint if the ledger changed, appends it to path and logs it.
-func keepCheckpoint(ctx context.Context, store tally.Store, key *tally.LedgerKey, path string, log *slog.Logger) {
-	cp, err := ledger.TakeCheckpoint(ctx, store, key, time.Now(), true)
+// keepCheckpoint takes a checkpoint if the ledger changed, appends it to the file and logs it.
+func keepCheckpoint(ctx context.Context, store tally.Store, key *tally.LedgerKey, cf *checkpointFile, log *slog.Logger) {
+	cp, err := ledger.TakeCheckpoint(ctx, store, key, time.Now(), true, cf.last)
 	var breach *ledger.Breach
 	switch {
 	case errors.Is(err, ledger.ErrUnchanged), ctx.Err() != nil:
@@ -169,7 +226,7 @@ func keepCheckpoint(ctx context.Context, store tally.Store, key *tally.LedgerKey
 		log.Warn("checkpoint failed", "err", err)
 		return
 	}
-	if err := appendCheckpoint(path, cp); err != nil {
+	if err := cf.append(cp); err != nil {
 		log.Error("checkpoint not kept", "no", cp.No, "err", err)
 	}
 	log.Info("checkpoint", "no", cp.No, "created_at", cp.CreatedAt, "max_seq", cp.MaxSeq, "transactions", cp.Transactions,

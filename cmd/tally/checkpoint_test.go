@@ -175,3 +175,47 @@ func TestServeRefusesAnotherLedgerKey(t *testing.T) {
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestCheckpointFileTornLine: a last line left torn by a crash is skipped when reading, and cut off
+// before the next checkpoint is appended, so that the file stays readable.
+func TestCheckpointFileTornLine(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "cp.jsonl")
+	key := tally.RandomLedgerKey()
+	cp := tally.Checkpoint{No: 1, Root: "ab"}
+	key.SignCheckpoint(&cp)
+	cf, err := openCheckpointFile(path)
+	if err != nil || cf.last != nil {
+		t.Fatalf("a new file: %+v, %v", cf, err)
+	}
+	if err := cf.append(cp); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"no":2,"created_at":"2026-`) // the crash
+	f.Close()
+	cf, err = openCheckpointFile(path)
+	if err != nil || cf.last == nil || cf.last.No != 1 {
+		t.Fatalf("reopened after a torn line: %+v, %v", cf, err)
+	}
+	cp2 := tally.Checkpoint{No: 2, Root: "cd"}
+	key.SignCheckpoint(&cp2)
+	if err := cf.append(cp2); err != nil {
+		t.Fatal(err)
+	}
+	cps, err := readCheckpoints(path)
+	if err != nil || len(cps) != 2 || cps[1] != cp2 {
+		t.Fatalf("the file after the torn line was cut: %v, %v", cps, err)
+	}
+	// A damaged line in the middle is an error naming it: the file is evidence.
+	b, _ := os.ReadFile(path)
+	if err := os.WriteFile(path, append([]byte("garbage\n"), b...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readCheckpoints(path); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Fatalf("a damaged first line: %v, want an error naming line 1", err)
+	}
+}

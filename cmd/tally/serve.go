@@ -282,15 +282,20 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	if err := startFulfillment(runCtx, store, l, key, c.fulfillment, m, log, jobs.Go); err != nil {
 		return err
 	}
-	checkpointFile := c.checkpointFile
-	if checkpointFile == "" {
-		if checkpointFile, err = checkpointPath(store, ""); err != nil {
-			checkpointFile = "tally-checkpoints.jsonl"
+	checkpointPathName := c.checkpointFile
+	if checkpointPathName == "" {
+		if checkpointPathName, err = checkpointPath(store, ""); err != nil {
+			checkpointPathName = "tally-checkpoints.jsonl"
 		}
 	}
+	var checkpoints *checkpointFile
 	if c.checkpointEvery > 0 {
-		log.Info("checkpoints", "file", checkpointFile, "every", c.checkpointEvery.String(), "key_id", key.KeyID())
-		jobs.Go(func() { checkpointLoop(runCtx, guarded, key, checkpointFile, c.checkpointEvery, log) })
+		// An unwritable file is found now, not a minute later in the log.
+		if checkpoints, err = openCheckpointFile(checkpointPathName); err != nil {
+			return err
+		}
+		log.Info("checkpoints", "file", checkpointPathName, "every", c.checkpointEvery.String(), "key_id", key.KeyID())
+		jobs.Go(func() { checkpointLoop(runCtx, guarded, key, checkpoints, c.checkpointEvery, log) })
 	}
 	if c.pprofAddr != "" {
 		stop, err := servePprof(c.pprofAddr, log)
@@ -341,7 +346,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	l.Close()
 	if c.checkpointEvery > 0 {
 		// A last checkpoint covers the writes since the previous one.
-		finalCheckpoint(guarded, key, checkpointFile, log)
+		finalCheckpoint(guarded, key, checkpoints, log)
 	}
 	log.Info("stopped")
 	return shutdownErr
