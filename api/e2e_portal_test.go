@@ -306,6 +306,13 @@ func TestE2EPortalCouponStock(t *testing.T) {
 			if got := inStock(); got != false {
 				t.Fatalf("after the last code went: in_stock %v", got)
 			}
+			// An integration's explicit redemption of a coupon reward is answered its code too.
+			f.s.Do("POST", "/v1/catalog/rewards/voucher/coupons", admin, []byte(`{"codes":["ONLY-2"]}`))
+			ex := f.s.Post("/v1/ledger/transaction/process", []byte(`{"idempotency_key":"ex-v","customer_hash":"c7d1e3f0-22aa-4b6e-9c10-5e8f7a6b4d21","kind":"redemption","reward_id":"voucher","reason":"agent"}`))
+			rcpt, _ := ex.JSON(t)["receipt"].(map[string]any)
+			if ful, _ := rcpt["fulfillment"].(map[string]any); ex.Status != 201 || ful["coupon_code"] != "ONLY-2" {
+				t.Fatalf("explicit coupon redemption: %d %s", ex.Status, ex.Body)
+			}
 		})
 	}
 }

@@ -31,6 +31,15 @@ type writeResponse struct {
 	Reason         string     `json:"reason,omitempty"`
 	CreatedAt      *time.Time `json:"created_at,omitempty"`
 	Hash           string     `json:"hash,omitempty"`
+	// Receipt is the receipt of a redemption that named a reward (its coupon code included).
+	Receipt *writeReceipt `json:"receipt,omitempty"`
+}
+
+// writeReceipt is what an explicit redemption of a reward answers of its receipt.
+type writeReceipt struct {
+	ReceiptID   string             `json:"receipt_id"`
+	RewardID    string             `json:"reward_id"`
+	Fulfillment receiptFulfillment `json:"fulfillment"`
 }
 
 // handleProcess takes an event (which earns points when an earning rule matches it) or, from a trusted
@@ -217,6 +226,10 @@ func render(rc ledger.Receipt, req ledger.Request) writeResponse {
 	resp.Status, resp.TransactionID, resp.Kind, resp.CustomerHash = "applied", t.Seq, t.Kind, publicHash(t.AccountID)
 	resp.Amount, resp.Balance, resp.BalanceVersion = t.Amount, &rc.Balance, &rc.BalanceVersion
 	resp.Reason, resp.CreatedAt, resp.Hash = t.Reason, &created, t.Hash
+	if red := rc.Redemption; red != nil {
+		resp.Receipt = &writeReceipt{ReceiptID: red.ReceiptID, RewardID: red.RewardID,
+			Fulfillment: receiptFulfillment{Method: red.Method, Status: red.Status, CouponCode: red.CouponCode}}
+	}
 	return resp
 }
 
