@@ -84,7 +84,7 @@ func clientsList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
-	s, err := openMigrated(ctx, *db)
+	s, err := openExistingMigrated(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func clientsRevoke(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := tally.CheckText("the client id", id); err != nil {
 		return fmt.Errorf("clients revoke: %s", tally.ErrorMessage(err))
 	}
-	s, err := openMigrated(ctx, *db)
+	s, err := openExistingMigrated(ctx, *db)
 	if err != nil {
 		return err
 	}

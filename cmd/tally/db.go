@@ -62,13 +62,30 @@ func openStore(ctx context.Context, url string) (*openedStore, error) {
 // openExisting is openStore for commands that only read: an embedded database that does not exist is
 // an error (a mistyped path), not a new empty file.
 func openExisting(ctx context.Context, url string) (*openedStore, error) {
+	if err := mustExist(url); err != nil {
+		return nil, err
+	}
+	return openStore(ctx, url)
+}
+
+// openExistingMigrated is openMigrated for commands that only read or change what is there: an embedded
+// database that does not exist is a mistyped path, not a new empty file.
+func openExistingMigrated(ctx context.Context, url string) (*openedStore, error) {
+	if err := mustExist(url); err != nil {
+		return nil, err
+	}
+	return openMigrated(ctx, url)
+}
+
+// mustExist refuses an embedded database URL whose file does not exist.
+func mustExist(url string) error {
 	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
 		path = strings.TrimPrefix(path, "//")
 		if _, err := os.Stat(path); path != "" && errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no database at %s: check --db (or TALLY_DATABASE_URL)", path)
+			return fmt.Errorf("no database at %s: check --db (or TALLY_DATABASE_URL)", path)
 		}
 	}
-	return openStore(ctx, url)
+	return nil
 }
 
 // openMigrated opens the store and applies pending migrations.
