@@ -82,7 +82,7 @@ func mustExist(url string) error {
 	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
 		path = strings.TrimPrefix(path, "//")
 		if _, err := os.Stat(path); path != "" && errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("no database at %s: check --db (or TALLY_DATABASE_URL)", path)
+			return fmt.Errorf("no database at %s: check --db (or TALLY_DATABASE_URL); tally migrate (or tally serve) creates one", path)
 		}
 	}
 	return nil

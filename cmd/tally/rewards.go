@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -46,21 +43,7 @@ func runRewards(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // openCatalog opens an existing database (a mistyped path is an error, not a new empty catalog) and
 // applies pending migrations.
 func openCatalog(ctx context.Context, url string) (*openedStore, error) {
-	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
-		path = strings.TrimPrefix(path, "//")
-		if _, err := os.Stat(path); path != "" && errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no database at %s: check --db (or TALLY_DATABASE_URL); tally migrate (or tally serve) creates one", path)
-		}
-	}
-	s, err := openExisting(ctx, url)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.migrate(ctx); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("migrate: %w", err)
-	}
-	return s, nil
+	return openExistingMigrated(ctx, url)
 }
 
 // catalogError words a store error for the command line: the message alone for a refusal the caller
