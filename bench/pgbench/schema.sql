@@ -21,3 +21,18 @@ CREATE TABLE ev (
     response   TEXT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+-- For pgbench/redemption.sql: the reward's stock row that every redemption takes a unit from, and the
+-- redemptions (receipts) table.
+CREATE TABLE reward (
+    id        INT PRIMARY KEY,
+    inventory BIGINT NOT NULL
+);
+INSERT INTO reward (id, inventory) VALUES (1, 1000000000);
+CREATE TABLE redemption (
+    receipt_id TEXT PRIMARY KEY,
+    tx_seq     BIGINT NOT NULL UNIQUE,
+    acct_id    INT NOT NULL REFERENCES acct (id),
+    reward_id  INT NOT NULL REFERENCES reward (id),
+    status     TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
