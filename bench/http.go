@@ -31,6 +31,7 @@ type HTTPConfig struct {
 	Count        int     // accruals per run when > 0 (the run also ends at Duration)
 	Rate         float64 // lookups per second, open loop (lookup, mixed)
 	Warmup       bool    // first write one accrual per customer, untimed, so that every account exists
+	Body         string  // what an accrual sends: "event" (the guide's webhook event, default) or "transaction"
 }
 
 // HTTPRun is what one run measured for one kind of request.
@@ -40,6 +41,9 @@ type HTTPRun struct {
 	Offered     float64 // lookups per second sent, open loop
 	Result
 }
+
+// warmupClients send the warm-up's accruals, one per customer.
+const warmupClients = 64
 
 // Customer identifiers as a contact centre would send them; the server hashes them.
 func customerID(i int) string { return "bench-customer-" + strconv.Itoa(i) }
@@ -55,6 +59,13 @@ func HTTP(ctx context.Context, cfg HTTPConfig) ([]HTTPRun, error) {
 	default:
 		return nil, fmt.Errorf("op must be accrual, lookup, mixed or warmup, not %q", cfg.Op)
 	}
+	switch cfg.Body {
+	case "":
+		cfg.Body = "event"
+	case "event", "transaction":
+	default:
+		return nil, fmt.Errorf("body must be event or transaction, not %q", cfg.Body)
+	}
 	if (cfg.Op == "lookup" || cfg.Op == "mixed") && cfg.Rate <= 0 {
 		return nil, fmt.Errorf("lookups need a positive --rate")
 	}
@@ -62,25 +73,27 @@ func HTTP(ctx context.Context, cfg HTTPConfig) ([]HTTPRun, error) {
 	for _, c := range cfg.Concurrency {
 		conns = max(conns, c)
 	}
-	d := &driver{base: strings.TrimSuffix(cfg.URL, "/"), client: newClient(conns), customers: cfg.Customers, run: randomID()}
+	d := &driver{base: strings.TrimSuffix(cfg.URL, "/"), client: newClient(conns), customers: cfg.Customers, run: randomID(), body: cfg.Body}
 	if err := d.getToken(ctx, cfg.ClientID, cfg.ClientSecret); err != nil {
 		return nil, err
 	}
+	var runs []HTTPRun
 	if cfg.Warmup || cfg.Op == "warmup" {
-		res := Closed(ctx, 64, time.Hour, cfg.Customers, func(ctx context.Context, _, seq int) (string, bool) {
+		// Timed too: on a fresh database these are the deployment's first requests.
+		res := Closed(ctx, warmupClients, time.Hour, cfg.Customers, func(ctx context.Context, _, seq int) (string, bool) {
 			return d.accrue(ctx, "warm-"+d.run+"-"+strconv.Itoa(seq), customerID(seq))
 		})
 		if res.OK != cfg.Customers {
 			return nil, fmt.Errorf("warm-up: %d of %d accruals succeeded (%v)", res.OK, cfg.Customers, res.Outcomes)
 		}
+		runs = append(runs, HTTPRun{Op: "warm-up", Concurrency: warmupClients, Result: res})
 	}
 	if cfg.Op == "warmup" {
-		return nil, nil
+		return runs, nil
 	}
 	if cfg.Op == "lookup" {
-		return []HTTPRun{{Op: "lookup", Offered: cfg.Rate, Result: d.lookups(ctx, cfg)}}, nil
+		return append(runs, HTTPRun{Op: "lookup", Offered: cfg.Rate, Result: d.lookups(ctx, cfg)}), nil
 	}
-	var runs []HTTPRun
 	for _, c := range cfg.Concurrency {
 		var lookups Result
 		var wg sync.WaitGroup
@@ -111,6 +124,7 @@ type driver struct {
 	token     string
 	customers int
 	run       string // unique per invocation, in idempotency keys
+	body      string // "event" or "transaction"
 }
 
 // newClient keeps up to conns connections open to the server, so that no request pays for a new
@@ -152,9 +166,25 @@ func (d *driver) getToken(ctx context.Context, id, secret string) error {
 	return nil
 }
 
+// accrue sends one accrual: by default the guide's webhook event (testdata/genesys/guide-webhook-event.json)
+// with key as its event id, which the default earning rule turns into an accrual; or an explicit
+// transaction.
 func (d *driver) accrue(ctx context.Context, key, customer string) (string, bool) {
-	body := `{"idempotency_key":"` + key + `","customer_hash":"` + customer + `","kind":"accrual","amount":1,"reason":"bench"}`
-	return d.post(ctx, "/v1/ledger/transaction/process", body)
+	if d.body == "transaction" {
+		return d.post(ctx, "/v1/ledger/transaction/process", transactionBody(key, customer))
+	}
+	return d.post(ctx, "/v1/ledger/transaction/process", eventBody(key, customer, time.Now()))
+}
+
+// eventBody is the guide's webhook event for one closed web chat of customer.
+func eventBody(id, customer string, at time.Time) string {
+	return `{"event_id":"` + id + `","interaction_id":"` + id + `","type":"WebChat","state":"closed","user_id":"` + customer +
+		`","channel":"webchat","timestamp":"` + at.UTC().Format("2006-01-02T15:04:05.000Z") + `"}`
+}
+
+// transactionBody is an explicit accrual of one point.
+func transactionBody(key, customer string) string {
+	return `{"idempotency_key":"` + key + `","customer_hash":"` + customer + `","kind":"accrual","amount":1,"reason":"bench"}`
 }
 
 func (d *driver) lookups(ctx context.Context, cfg HTTPConfig) Result {

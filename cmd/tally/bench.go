@@ -121,6 +121,7 @@ func benchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	count := fs.Int("count", 0, "end each accrual run after this many requests (0: at --duration only)")
 	rate := fs.Float64("rate", 2000, "lookups per second, sent at a fixed rate whatever the latency")
 	warmup := fs.Bool("warmup", true, "first send one accrual per customer, untimed, so that every account exists")
+	body := fs.String("body", "event", "what an accrual sends: event (the guide's webhook event, which the default earning rule turns into an accrual) or transaction (an explicit accrual)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
@@ -136,7 +137,7 @@ func benchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cfg := bench.HTTPConfig{
 		URL: *u, ClientID: *id, ClientSecret: *secret, Op: *op, Customers: *customers, Concurrency: levels,
-		Duration: *d, Count: *count, Rate: *rate, Warmup: *warmup,
+		Duration: *d, Count: *count, Rate: *rate, Warmup: *warmup, Body: *body,
 	}
 	runs, err := bench.HTTP(ctx, cfg)
 	if len(runs) > 0 {

@@ -20,6 +20,7 @@ import (
 	"github.com/tally-ledger/tally/earning"
 	"github.com/tally-ledger/tally/ledger"
 	"github.com/tally-ledger/tally/metrics"
+	"github.com/tally-ledger/tally/postgres"
 )
 
 // serveConfig is everything serve reads from flags and the environment.
@@ -236,6 +237,10 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		}
 	}
 	jobs.Go(func() { purgeLoop(runCtx, guarded, c.retention, log) })
+	if pg, ok := store.Store.(*postgres.DB); ok {
+		// Plans made while the tables were small would otherwise outlive their growth (postgres/analyze.go).
+		jobs.Go(func() { pg.KeepStatistics(runCtx, statisticsInterval, log) })
+	}
 	if c.pprofAddr != "" {
 		stop, err := servePprof(c.pprofAddr, log)
 		if err != nil {
@@ -286,6 +291,10 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	log.Info("stopped")
 	return shutdownErr
 }
+
+// statisticsInterval is how often serve looks for PostgreSQL tables that doubled since their last
+// ANALYZE. At a few thousand writes a second a fresh table doubles about that often.
+const statisticsInterval = time.Second
 
 // purgeLoop removes event outcomes older than the retention, hourly.
 func purgeLoop(ctx context.Context, s interface {
