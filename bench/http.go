@@ -32,6 +32,8 @@ type HTTPConfig struct {
 	Rate         float64 // lookups per second, open loop (lookup, mixed)
 	Warmup       bool    // first write one accrual per customer, untimed, so that every account exists
 	Body         string  // what an accrual sends: "event" (the guide's webhook event, default) or "transaction"
+	ServerPID    int     // when > 0, the server's CPU time per run is measured (from /proc)
+	WatchDB      string  // when set, the CPU time of this PostgreSQL database's backends per run too
 }
 
 // HTTPRun is what one run measured for one kind of request.
@@ -40,6 +42,8 @@ type HTTPRun struct {
 	Concurrency int     // accrual goroutines; 0 for open-loop lookups
 	Offered     float64 // lookups per second sent, open loop
 	Result
+	CPU    *CPU // nil when not measured
+	CPUOps int  // the requests CPU was spent on (in a mixed run, the lookups too)
 }
 
 // warmupClients send the warm-up's accruals, one per customer.
@@ -80,21 +84,34 @@ func HTTP(ctx context.Context, cfg HTTPConfig) ([]HTTPRun, error) {
 	var runs []HTTPRun
 	if cfg.Warmup || cfg.Op == "warmup" {
 		// Timed too: on a fresh database these are the deployment's first requests.
+		w, err := startWatch(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
 		res := Closed(ctx, warmupClients, time.Hour, cfg.Customers, func(ctx context.Context, _, seq int) (string, bool) {
 			return d.accrue(ctx, "warm-"+d.run+"-"+strconv.Itoa(seq), customerID(seq))
 		})
 		if res.OK != cfg.Customers {
 			return nil, fmt.Errorf("warm-up: %d of %d accruals succeeded (%v)", res.OK, cfg.Customers, res.Outcomes)
 		}
-		runs = append(runs, HTTPRun{Op: "warm-up", Concurrency: warmupClients, Result: res})
+		runs = append(runs, HTTPRun{Op: "warm-up", Concurrency: warmupClients, Result: res, CPU: w.end(ctx), CPUOps: res.OK})
 	}
 	if cfg.Op == "warmup" {
 		return runs, nil
 	}
 	if cfg.Op == "lookup" {
-		return append(runs, HTTPRun{Op: "lookup", Offered: cfg.Rate, Result: d.lookups(ctx, cfg)}), nil
+		w, err := startWatch(ctx, cfg)
+		if err != nil {
+			return runs, err
+		}
+		res := d.lookups(ctx, cfg)
+		return append(runs, HTTPRun{Op: "lookup", Offered: cfg.Rate, Result: res, CPU: w.end(ctx), CPUOps: res.OK}), nil
 	}
 	for _, c := range cfg.Concurrency {
+		w, err := startWatch(ctx, cfg)
+		if err != nil {
+			return runs, err
+		}
 		var lookups Result
 		var wg sync.WaitGroup
 		if cfg.Op == "mixed" {
@@ -106,7 +123,7 @@ func HTTP(ctx context.Context, cfg HTTPConfig) ([]HTTPRun, error) {
 			return d.accrue(ctx, prefix+strconv.Itoa(seq), customerID(mrand.IntN(d.customers)))
 		})
 		wg.Wait()
-		runs = append(runs, HTTPRun{Op: "accrual", Concurrency: c, Result: acc})
+		runs = append(runs, HTTPRun{Op: "accrual", Concurrency: c, Result: acc, CPU: w.end(ctx), CPUOps: acc.OK + lookups.OK})
 		if cfg.Op == "mixed" {
 			runs = append(runs, HTTPRun{Op: "lookup", Offered: cfg.Rate, Result: lookups})
 		}
@@ -115,6 +132,26 @@ func HTTP(ctx context.Context, cfg HTTPConfig) ([]HTTPRun, error) {
 		}
 	}
 	return runs, nil
+}
+
+// watch measures the CPU time of one run, when cfg asks for it.
+type watch struct{ w *cpuWatch }
+
+func startWatch(ctx context.Context, cfg HTTPConfig) (watch, error) {
+	if cfg.ServerPID <= 0 && cfg.WatchDB == "" {
+		return watch{}, nil
+	}
+	w, err := watchCPU(ctx, cfg.ServerPID, cfg.WatchDB)
+	return watch{w}, err
+}
+
+// end returns the run's CPU time, nil when it was not measured.
+func (w watch) end(ctx context.Context) *CPU {
+	if w.w == nil {
+		return nil
+	}
+	c := w.w.end(ctx, 0)
+	return &c
 }
 
 // driver sends the requests.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/ledger"
+	"github.com/tally-ledger/tally/postgres"
 )
 
 // LedgerConfig is a benchmark of durable writes through ledger.Service, without HTTP.
@@ -92,13 +94,19 @@ func ledgerLevel(ctx context.Context, cfg LedgerConfig, open OpenStore, customer
 	}})
 	defer svc.Close()
 
-	// Every customer is funded, hot or not, so that the tables are the same size as pgbench's when
-	// their statistics are taken: statistics of near-empty tables would make PostgreSQL plan lookups
-	// by key (foreign-key checks among them) as sequential scans of what grows to thousands of rows.
-	if err := fund(ctx, svc, cfg.Op, customers); err != nil {
-		return LedgerRun{}, err
+	// PostgreSQL's planner statistics are kept as serve keeps them, with no ANALYZE of the benchmark's
+	// own: a fresh database must be fast without one (postgres/analyze.go).
+	if k, ok := store.(statisticsKeeper); ok {
+		kctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			k.KeepStatistics(kctx, postgres.StatisticsInterval, slog.New(slog.DiscardHandler))
+		}()
+		defer func() { stop(); <-done }()
 	}
-	if err := fresh.Analyze(ctx); err != nil {
+	// Every customer is funded, hot or not, so that the tables are the same size as pgbench's.
+	if err := fund(ctx, svc, cfg.Op, customers); err != nil {
 		return LedgerRun{}, err
 	}
 	pick := func() string { return customers[rand.IntN(len(customers))] }
@@ -118,6 +126,11 @@ func ledgerLevel(ctx context.Context, cfg LedgerConfig, open OpenStore, customer
 		run.MeanBatch = float64(ops.Load()) / float64(b)
 	}
 	return run, nil
+}
+
+// statisticsKeeper is a store that keeps its planner statistics fresh (PostgreSQL).
+type statisticsKeeper interface {
+	KeepStatistics(ctx context.Context, every time.Duration, log *slog.Logger)
 }
 
 // fund creates every customer's account before the timed run, with enough points to redeem from.

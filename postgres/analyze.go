@@ -28,6 +28,10 @@ import (
 // figure, and a sequential scan of a few pages costs about what an index scan does.
 const analyzeMinPages = 8
 
+// StatisticsInterval is how often a server looks for tables that doubled since their last ANALYZE. At a
+// few thousand writes a second a fresh table doubles about that often; the look costs a catalog query.
+const StatisticsInterval = time.Second
+
 // AnalyzeGrown runs ANALYZE on each table of the current schema that has doubled in size (in pages)
 // since its last analysis, or that was never analyzed and has reached analyzeMinPages. Tables the
 // connection's role does not own are skipped: PostgreSQL would refuse to analyze them. It returns the

@@ -239,7 +239,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	jobs.Go(func() { purgeLoop(runCtx, guarded, c.retention, log) })
 	if pg, ok := store.Store.(*postgres.DB); ok {
 		// Plans made while the tables were small would otherwise outlive their growth (postgres/analyze.go).
-		jobs.Go(func() { pg.KeepStatistics(runCtx, statisticsInterval, log) })
+		jobs.Go(func() { pg.KeepStatistics(runCtx, postgres.StatisticsInterval, log) })
 	}
 	if c.pprofAddr != "" {
 		stop, err := servePprof(c.pprofAddr, log)
@@ -291,10 +291,6 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	log.Info("stopped")
 	return shutdownErr
 }
-
-// statisticsInterval is how often serve looks for PostgreSQL tables that doubled since their last
-// ANALYZE. At a few thousand writes a second a fresh table doubles about that often.
-const statisticsInterval = time.Second
 
 // purgeLoop removes event outcomes older than the retention, hourly.
 func purgeLoop(ctx context.Context, s interface {
