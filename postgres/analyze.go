@@ -15,9 +15,10 @@ import (
 // reads the table whole and joins it by hashing, and PostgreSQL keeps that plan until the table's
 // statistics change. A fresh deployment under load therefore scanned tables of tens of thousands of rows
 // in every batch until autovacuum analyzed them, if it runs at all: 4 times the PostgreSQL CPU per event
-// of an analyzed database (BENCHMARKS.md). ANALYZE right after the migrations makes it worse: statistics
-// of empty tables turn even the primary-key lookups into sequential scans. Forcing custom plans fixes the
-// plans but costs planning on every execution (about 40% more PostgreSQL CPU per event).
+// of an analyzed database, and a third of pgbench's rate (BENCHMARKS.md). ANALYZE right after the
+// migrations makes it worse: statistics of empty tables turn even the primary-key lookups into
+// sequential scans. Forcing custom plans (plan_cache_mode) fixes the plans but plans every execution
+// again: 40-60% more PostgreSQL CPU per event than generic plans on an analyzed database.
 //
 // So the server analyzes each of its tables whenever it has doubled in size since its last analysis.
 // That is often while the database is young and rarely afterwards (about twenty times between 8 pages
