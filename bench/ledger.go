@@ -39,6 +39,7 @@ type LedgerRun struct {
 	Concurrency int
 	Result
 	MeanBatch float64 // writes per committed batch during the timed run
+	CPU       CPU     // Client is this process: the ledger and the goroutines calling it
 }
 
 // Setup amounts: customers exist before the timed run starts (as the pgbench accounts do), and a
@@ -115,13 +116,22 @@ func ledgerLevel(ctx context.Context, cfg LedgerConfig, open OpenStore, customer
 	}
 	ops.Store(0)
 	batches.Store(0)
+	var pgURL string
+	if fresh.Kind == "postgres" {
+		pgURL = fresh.URL
+	}
+	w, err := watchCPU(ctx, 0, pgURL)
+	if err != nil {
+		return LedgerRun{}, err
+	}
 	res := Closed(ctx, concurrency, cfg.Duration, cfg.Count, func(ctx context.Context, _, seq int) (string, bool) {
 		_, err := svc.Write(ctx, ledger.Request{
 			Kind: cfg.Op, Key: "run-" + strconv.Itoa(seq), Account: pick(), Amount: 1, Reason: "bench",
 		})
 		return outcome(err)
 	})
-	run := LedgerRun{Kind: fresh.Kind, Workers: workers, Concurrency: concurrency, Result: res}
+	cpu := w.end(ctx, 0)
+	run := LedgerRun{Kind: fresh.Kind, Workers: workers, Concurrency: concurrency, Result: res, CPU: cpu}
 	if b := batches.Load(); b > 0 {
 		run.MeanBatch = float64(ops.Load()) / float64(b)
 	}

@@ -17,10 +17,10 @@ func PrintLedger(w io.Writer, cfg LedgerConfig, runs []LedgerRun) error {
 	fmt.Fprintf(w, "ledger %s: store=%s workers=%d customers=%d hot=%t duration=%s\n",
 		cfg.Op, runs[0].Kind, runs[0].Workers, cfg.Customers, cfg.Hot, cfg.Duration)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "concurrency\tops/s\tp50\tp99\tmax\tmean batch\tfailed\t")
+	fmt.Fprintln(tw, "concurrency\tops/s\tp50\tp99\tmax\tmean batch\tfailed\tCPU per op: server\tpostgres\tledger + load gen\tmachine busy\t")
 	for _, r := range runs {
-		fmt.Fprintf(tw, "%d\t%.0f\t%s\t%s\t%s\t%.1f\t%s\t\n", r.Concurrency, r.Rate(),
-			ms(r.Latency.Percentile(50)), ms(r.Latency.Percentile(99)), ms(r.Latency.Max()), r.MeanBatch, failures(r.Result))
+		fmt.Fprintf(tw, "%d\t%.0f\t%s\t%s\t%s\t%.1f\t%s\t%s\t\n", r.Concurrency, r.Rate(),
+			ms(r.Latency.Percentile(50)), ms(r.Latency.Percentile(99)), ms(r.Latency.Max()), r.MeanBatch, failures(r.Result), cpuColumns(&r.CPU, r.OK))
 	}
 	return tw.Flush()
 }
