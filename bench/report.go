@@ -62,14 +62,14 @@ func cpuColumns(c *CPU, ops int) string {
 	if c == nil || ops <= 0 {
 		return "-\t-\t-\t-"
 	}
+	// Zero means not watched (no server process, no PostgreSQL database).
 	per := func(d time.Duration) string {
+		if d == 0 {
+			return "-"
+		}
 		return fmt.Sprintf("%.0fµs", float64(PerOp(d, ops))/float64(time.Microsecond))
 	}
-	server := per(c.Server)
-	if c.Server == 0 {
-		server = "-"
-	}
-	return fmt.Sprintf("%s\t%s\t%s\t%.0f%%", server, per(c.Postgres), per(c.Client), 100*c.Busy)
+	return fmt.Sprintf("%s\t%s\t%s\t%.0f%%", per(c.Server), per(c.Postgres), per(c.Client), 100*c.Busy)
 }
 
 // ms shows a duration in milliseconds with a precision that suits it.
