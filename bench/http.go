@@ -30,7 +30,7 @@ type HTTPConfig struct {
 	Duration     time.Duration
 	Count        int     // accruals per run when > 0 (the run also ends at Duration)
 	Rate         float64 // lookups per second, open loop (lookup, mixed)
-	Warmup       bool    // first write one accrual per customer, untimed, so that every account exists
+	Warmup       bool    // first write one accrual per customer, so that every account exists (reported as a run)
 	Body         string  // what an accrual sends: "event" (the guide's webhook event, default) or "transaction"
 	ServerPID    int     // when > 0, the server's CPU time per run is measured (from /proc)
 	WatchDB      string  // when set, the CPU time of this PostgreSQL database's backends per run too
@@ -91,10 +91,11 @@ func HTTP(ctx context.Context, cfg HTTPConfig) ([]HTTPRun, error) {
 		res := Closed(ctx, warmupClients, time.Hour, cfg.Customers, func(ctx context.Context, _, seq int) (string, bool) {
 			return d.accrue(ctx, "warm-"+d.run+"-"+strconv.Itoa(seq), customerID(seq))
 		})
+		cpu := w.end(ctx)
 		if res.OK != cfg.Customers {
 			return nil, fmt.Errorf("warm-up: %d of %d accruals succeeded (%v)", res.OK, cfg.Customers, res.Outcomes)
 		}
-		runs = append(runs, HTTPRun{Op: "warm-up", Concurrency: warmupClients, Result: res, CPU: w.end(ctx), CPUOps: res.OK})
+		runs = append(runs, HTTPRun{Op: "warm-up", Concurrency: warmupClients, Result: res, CPU: cpu, CPUOps: res.OK})
 	}
 	if cfg.Op == "warmup" {
 		return runs, nil

@@ -125,7 +125,7 @@ func benchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	d := fs.Duration("duration", 10*time.Second, "length of each run")
 	count := fs.Int("count", 0, "end each accrual run after this many requests (0: at --duration only)")
 	rate := fs.Float64("rate", 2000, "lookups per second, sent at a fixed rate whatever the latency")
-	warmup := fs.Bool("warmup", true, "first send one accrual per customer, untimed, so that every account exists")
+	warmup := fs.Bool("warmup", true, "first send one accrual per customer from 64 clients, so that every account exists (reported as the warm-up row)")
 	serverPID := fs.Int("server-pid", 0, "process id of the server: report its CPU time per request (Linux /proc)")
 	watchDB := fs.String("watch-db", "", "postgres:// URL of the server's database: report its backends' CPU time per request (local server)")
 	body := fs.String("body", "event", "what an accrual sends: event (the guide's webhook event, which the default earning rule turns into an accrual) or transaction (an explicit accrual)")
