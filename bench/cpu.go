@@ -34,8 +34,8 @@ func PerOp(d time.Duration, ops int) time.Duration {
 const clockTick = 10 * time.Millisecond
 
 // cpuWatch samples, every sampleEvery while a run lasts, the CPU times of the watched processes. The
-// backends are sampled repeatedly because pgbench's disconnect at the end of its run: a backend's time
-// is its last sample, so a backend that exits loses at most one interval.
+// backends are sampled repeatedly because pgbench's backends exit when it ends, before the run's last
+// sample: a backend's time is its last sample, so a backend that exits loses at most one interval.
 type cpuWatch struct {
 	serverPID int
 	conn      *pgx.Conn // lists the backends; nil when no database is watched
@@ -130,9 +130,9 @@ func (w *cpuWatch) sample(ctx context.Context) {
 // end stops the watch and returns what the run took. client, when positive, replaces this process's
 // time (pgbench runs as a child process).
 func (w *cpuWatch) end(ctx context.Context, client time.Duration) CPU {
-	w.sample(ctx)
 	close(w.stop)
-	<-w.done
+	<-w.done      // the loop no longer uses the connection
+	w.sample(ctx) // the backends' last figures
 	var c CPU
 	if w.serverPID > 0 {
 		if t, err := procCPU(w.serverPID); err == nil {
