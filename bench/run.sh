@@ -82,7 +82,11 @@ serve_http() {
 	curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$work/serve-$store.log" >&2; exit 1; }
 	if [ "$store" = postgres ]; then watch=(--watch-db "$PGDB"); fi
 	local common=(--url "http://127.0.0.1:$PORT" --client-id "$id" --client-secret "$secret" --customers "$CUSTOMERS" --duration "$DURATION" --server-pid "$server" "${watch[@]}")
-	say "## HTTP, $store (a fresh database; the guide's webhook event; no ANALYZE but the server's own)"
+	if [ "$store" = postgres ]; then
+		say "## HTTP, PostgreSQL (a freshly created database; the guide's webhook event; no ANALYZE but the server's own)"
+	else
+		say "## HTTP, SQLite (a new file; the guide's webhook event)"
+	fi
 	if [ "$store" = postgres ]; then # the floor, just before
 		run "$tally" bench pgbench --db "$PGDB" --accounts "$CUSTOMERS" --duration "$DURATION" --clients 64 --cpu
 		cp "$work/last" "$work/pgbench-before"
