@@ -4,8 +4,9 @@
 #      the guide's webhook event (testdata/genesys/guide-webhook-event.json, a new event id each time,
 #      customers spread) from 64 clients as the deployment's first 10,000 requests, then from 16 and 64
 #      clients, lookups at a fixed rate, lookups beside accruals; the server's peak RSS. On PostgreSQL,
-#      pgbench runs the same row work just before and just after the accruals. Nothing runs ANALYZE
-#      but the server itself: a new deployment must be fast from its first request.
+#      pgbench runs the same row work just before and just after the accruals. Nothing runs ANALYZE on
+#      Tally's tables but the server itself: a new deployment must be fast from its first request.
+#      (pgbench's own tables are vacuumed and analyzed after loading, as `pgbench -i` does.)
 #   2. the ledger layer (no HTTP) on both stores: accruals, redemptions, one hot customer;
 #   3. pgbench doing the row work of one accrual per transaction, run next to the PostgreSQL ledger
 #      runs so that their ratio is measured in the same minute.
