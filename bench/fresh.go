@@ -64,27 +64,6 @@ func (f *Fresh) Drop(ctx context.Context) error {
 	return nil
 }
 
-// Analyze refreshes the planner statistics of every table of a PostgreSQL schema (nothing on SQLite).
-// A store that grew from empty tables during setup would otherwise keep the plans made when they were
-// empty (sequential scans of what are now 10,000 rows) until autovacuum analyzes them; ANALYZE
-// invalidates those plans, as autovacuum would on a long-running database.
-func (f *Fresh) Analyze(ctx context.Context) error {
-	if f.Kind != "postgres" {
-		return nil
-	}
-	err := pgExec(ctx, f.base, `DO $$
-		DECLARE t record;
-		BEGIN
-			FOR t IN SELECT schemaname, tablename FROM pg_tables WHERE schemaname = '`+f.Schema+`' LOOP
-				EXECUTE format('ANALYZE %I.%I', t.schemaname, t.tablename);
-			END LOOP;
-		END $$`)
-	if err != nil {
-		return fmt.Errorf("analyze schema %s: %w", f.Schema, err)
-	}
-	return nil
-}
-
 // pgExec runs statements on one short-lived connection. Pool parameters (pool_*), which a plain
 // connection would send to the server as unknown settings, are left out of the URL.
 func pgExec(ctx context.Context, dbURL string, statements ...string) error {

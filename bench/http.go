@@ -30,7 +30,10 @@ type HTTPConfig struct {
 	Duration     time.Duration
 	Count        int     // accruals per run when > 0 (the run also ends at Duration)
 	Rate         float64 // lookups per second, open loop (lookup, mixed)
-	Warmup       bool    // first write one accrual per customer, untimed, so that every account exists
+	Warmup       bool    // first write one accrual per customer, so that every account exists (reported as a run)
+	Body         string  // what an accrual sends: "event" (the guide's webhook event, default) or "transaction"
+	ServerPID    int     // when > 0, the server's CPU time per run is measured (from /proc)
+	WatchDB      string  // when set, the CPU time of this PostgreSQL database's backends per run too
 }
 
 // HTTPRun is what one run measured for one kind of request.
@@ -39,7 +42,12 @@ type HTTPRun struct {
 	Concurrency int     // accrual goroutines; 0 for open-loop lookups
 	Offered     float64 // lookups per second sent, open loop
 	Result
+	CPU    *CPU // nil when not measured
+	CPUOps int  // the requests CPU was spent on (in a mixed run, the lookups too)
 }
+
+// warmupClients send the warm-up's accruals, one per customer.
+const warmupClients = 64
 
 // Customer identifiers as a contact centre would send them; the server hashes them.
 func customerID(i int) string { return "bench-customer-" + strconv.Itoa(i) }
@@ -55,6 +63,13 @@ func HTTP(ctx context.Context, cfg HTTPConfig) ([]HTTPRun, error) {
 	default:
 		return nil, fmt.Errorf("op must be accrual, lookup, mixed or warmup, not %q", cfg.Op)
 	}
+	switch cfg.Body {
+	case "":
+		cfg.Body = "event"
+	case "event", "transaction":
+	default:
+		return nil, fmt.Errorf("body must be event or transaction, not %q", cfg.Body)
+	}
 	if (cfg.Op == "lookup" || cfg.Op == "mixed") && cfg.Rate <= 0 {
 		return nil, fmt.Errorf("lookups need a positive --rate")
 	}
@@ -62,26 +77,42 @@ func HTTP(ctx context.Context, cfg HTTPConfig) ([]HTTPRun, error) {
 	for _, c := range cfg.Concurrency {
 		conns = max(conns, c)
 	}
-	d := &driver{base: strings.TrimSuffix(cfg.URL, "/"), client: newClient(conns), customers: cfg.Customers, run: randomID()}
+	d := &driver{base: strings.TrimSuffix(cfg.URL, "/"), client: newClient(conns), customers: cfg.Customers, run: randomID(), body: cfg.Body}
 	if err := d.getToken(ctx, cfg.ClientID, cfg.ClientSecret); err != nil {
 		return nil, err
 	}
+	var runs []HTTPRun
 	if cfg.Warmup || cfg.Op == "warmup" {
-		res := Closed(ctx, 64, time.Hour, cfg.Customers, func(ctx context.Context, _, seq int) (string, bool) {
+		// Timed too: on a fresh database these are the deployment's first requests.
+		w, err := startWatch(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		res := Closed(ctx, warmupClients, time.Hour, cfg.Customers, func(ctx context.Context, _, seq int) (string, bool) {
 			return d.accrue(ctx, "warm-"+d.run+"-"+strconv.Itoa(seq), customerID(seq))
 		})
+		cpu := w.end(ctx)
 		if res.OK != cfg.Customers {
 			return nil, fmt.Errorf("warm-up: %d of %d accruals succeeded (%v)", res.OK, cfg.Customers, res.Outcomes)
 		}
+		runs = append(runs, HTTPRun{Op: "warm-up", Concurrency: warmupClients, Result: res, CPU: cpu, CPUOps: res.OK})
 	}
 	if cfg.Op == "warmup" {
-		return nil, nil
+		return runs, nil
 	}
 	if cfg.Op == "lookup" {
-		return []HTTPRun{{Op: "lookup", Offered: cfg.Rate, Result: d.lookups(ctx, cfg)}}, nil
+		w, err := startWatch(ctx, cfg)
+		if err != nil {
+			return runs, err
+		}
+		res := d.lookups(ctx, cfg)
+		return append(runs, HTTPRun{Op: "lookup", Offered: cfg.Rate, Result: res, CPU: w.end(ctx), CPUOps: res.OK}), nil
 	}
-	var runs []HTTPRun
 	for _, c := range cfg.Concurrency {
+		w, err := startWatch(ctx, cfg)
+		if err != nil {
+			return runs, err
+		}
 		var lookups Result
 		var wg sync.WaitGroup
 		if cfg.Op == "mixed" {
@@ -93,7 +124,7 @@ func HTTP(ctx context.Context, cfg HTTPConfig) ([]HTTPRun, error) {
 			return d.accrue(ctx, prefix+strconv.Itoa(seq), customerID(mrand.IntN(d.customers)))
 		})
 		wg.Wait()
-		runs = append(runs, HTTPRun{Op: "accrual", Concurrency: c, Result: acc})
+		runs = append(runs, HTTPRun{Op: "accrual", Concurrency: c, Result: acc, CPU: w.end(ctx), CPUOps: acc.OK + lookups.OK})
 		if cfg.Op == "mixed" {
 			runs = append(runs, HTTPRun{Op: "lookup", Offered: cfg.Rate, Result: lookups})
 		}
@@ -104,6 +135,26 @@ func HTTP(ctx context.Context, cfg HTTPConfig) ([]HTTPRun, error) {
 	return runs, nil
 }
 
+// watch measures the CPU time of one run, when cfg asks for it.
+type watch struct{ w *cpuWatch }
+
+func startWatch(ctx context.Context, cfg HTTPConfig) (watch, error) {
+	if cfg.ServerPID <= 0 && cfg.WatchDB == "" {
+		return watch{}, nil
+	}
+	w, err := watchCPU(ctx, cfg.ServerPID, cfg.WatchDB)
+	return watch{w}, err
+}
+
+// end returns the run's CPU time, nil when it was not measured.
+func (w watch) end(ctx context.Context) *CPU {
+	if w.w == nil {
+		return nil
+	}
+	c := w.w.end(ctx, 0)
+	return &c
+}
+
 // driver sends the requests.
 type driver struct {
 	base      string
@@ -111,6 +162,7 @@ type driver struct {
 	token     string
 	customers int
 	run       string // unique per invocation, in idempotency keys
+	body      string // "event" or "transaction"
 }
 
 // newClient keeps up to conns connections open to the server, so that no request pays for a new
@@ -152,9 +204,25 @@ func (d *driver) getToken(ctx context.Context, id, secret string) error {
 	return nil
 }
 
+// accrue sends one accrual: by default the guide's webhook event (testdata/genesys/guide-webhook-event.json)
+// with key as its event id, which the default earning rule turns into an accrual; or an explicit
+// transaction.
 func (d *driver) accrue(ctx context.Context, key, customer string) (string, bool) {
-	body := `{"idempotency_key":"` + key + `","customer_hash":"` + customer + `","kind":"accrual","amount":1,"reason":"bench"}`
-	return d.post(ctx, "/v1/ledger/transaction/process", body)
+	if d.body == "transaction" {
+		return d.post(ctx, "/v1/ledger/transaction/process", transactionBody(key, customer))
+	}
+	return d.post(ctx, "/v1/ledger/transaction/process", eventBody(key, customer, time.Now()))
+}
+
+// eventBody is the guide's webhook event for one closed web chat of customer.
+func eventBody(id, customer string, at time.Time) string {
+	return `{"event_id":"` + id + `","interaction_id":"` + id + `","type":"WebChat","state":"closed","user_id":"` + customer +
+		`","channel":"webchat","timestamp":"` + at.UTC().Format("2006-01-02T15:04:05.000Z") + `"}`
+}
+
+// transactionBody is an explicit accrual of one point.
+func transactionBody(key, customer string) string {
+	return `{"idempotency_key":"` + key + `","customer_hash":"` + customer + `","kind":"accrual","amount":1,"reason":"bench"}`
 }
 
 func (d *driver) lookups(ctx context.Context, cfg HTTPConfig) Result {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/ledger"
+	"github.com/tally-ledger/tally/postgres"
 )
 
 // LedgerConfig is a benchmark of durable writes through ledger.Service, without HTTP.
@@ -37,6 +39,7 @@ type LedgerRun struct {
 	Concurrency int
 	Result
 	MeanBatch float64 // writes per committed batch during the timed run
+	CPU       CPU     // Client is this process: the ledger and the goroutines calling it
 }
 
 // Setup amounts: customers exist before the timed run starts (as the pgbench accounts do), and a
@@ -92,13 +95,19 @@ func ledgerLevel(ctx context.Context, cfg LedgerConfig, open OpenStore, customer
 	}})
 	defer svc.Close()
 
-	// Every customer is funded, hot or not, so that the tables are the same size as pgbench's when
-	// their statistics are taken: statistics of near-empty tables would make PostgreSQL plan lookups
-	// by key (foreign-key checks among them) as sequential scans of what grows to thousands of rows.
-	if err := fund(ctx, svc, cfg.Op, customers); err != nil {
-		return LedgerRun{}, err
+	// PostgreSQL's planner statistics are kept as serve keeps them, with no ANALYZE of the benchmark's
+	// own: a fresh database must be fast without one (postgres/analyze.go).
+	if k, ok := store.(statisticsKeeper); ok {
+		kctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			k.KeepStatistics(kctx, postgres.StatisticsInterval, slog.New(slog.DiscardHandler))
+		}()
+		defer func() { stop(); <-done }()
 	}
-	if err := fresh.Analyze(ctx); err != nil {
+	// Every customer is funded, hot or not, so that the tables are the same size as pgbench's.
+	if err := fund(ctx, svc, cfg.Op, customers); err != nil {
 		return LedgerRun{}, err
 	}
 	pick := func() string { return customers[rand.IntN(len(customers))] }
@@ -107,17 +116,31 @@ func ledgerLevel(ctx context.Context, cfg LedgerConfig, open OpenStore, customer
 	}
 	ops.Store(0)
 	batches.Store(0)
+	var pgURL string
+	if fresh.Kind == "postgres" {
+		pgURL = fresh.URL
+	}
+	w, err := watchCPU(ctx, 0, pgURL)
+	if err != nil {
+		return LedgerRun{}, err
+	}
 	res := Closed(ctx, concurrency, cfg.Duration, cfg.Count, func(ctx context.Context, _, seq int) (string, bool) {
 		_, err := svc.Write(ctx, ledger.Request{
 			Kind: cfg.Op, Key: "run-" + strconv.Itoa(seq), Account: pick(), Amount: 1, Reason: "bench",
 		})
 		return outcome(err)
 	})
-	run := LedgerRun{Kind: fresh.Kind, Workers: workers, Concurrency: concurrency, Result: res}
+	cpu := w.end(ctx, 0)
+	run := LedgerRun{Kind: fresh.Kind, Workers: workers, Concurrency: concurrency, Result: res, CPU: cpu}
 	if b := batches.Load(); b > 0 {
 		run.MeanBatch = float64(ops.Load()) / float64(b)
 	}
 	return run, nil
+}
+
+// statisticsKeeper is a store that keeps its planner statistics fresh (PostgreSQL).
+type statisticsKeeper interface {
+	KeepStatistics(ctx context.Context, every time.Duration, log *slog.Logger)
 }
 
 // fund creates every customer's account before the timed run, with enough points to redeem from.

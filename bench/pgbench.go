@@ -31,6 +31,7 @@ type PgbenchConfig struct {
 	Accounts int
 	Hot      bool   // every client on account 1
 	Mode     string // pgbench -M: simple, extended or prepared
+	WatchCPU bool   // measure the CPU time of pgbench and of its backends (from /proc)
 }
 
 // PgbenchRun is pgbench's report for one client count.
@@ -40,6 +41,7 @@ type PgbenchRun struct {
 	Transactions int
 	Failed       int
 	LatencyAvg   time.Duration
+	CPU          *CPU // nil when not measured; Client is pgbench's own time
 }
 
 // Pgbench runs pgbench once per client count, each time on fresh tables in a fresh schema.
@@ -105,10 +107,23 @@ func pgbenchLevel(ctx context.Context, cfg PgbenchConfig, bin, script string, cl
 	cmd.Env = append(os.Environ(), env...)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
+	var w *cpuWatch
+	if cfg.WatchCPU {
+		if w, err = watchCPU(ctx, 0, fresh.URL); err != nil {
+			return PgbenchRun{}, err
+		}
+	}
 	if err := cmd.Run(); err != nil {
+		if w != nil {
+			w.end(ctx, 0)
+		}
 		return PgbenchRun{}, fmt.Errorf("pgbench -c %d: %v: %s", clients, err, lastLine(stderr.String()))
 	}
 	r, err := ParsePgbench(out.String())
+	if w != nil {
+		c := w.end(ctx, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
+		r.CPU = &c
+	}
 	if err != nil {
 		return PgbenchRun{}, err
 	}

@@ -74,7 +74,11 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		defer pprof.StopCPUProfile()
 	}
 	runs, err := bench.Ledger(ctx, cfg, func(ctx context.Context, url string) (tally.Store, error) {
-		return openMigrated(ctx, url)
+		s, err := openMigrated(ctx, url)
+		if err != nil {
+			return nil, err
+		}
+		return s.Store, nil // the store itself, so that the benchmark finds its KeepStatistics as serve does
 	})
 	if perr := bench.PrintLedger(stdout, cfg, runs); err == nil {
 		err = perr
@@ -92,6 +96,7 @@ func benchPgbench(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	hot := fs.Bool("hot", false, "every client on one account row")
 	mode := fs.String("mode", "prepared", "pgbench query mode: simple, extended or prepared (pgx prepares its statements)")
 	bin := fs.String("pgbench", "", "path of the pgbench binary (default: PATH, then /usr/lib/postgresql/*/bin)")
+	cpu := fs.Bool("cpu", false, "measure the CPU time per transaction of pgbench and of its PostgreSQL backends (local server, Linux /proc)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
@@ -102,7 +107,7 @@ func benchPgbench(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *accounts <= 0 || *d < time.Second {
 		return fmt.Errorf("bench pgbench: --accounts must be positive and --duration at least 1s")
 	}
-	cfg := bench.PgbenchConfig{DB: *db, Binary: *bin, Clients: levels, Duration: *d, Accounts: *accounts, Hot: *hot, Mode: *mode}
+	cfg := bench.PgbenchConfig{DB: *db, Binary: *bin, Clients: levels, Duration: *d, Accounts: *accounts, Hot: *hot, Mode: *mode, WatchCPU: *cpu}
 	runs, err := bench.Pgbench(ctx, cfg)
 	if perr := bench.PrintPgbench(stdout, cfg, runs); err == nil {
 		err = perr
@@ -122,7 +127,10 @@ func benchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	d := fs.Duration("duration", 10*time.Second, "length of each run")
 	count := fs.Int("count", 0, "end each accrual run after this many requests (0: at --duration only)")
 	rate := fs.Float64("rate", 2000, "lookups per second, sent at a fixed rate whatever the latency")
-	warmup := fs.Bool("warmup", true, "first send one accrual per customer, untimed, so that every account exists")
+	warmup := fs.Bool("warmup", true, "first send one accrual per customer from 64 clients, so that every account exists (reported as the warm-up row)")
+	serverPID := fs.Int("server-pid", 0, "process id of the server: report its CPU time per request (Linux /proc)")
+	watchDB := fs.String("watch-db", "", "postgres:// URL of the server's database: report its backends' CPU time per request (local server)")
+	body := fs.String("body", "event", "what an accrual sends: event (the guide's webhook event, which the default earning rule turns into an accrual) or transaction (an explicit accrual)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
@@ -138,7 +146,8 @@ func benchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cfg := bench.HTTPConfig{
 		URL: *u, ClientID: *id, ClientSecret: *secret, Op: *op, Customers: *customers, Concurrency: levels,
-		Duration: *d, Count: *count, Rate: *rate, Warmup: *warmup,
+		Duration: *d, Count: *count, Rate: *rate, Warmup: *warmup, Body: *body,
+		ServerPID: *serverPID, WatchDB: *watchDB,
 	}
 	runs, err := bench.HTTP(ctx, cfg)
 	if len(runs) > 0 {

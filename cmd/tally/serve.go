@@ -21,6 +21,7 @@ import (
 	"github.com/tally-ledger/tally/earning"
 	"github.com/tally-ledger/tally/ledger"
 	"github.com/tally-ledger/tally/metrics"
+	"github.com/tally-ledger/tally/postgres"
 )
 
 // serveConfig is everything serve reads from flags and the environment.
@@ -272,6 +273,10 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		}
 	}
 	jobs.Go(func() { purgeLoop(runCtx, guarded, c.retention, log) })
+	if pg, ok := store.Store.(*postgres.DB); ok {
+		// Plans made while the tables were small would otherwise outlive their growth (postgres/analyze.go).
+		jobs.Go(func() { pg.KeepStatistics(runCtx, postgres.StatisticsInterval, log) })
+	}
 	var handler http.Handler = srv
 	if c.demo && c.fulfillment.mailerURL == "" {
 		c.fulfillment.mailerURL = base + demoMailerPath
