@@ -18,6 +18,8 @@ import (
 var (
 	//go:embed pgbench/accrual.sql
 	accrualScript []byte
+	//go:embed pgbench/redemption.sql
+	redemptionScript []byte
 	//go:embed pgbench/schema.sql
 	pgbenchSchema string
 )
@@ -32,6 +34,7 @@ type PgbenchConfig struct {
 	Hot      bool   // every client on account 1
 	Mode     string // pgbench -M: simple, extended or prepared
 	WatchCPU bool   // measure the CPU time of pgbench and of its backends (from /proc)
+	Script   string // "accrual" (default) or "redemption": whose row work each transaction does
 }
 
 // PgbenchRun is pgbench's report for one client count.
@@ -58,8 +61,16 @@ func Pgbench(ctx context.Context, cfg PgbenchConfig) ([]PgbenchRun, error) {
 		return nil, fmt.Errorf("temporary directory: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	script := filepath.Join(dir, "accrual.sql")
-	if err := os.WriteFile(script, accrualScript, 0o600); err != nil {
+	body := accrualScript
+	switch cfg.Script {
+	case "", "accrual":
+	case "redemption":
+		body = redemptionScript
+	default:
+		return nil, fmt.Errorf("pgbench script must be accrual or redemption, not %q", cfg.Script)
+	}
+	script := filepath.Join(dir, "work.sql")
+	if err := os.WriteFile(script, body, 0o600); err != nil {
 		return nil, err
 	}
 	var runs []PgbenchRun

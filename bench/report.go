@@ -31,7 +31,11 @@ func PrintPgbench(w io.Writer, cfg PgbenchConfig, runs []PgbenchRun) error {
 	if mode == "" {
 		mode = "simple"
 	}
-	fmt.Fprintf(w, "pgbench accrual.sql: accounts=%d hot=%t mode=%s duration=%s\n", cfg.Accounts, cfg.Hot, mode, cfg.Duration)
+	script := cfg.Script
+	if script == "" {
+		script = "accrual"
+	}
+	fmt.Fprintf(w, "pgbench %s.sql: accounts=%d hot=%t mode=%s duration=%s\n", script, cfg.Accounts, cfg.Hot, mode, cfg.Duration)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "clients\ttps\tlatency avg\ttransactions\tfailed\tCPU per transaction: server\tpostgres\tload gen (pgbench)\tmachine busy\t")
 	for _, r := range runs {

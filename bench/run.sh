@@ -9,15 +9,19 @@
 #      (pgbench's own tables are vacuumed and analyzed after loading, as `pgbench -i` does.)
 #   2. the ledger layer (no HTTP) on both stores: accruals, redemptions, one hot customer;
 #   3. pgbench doing the row work of one accrual per transaction, run next to the PostgreSQL ledger
-#      runs so that their ratio is measured in the same minute.
+#      runs so that their ratio is measured in the same minute;
+#   4. portal redemptions over HTTP (`tally bench redeem`) on both stores at 16 and 64 clients, and a
+#      flash sale (one reward of 10,000 units, 64 clients) that checks receipts + units left = 10,000;
+#      on PostgreSQL beside pgbench doing the row work of one redemption per transaction.
 # Every run reports CPU time per operation (server, PostgreSQL backends, load generator, from /proc) and
 # how busy the whole machine was, and the load average is printed before it: on a shared machine,
 # compare ratios measured in the same run, not rates across runs.
 # Settings (environment): DURATION (10s), PG (postgres://postgres@127.0.0.1:5432, trust auth),
 # PORT (18080), CUSTOMERS (10000), RATE (2000), RESULTS (a file in /tmp).
 # Run it from anywhere in the repository: bash bench/run.sh [SECTION...], where the sections are
-# http-postgres, http-sqlite, ledger-postgres and ledger-sqlite (default: all four, in that order), so
-# that a section disturbed by other load on the machine can be measured again alone.
+# http-postgres, http-sqlite, ledger-postgres, ledger-sqlite, redeem-postgres and redeem-sqlite
+# (default: all six, in that order), so that a section disturbed by other load on the machine can be
+# measured again alone.
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -112,9 +116,39 @@ serve_http() {
 	server=""
 }
 
+# serve_redeem STORE DBURL: starts tally serve on DBURL and measures portal redemptions, then a flash sale.
+serve_redeem() {
+	local store=$1 db=$2 client id secret
+	"$tally" migrate --db "$db" >/dev/null
+	client=$("$tally" clients create --db "$db" --name bench-redeem --scopes ledger:read,ledger:write,admin --json)
+	id=$(echo "$client" | sed -n 's/.*"client_id":"\([^"]*\)".*/\1/p')
+	secret=$(echo "$client" | sed -n 's/.*"client_secret":"\([^"]*\)".*/\1/p')
+	"$tally" serve --db "$db" --addr "127.0.0.1:$PORT" >"$work/serve-redeem-$store.out" 2>"$work/serve-redeem-$store.log" &
+	server=$!
+	for _ in $(seq 100); do
+		curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$work/serve-redeem-$store.log" >&2; exit 1; }
+	local common=(--url "http://127.0.0.1:$PORT" --client-id "$id" --client-secret "$secret" --customers 2000)
+	say "## Portal redemptions over HTTP, $store (2,000 funded customers with portal sessions)"
+	if [ "$store" = postgres ]; then
+		run "$tally" bench pgbench --db "$PGDB" --accounts 2000 --duration "$DURATION" --clients 16,64 --cpu --script redemption
+	fi
+	run "$tally" bench redeem "${common[@]}" --duration "$DURATION" --concurrency 16,64
+	run "$tally" bench redeem "${common[@]}" --duration 60s --concurrency 64 --units 10000
+	if [ "$store" = postgres ]; then
+		run "$tally" bench pgbench --db "$PGDB" --accounts 2000 --duration "$DURATION" --clients 16,64 --cpu --script redemption
+	fi
+	kill "$server"
+	wait "$server" || true
+	server=""
+	run "$tally" verify --db "$db" --quiet
+}
+
 fresh_pg
 sections=("$@")
-[ ${#sections[@]} -gt 0 ] || sections=(http-postgres http-sqlite ledger-postgres ledger-sqlite)
+[ ${#sections[@]} -gt 0 ] || sections=(http-postgres http-sqlite ledger-postgres ledger-sqlite redeem-postgres redeem-sqlite)
 
 # The ledger runs on fresh databases beside these (temporary SQLite files, new schemas in tally_bench).
 ledger=("$tally" bench ledger --customers "$CUSTOMERS" --duration "$DURATION" --concurrency 1,16,64)
@@ -146,7 +180,9 @@ for s in "${sections[@]}"; do
 	http-postgres) fresh_pg && serve_http postgres "$PGDB" ;;
 	ledger-sqlite) ledger_sqlite ;;
 	ledger-postgres) ledger_postgres ;;
-	*) echo "unknown section $s: expected http-postgres, http-sqlite, ledger-postgres or ledger-sqlite" >&2; exit 2 ;;
+	redeem-sqlite) serve_redeem sqlite "sqlite:$work/redeem.db" ;;
+	redeem-postgres) fresh_pg && serve_redeem postgres "$PGDB" ;;
+	*) echo "unknown section $s: expected http-postgres, http-sqlite, ledger-postgres, ledger-sqlite, redeem-postgres or redeem-sqlite" >&2; exit 2 ;;
 	esac
 done
 

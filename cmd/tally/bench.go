@@ -97,6 +97,7 @@ func benchPgbench(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	mode := fs.String("mode", "prepared", "pgbench query mode: simple, extended or prepared (pgx prepares its statements)")
 	bin := fs.String("pgbench", "", "path of the pgbench binary (default: PATH, then /usr/lib/postgresql/*/bin)")
 	cpu := fs.Bool("cpu", false, "measure the CPU time per transaction of pgbench and of its PostgreSQL backends (local server, Linux /proc)")
+	script := fs.String("script", "accrual", "the row work of one accrual, or of one portal redemption (redemption)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
@@ -107,7 +108,7 @@ func benchPgbench(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *accounts <= 0 || *d < time.Second {
 		return fmt.Errorf("bench pgbench: --accounts must be positive and --duration at least 1s")
 	}
-	cfg := bench.PgbenchConfig{DB: *db, Binary: *bin, Clients: levels, Duration: *d, Accounts: *accounts, Hot: *hot, Mode: *mode, WatchCPU: *cpu}
+	cfg := bench.PgbenchConfig{DB: *db, Binary: *bin, Clients: levels, Duration: *d, Accounts: *accounts, Hot: *hot, Mode: *mode, WatchCPU: *cpu, Script: *script}
 	runs, err := bench.Pgbench(ctx, cfg)
 	if perr := bench.PrintPgbench(stdout, cfg, runs); err == nil {
 		err = perr
