@@ -62,9 +62,10 @@ func Redeem(ctx context.Context, cfg RedeemConfig) ([]RedeemRun, error) {
 		}
 		var receipts atomic.Int64
 		lctx, stop := context.WithCancel(ctx)
+		keys := reward + "-" // unique to this level, so that no key of one level replays in another
 		res := Closed(lctx, c, cfg.Duration, 0, func(ctx context.Context, _, seq int) (string, bool) {
 			i := mrand.IntN(d.customers)
-			body := `{"customer_hash":"` + customerID(i) + `","reward_id":"` + reward + `","point_cost":1,"idempotency_key":"` + strconv.Itoa(seq) + `"}`
+			body := `{"customer_hash":"` + customerID(i) + `","reward_id":"` + reward + `","point_cost":1,"idempotency_key":"` + keys + strconv.Itoa(seq) + `"}`
 			label, ok := d.send(ctx, "POST", sessions[i], "/v1/portal/redeem", body, nil)
 			if ok && receipts.Add(1) == int64(cfg.Units) {
 				stop() // sold out: the level is over
