@@ -219,3 +219,20 @@ func TestCheckpointFileTornLine(t *testing.T) {
 		t.Fatalf("a damaged first line: %v, want an error naming line 1", err)
 	}
 }
+
+// TestVerifyEmptyDefaultCheckpointFile: the checkpoint file serve creates beside an embedded database
+// before its first checkpoint does not fail verify; named with --checkpoints, it does.
+func TestVerifyEmptyDefaultCheckpointFile(t *testing.T) {
+	t.Parallel()
+	db := tempDB(t)
+	mustCLI(t, "migrate", "--db", db)
+	file := strings.TrimPrefix(db, "sqlite:") + ".checkpoints"
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustCLI(t, "verify", "--db", db, "--quiet"); !strings.Contains(out, "checkpoints: none given") {
+		t.Fatalf("verify printed %q", out)
+	}
+	_, err := cli(t, "verify", "--db", db, "--quiet", "--checkpoints", file)
+	wantOneLineError(t, err, "holds no checkpoint")
+}

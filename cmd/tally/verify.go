@@ -39,14 +39,19 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	opts := ledger.VerifyOptions{Key: key, AllowUnsealed: *allowUnsealed}
+	defaulted := false
 	if *checkpoints == "" && s.kind == "sqlite" {
 		// The file serve and tally checkpoint keep beside an embedded database, when there is one.
 		if def, _ := checkpointPath(s, ""); fileExists(def) {
-			*checkpoints = def
+			*checkpoints, defaulted = def, true
 		}
 	}
 	if *checkpoints != "" {
-		if opts.Checkpoints, err = readCheckpoints(*checkpoints); err != nil {
+		opts.Checkpoints, err = readCheckpoints(*checkpoints)
+		switch {
+		case defaulted && errors.Is(err, errNoCheckpoint): // serve made it, and has taken none yet
+			*checkpoints = ""
+		case err != nil:
 			return err
 		}
 	}
