@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"sort"
 	"time"
@@ -365,7 +366,7 @@ func (b *batchRun) decide(i int) {
 	}
 	if a.Balance+delta < 0 {
 		refuse(&tally.Error{Code: tally.EINSUFFICIENT, Details: map[string]int64{"balance": a.Balance},
-			Message: sprintf("the balance of %d points does not cover %d", a.Balance, -delta)})
+			Message: fmt.Sprintf("the balance of %d points does not cover %d", a.Balance, -delta)})
 		return
 	}
 	if a.Balance+delta > tally.MaxAmount {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"sort"
 
 	"github.com/tally-ledger/tally"
@@ -84,7 +85,7 @@ func (b *batchRun) rewardPrice(r Request, a *tally.Account) (int64, error) {
 	}
 	if r.Amount != 0 && r.Amount != rw.PointCost {
 		return 0, &tally.Error{Code: tally.ECOSTCHANGED, Details: map[string]int64{"point_cost": rw.PointCost},
-			Message: sprintf("reward %q costs %d points now, not %d", rw.ID, rw.PointCost, r.Amount)}
+			Message: fmt.Sprintf("reward %q costs %d points now, not %d", rw.ID, rw.PointCost, r.Amount)}
 	}
 	if rw.MinTier != "" {
 		if err := b.tierReaches(a.Balance, rw); err != nil {

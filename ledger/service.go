@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"strconv"
 	"sync"
@@ -343,9 +342,6 @@ func errorDetails(err error) map[string]int64 {
 	}
 	return nil
 }
-
-// sprintf is fmt.Sprintf, named for the messages of refusals.
-var sprintf = fmt.Sprintf
 
 // replay turns a stored outcome back into the answer first given.
 func replay(o tally.Outcome) result {
