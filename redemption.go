@@ -38,6 +38,7 @@ type Redemption struct {
 	CouponCode    string    `json:"coupon_code,omitempty"`
 	Attempts      int       `json:"attempts"`
 	NextAttemptAt time.Time `json:"-"`
+	LeaseUntil    time.Time `json:"-"` // while in the future, a fulfillment worker is delivering it
 	LastError     string    `json:"last_error,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`

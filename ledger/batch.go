@@ -355,6 +355,10 @@ func (b *batchRun) decide(i int) {
 			}
 			return
 		}
+		if err := b.reversalBlocked(target, r); err != nil {
+			refuse(err)
+			return
+		}
 		for _, p := range target.Postings {
 			postings = append(postings, tally.Posting{AccountID: p.AccountID, Amount: -p.Amount})
 		}

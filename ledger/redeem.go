@@ -156,6 +156,18 @@ func (b *batchRun) refundReward(target tally.Transaction) {
 	b.rw.refunded = append(b.rw.refunded, red.ReceiptID)
 }
 
+// reversalBlocked refuses to reverse a redemption while a fulfillment worker is delivering it: the
+// customer would get the reward and the points back, and the receipt would lose the delivery. The
+// worker's own refund of a dead letter (an internal write, made under its lease) goes through. The
+// refusal is not remembered, so the operator retries with the same key once the delivery settled.
+func (b *batchRun) reversalBlocked(target tally.Transaction, r Request) error {
+	red, ok := b.rw.ofTarget[target.Seq]
+	if !ok || r.Internal || red.Status != tally.FulfillmentPending || !red.LeaseUntil.After(b.now) {
+		return nil
+	}
+	return tally.Errorf(tally.ECONFLICT, "redemption %s of transaction %d is being delivered right now: reverse it once the delivery has settled (its receipt shows the status)", red.ReceiptID, target.Seq)
+}
+
 // writeRewards writes the redemptions after their transactions, the stock taken and given back, and
 // the refunds.
 func (b *batchRun) writeRewards(ctx context.Context) error {

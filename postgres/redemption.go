@@ -146,13 +146,13 @@ func (w *writeTx) InsertRedemptions(ctx context.Context, rs []tally.Redemption) 
 
 // redemptionColumns reads a redemption row.
 const redemptionColumns = `receipt_id, tx_seq, account_id, reward_id, points, method, status, coupon_code,
-	attempts, next_attempt_at, last_error, created_at, updated_at`
+	attempts, next_attempt_at, last_error, created_at, updated_at, lease_until`
 
 func scanRedemption(row pgx.Row) (tally.Redemption, error) {
 	var r tally.Redemption
 	err := row.Scan(&r.ReceiptID, &r.TxSeq, &r.AccountID, &r.RewardID, &r.Points, &r.Method, &r.Status,
-		&r.CouponCode, &r.Attempts, &r.NextAttemptAt, &r.LastError, &r.CreatedAt, &r.UpdatedAt)
-	r.NextAttemptAt, r.CreatedAt, r.UpdatedAt = r.NextAttemptAt.UTC(), r.CreatedAt.UTC(), r.UpdatedAt.UTC()
+		&r.CouponCode, &r.Attempts, &r.NextAttemptAt, &r.LastError, &r.CreatedAt, &r.UpdatedAt, &r.LeaseUntil)
+	r.NextAttemptAt, r.CreatedAt, r.UpdatedAt, r.LeaseUntil = r.NextAttemptAt.UTC(), r.CreatedAt.UTC(), r.UpdatedAt.UTC(), r.LeaseUntil.UTC()
 	return r, err
 }
 

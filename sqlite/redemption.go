@@ -126,16 +126,16 @@ func (w *writeTx) InsertRedemptions(ctx context.Context, rs []tally.Redemption) 
 
 // redemptionColumns reads a redemption row.
 const redemptionColumns = `receipt_id, tx_seq, account_id, reward_id, points, method, status, coupon_code,
-	attempts, next_attempt_at, last_error, created_at, updated_at`
+	attempts, next_attempt_at, last_error, created_at, updated_at, lease_until`
 
 func scanRedemption(row interface{ Scan(...any) error }) (tally.Redemption, error) {
 	var r tally.Redemption
-	var next, created, updated int64
+	var next, created, updated, lease int64
 	if err := row.Scan(&r.ReceiptID, &r.TxSeq, &r.AccountID, &r.RewardID, &r.Points, &r.Method, &r.Status,
-		&r.CouponCode, &r.Attempts, &next, &r.LastError, &created, &updated); err != nil {
+		&r.CouponCode, &r.Attempts, &next, &r.LastError, &created, &updated, &lease); err != nil {
 		return tally.Redemption{}, err
 	}
-	r.NextAttemptAt, r.CreatedAt, r.UpdatedAt = fromMicros(next), fromMicros(created), fromMicros(updated)
+	r.NextAttemptAt, r.CreatedAt, r.UpdatedAt, r.LeaseUntil = fromMicros(next), fromMicros(created), fromMicros(updated), fromMicros(lease)
 	return r, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/ledger"
@@ -231,6 +232,40 @@ func testRedeem(t *testing.T, h Harness) {
 		sort.Strings(got)
 		if fmt.Sprint(got) != "[AAA-1 BBB-2 CCC-3]" {
 			t.Fatalf("codes handed out: %v, want each of the three once", got)
+		}
+	})
+
+	t.Run("no reversal while being delivered", func(t *testing.T) {
+		t.Parallel()
+		e, l := newRedeemEnv(t)
+		jobs, ok := e.store.(tally.FulfillmentStore)
+		if !ok {
+			t.Skip("the store keeps no fulfillment outbox")
+		}
+		c := e.customer("erin")
+		e.mustAccrue(c, "seed-erin", 1000)
+		rc, err := redeem(l, e, c, "r", "mug", 300)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		leased, err := jobs.LeaseRedemptions(e.ctx, "worker-1", now, now.Add(time.Minute), 10)
+		if err != nil || len(leased) != 1 {
+			t.Fatalf("lease: %v, %v", leased, err)
+		}
+		undo := ledger.Request{Key: "undo", ReversesSeq: rc.Transaction.Seq, Reason: "operator refund"}
+		_, err = l.Reverse(e.ctx, undo)
+		wantCode(t, err, tally.ECONFLICT)
+		if e.balance(c) != 700 {
+			t.Fatalf("a refused reversal moved points: balance %d", e.balance(c))
+		}
+		// The worker's own refund, under its lease, goes through.
+		refund := ledger.Request{Channel: "fulfillment", Internal: true, Key: "refund:" + rc.Redemption.ReceiptID, ReversesSeq: rc.Transaction.Seq, Reason: "fulfillment failed"}
+		if _, err := l.Reverse(e.ctx, refund); err != nil {
+			t.Fatalf("the worker's refund: %v", err)
+		}
+		if e.balance(c) != 1000 {
+			t.Fatalf("after the refund: balance %d", e.balance(c))
 		}
 	})
 
