@@ -169,7 +169,9 @@ type ackedTx struct {
 func (r *runner) checkCustomer(ctx context.Context, ck *checker, id string, want int64, acked []ackedTx) {
 	balance, err := r.balance(ctx, id)
 	if err != nil {
+		// A check that could not be made is not a check that held.
 		ck.fail(InvBalances, "%s: %v", id, err)
+		ck.fail(InvNonNegative, "%s: not checked: %v", id, err)
 	} else {
 		if balance != want {
 			ck.fail(InvBalances, "%s has %d points; its unique events minus its redemptions make %d", id, balance, want)
@@ -181,6 +183,8 @@ func (r *runner) checkCustomer(ctx context.Context, ck *checker, id string, want
 	history, err := r.history(ctx, id)
 	if err != nil {
 		ck.fail(InvAckMissing, "%s: %v", id, err)
+		ck.fail(InvUnacked, "%s: not checked: %v", id, err)
+		ck.fail(InvOnce, "%s: not checked: %v", id, err)
 		return
 	}
 	byID := make(map[int64]historyTx, len(history))

@@ -200,8 +200,15 @@ func (r *runner) workflow(ctx context.Context, e *eventEntry, shape string, dupl
 	for attempt := 0; attempt <= r.cfg.FlowRetries; attempt++ {
 		if attempt > 0 {
 			r.flowRetries.Add(1)
+			// Architect has no wait between a loop's turns, but a flow's own steps take time: without a
+			// pause, a target that refuses connections is hammered thousands of times a second.
+			select {
+			case <-ctx.Done():
+				return a
+			case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+			}
 		}
-		r.book.delivered(duplicate || attempt > 0)
+		r.book.delivered(duplicate) // a retry is counted as a flow retry, not as a duplicate
 		req := request{endpoint: epProcess, method: "POST", path: "/v1/ledger/transaction/process", body: e.conv.body(shape), timeout: r.cfg.ActionTimeout}
 		req.chunked = shape == ShapeWorkflow
 		a = r.c.api(ctx, req, true)
@@ -358,7 +365,8 @@ func (r *runner) portal(ctx context.Context, cust *customer, req request) answer
 }
 
 // settle sends again, with the same keys, every write whose outcome stayed unknown (a timeout, a reset
-// connection, a 5xx), until the server answers: only then is the book complete.
+// connection, a 5xx), in up to three rounds: only an answered write completes the book, and one still
+// unanswered fails the "every write answered" invariant.
 func (r *runner) settle(ctx context.Context) {
 	for range 3 {
 		for _, e := range r.book.unknownEvents() {
