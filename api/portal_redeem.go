@@ -63,18 +63,9 @@ func (s *Server) handlePortalRedeem(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	// The guide's widget fills customer_hash with the raw id the page knows: the hash of it, the hash
-	// itself, or its th_ form must all name the session's customer.
-	if in.CustomerHash != hash {
-		named, err := s.customerHash(in.CustomerHash)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		if named != hash {
-			writeError(w, r, tally.Errorf(tally.EFORBIDDEN, "customer_hash does not name the customer of this session"))
-			return
-		}
+	if err := s.namesSessionCustomer(in.CustomerHash, hash); err != nil {
+		writeError(w, r, err)
+		return
 	}
 	req := ledger.Request{
 		Kind: tally.KindRedemption, Channel: portalChannel, Internal: true, Key: hash[:32] + "/" + in.IdempotencyKey, Account: hash,

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/auth"
 )
 
@@ -22,6 +23,55 @@ func (s *Server) sessionCustomer(w http.ResponseWriter, r *http.Request) (string
 		return "", false
 	}
 	return hash, true
+}
+
+// namesSessionCustomer checks that a customer_hash a page sent names the session's customer. The guide's
+// widget fills it with the raw id the page knows: the hash of that, the hash itself, or its th_ form
+// must name the session's customer; anything else is EFORBIDDEN.
+func (s *Server) namesSessionCustomer(v, sessionHash string) error {
+	if v == sessionHash {
+		return nil
+	}
+	named, err := s.customerHash(v)
+	if err != nil {
+		return err
+	}
+	if named != sessionHash {
+		return tally.Errorf(tally.EFORBIDDEN, "customer_hash does not name the customer of this session")
+	}
+	return nil
+}
+
+// handleSessionVerify answers whether the customer a page knows is the session's, so that a widget
+// given another customer's id refuses at once instead of showing the session's customer under it.
+func (s *Server) handleSessionVerify(w http.ResponseWriter, r *http.Request) {
+	hash, ok := s.sessionCustomer(w, r)
+	if !ok {
+		return
+	}
+	body, rep, err := readBody(w, r, s.opts.BodyLimit)
+	if err == nil {
+		err = checkTallyBody(rep)
+	}
+	var in struct {
+		CustomerHash string `json:"customer_hash"`
+	}
+	if err == nil {
+		err = decodeStrict(body, &in)
+	}
+	if err == nil && in.CustomerHash == "" {
+		err = tally.Errorf(tally.EINVALID, "customer_hash is required")
+	}
+	if err == nil {
+		err = s.namesSessionCustomer(in.CustomerHash, hash)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		CustomerHash string `json:"customer_hash"`
+	}{publicHash(hash)})
 }
 
 // handleSessionRefresh renews an unexpired portal session token, so that a portal left open keeps

@@ -115,6 +115,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /portal/", portalFiles())
 	mux.Handle("GET /v1/portal/me", s.admit(http.HandlerFunc(s.handlePortalMe)))
 	mux.Handle("POST /v1/portal/session/refresh", s.admit(http.HandlerFunc(s.handleSessionRefresh)))
+	mux.Handle("POST /v1/portal/session/verify", s.admit(http.HandlerFunc(s.handleSessionVerify)))
 	mux.Handle("GET /v1/portal/catalog", s.admit(http.HandlerFunc(s.handlePortalCatalog)))
 	mux.Handle("POST /v1/portal/redeem", s.admit(http.HandlerFunc(s.handlePortalRedeem)))
 	mux.Handle("GET /v1/portal/receipts/{id}", s.admit(http.HandlerFunc(s.handlePortalReceipt)))

@@ -118,11 +118,25 @@
     if (!w.token) return w.say('No session: this page must pass a portal session token to LoyaltyWidget.init (oauthToken).', true);
     if (!w.api) return w.say('No apiUrl: LoyaltyWidget.init needs the portal base URL, e.g. https://ledger.yourdomain.com/v1/portal.', true);
     w.say('Loading your rewards…');
-    w.refresh();
+    w.verified(customer).then(function (ok) { if (ok) w.refresh(); });
     var every = o.refreshInterval == null ? 30000 : Number(o.refreshInterval);
     if (every > 0) w.timer = setInterval(function () { if (!w.modal && !w.dead) w.refresh(); }, Math.max(every, 1000));
     w.scheduleRenewal();
   }
+
+  // verified asks the server whether customerId is the session's customer (it hashes it; the page cannot),
+  // and refuses for good when it is not: the widget never shows one customer's points under another's id.
+  // Without a customerId, or when the server cannot answer, the catalog loads (a redeem is checked anyway).
+  Widget.prototype.verified = function (customer) {
+    var w = this;
+    if (!customer) return Promise.resolve(true);
+    return w.call('POST', '/session/verify', { customer_hash: customer }).then(function (r) {
+      if (r.res.status !== 403) return !r.expired;
+      w.dead = true;
+      w.say('This session belongs to another customer: the rewards cannot be shown.', true);
+      return false;
+    }, function () { return true; });
+  };
 
   Widget.prototype.say = function (text, bad, good) {
     this.msg.textContent = text || '';
