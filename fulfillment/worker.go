@@ -136,12 +136,22 @@ func New(o Options) *Worker {
 	return &Worker{opts: o}
 }
 
-// Run delivers due jobs until ctx ends. While the store fails, it polls less and less often (up to
-// every 30 s), so that an outage is not met with a retry and a log line every second per replica.
+// Run delivers due jobs until ctx ends, at most Batch at once. A slot is taken again as soon as its
+// delivery ends, so that one slow or hanging receiver holds one slot, not every other partner's
+// deliveries. While the store fails, it polls less and less often (up to every 30 s), so that an outage
+// is not met with a retry and a log line every second per replica.
 func (w *Worker) Run(ctx context.Context) {
+	slots := make(chan struct{}, w.opts.Batch)
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
 	failures := 0
 	for ctx.Err() == nil {
-		n, err := w.RunOnce(ctx)
+		free := w.opts.Batch - len(slots)
+		var n int
+		var err error
+		if free > 0 {
+			n, err = w.start(ctx, free, slots, &inflight)
+		}
 		wait := w.opts.Poll
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -154,8 +164,8 @@ func (w *Worker) Run(ctx context.Context) {
 			w.opts.Logger.Info("fulfillment: leasing works again", "worker", w.opts.Name, "failures", failures)
 			failures = 0
 		}
-		if err == nil && n == w.opts.Batch {
-			continue // a full batch: more may be due
+		if err == nil && free > 0 && n == free {
+			continue // every free slot filled: more may be due
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -169,10 +179,19 @@ func (w *Worker) Run(ctx context.Context) {
 // RunOnce leases one batch of due jobs, delivers them concurrently and records what became of each. It
 // returns how many it leased.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	var wg sync.WaitGroup
+	n, err := w.start(ctx, w.opts.Batch, make(chan struct{}, w.opts.Batch), &wg)
+	wg.Wait()
+	return n, err
+}
+
+// start leases up to limit due jobs and starts delivering each in its own goroutine, holding a slot
+// until it ends. It returns how many it leased.
+func (w *Worker) start(ctx context.Context, limit int, slots chan struct{}, wg *sync.WaitGroup) (int, error) {
 	now := w.opts.Clock()
 	owner := w.opts.Name + "/" + strconv.FormatInt(w.lease.Add(1), 10)
 	until := now.Add(w.opts.Timeout + w.opts.LeaseMargin)
-	jobs, err := w.opts.Jobs.LeaseRedemptions(ctx, owner, now, until, w.opts.Batch)
+	jobs, err := w.opts.Jobs.LeaseRedemptions(ctx, owner, now, until, limit)
 	if err != nil || len(jobs) == 0 {
 		return 0, err
 	}
@@ -185,11 +204,13 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	for _, r := range all {
 		rewards[r.ID] = r
 	}
-	var wg sync.WaitGroup
 	for _, j := range jobs {
-		wg.Go(func() { w.handle(ctx, owner, until, j, rewards[j.RewardID]) })
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			w.handle(ctx, owner, until, j, rewards[j.RewardID])
+		})
 	}
-	wg.Wait()
 	return len(jobs), nil
 }
 

@@ -477,3 +477,47 @@ func TestRefundRetried(t *testing.T) {
 		}
 	})
 }
+
+// TestHangingReceiverHoldsOneSlot: while one receiver hangs, the running worker goes on delivering to
+// the others: a slow partner holds one slot, not every other partner's deliveries.
+func TestHangingReceiverHoldsOneSlot(t *testing.T) {
+	eachStore(t, func(t *testing.T, r *rig) {
+		release := make(chan struct{})
+		hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			select {
+			case <-release:
+			case <-req.Context().Done():
+			}
+			w.WriteHeader(http.StatusOK)
+		}))
+		t.Cleanup(hang.Close)
+		t.Cleanup(func() { close(release) })
+		slow := storetest.MustPutReward(t, r.store, "RWD-HANG", tally.MethodWebhook, hang.URL+"/hang", 10)
+		fast := storetest.MustPutReward(t, r.store, "RWD-FAST", tally.MethodWebhook, r.receiver.URL+"/fast", 10)
+		storetest.MustRedeem(t, r.ledger, r.hasher.Hash("hung"), slow)
+		w := r.worker("w1", func(o *fulfillment.Options) { o.Timeout = time.Minute })
+		ctx, stop := context.WithCancel(r.ctx)
+		done := make(chan struct{})
+		go func() { w.Run(ctx); close(done) }()
+		t.Cleanup(func() { stop(); <-done })
+		// Let the hanging delivery start, then redeem the other reward.
+		for r.ctx.Err() == nil {
+			if got, err := r.store.Redemptions(r.ctx, tally.RedemptionFilter{RewardID: slow.ID, Limit: 10}); err == nil && len(got) == 1 && got[0].LeaseUntil.After(time.Now()) {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		red := storetest.MustRedeem(t, r.ledger, r.hasher.Hash("quick"), fast)
+		for r.ctx.Err() == nil {
+			got, err := r.store.Redemption(r.ctx, red.ReceiptID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status == tally.FulfillmentDelivered {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Fatal("the other partner's delivery waited behind the hanging one")
+	})
+}
