@@ -211,9 +211,6 @@ func TestTwoWorkersNeverSendOneRowAtOnce(t *testing.T) {
 			if r.fake.overlaps != 0 {
 				t.Errorf("%d PUTs of one contact overlapped", r.fake.overlaps)
 			}
-			if rdb != nil && r.fake.issued != 1 {
-				t.Errorf("two workers sharing a token through Redis fetched %d", r.fake.issued)
-			}
 		})
 	})
 }
