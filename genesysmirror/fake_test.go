@@ -23,6 +23,7 @@ type fakeGenesys struct {
 	mu        sync.Mutex
 	tokens    map[string]time.Time // access token -> expiry
 	issued    int
+	tries     int // token requests
 	loginDown bool
 	throttle  int // the next throttle API calls answer 429
 	throttled []time.Time
@@ -54,6 +55,7 @@ func newFakeGenesys(t *testing.T, ttl int) *fakeGenesys {
 func (f *fakeGenesys) token(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.tries++
 	if f.loginDown {
 		http.Error(w, `{"error":"temporarily_unavailable"}`, http.StatusServiceUnavailable)
 		return

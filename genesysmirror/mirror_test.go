@@ -43,17 +43,22 @@ func newRig(t *testing.T, b apitest.Backend, ttl int) *rig {
 // worker starts a worker (a replica's) until the test ends; rdb shares its token when not nil.
 func (r *rig) worker(rdb *redis.Client) {
 	r.t.Helper()
-	w := genesysmirror.New(genesysmirror.Options{
+	w := r.newWorker(rdb)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { w.Run(ctx) })
+	r.t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// newWorker returns a worker that is not running.
+func (r *rig) newWorker(rdb *redis.Client) *genesysmirror.Worker {
+	return genesysmirror.New(genesysmirror.Options{
 		Outbox: r.outbox, Accounts: r.srv.Store, TierOf: earning.DefaultProgramme().TierOf,
 		Client: &genesysmirror.Client{API: r.fake.api.URL,
 			Tokens: genesysmirror.NewTokens(r.fake.login.URL+"/oauth/token", r.fake.id, r.fake.secret, rdb)},
 		Fields: genesysmirror.Fields{Balance: "loyaltyBalance_number", Tier: "loyaltyTier_text"},
 		Poll:   20 * time.Millisecond, Backoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { w.Run(ctx) })
-	r.t.Cleanup(func() { cancel(); wg.Wait() })
 }
 
 // event posts a customer.end event naming contact; it earns the default rule's points.
@@ -188,6 +193,33 @@ func TestUpdatesWaitForTheTokenEndpoint(t *testing.T) {
 		})
 		r.waitBalance("contact-a", earning.DefaultPoints)
 		r.waitBalance("contact-b", earning.DefaultPoints)
+	})
+}
+
+// While no token can be had, a round asks the token endpoint once, not once per due row, and puts the
+// whole batch back to wait.
+func TestNoTokenBlocksTheRound(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b apitest.Backend) {
+		r := newRig(t, b, 3600)
+		r.fake.state(func() { r.fake.loginDown = true })
+		contacts := []string{"contact-a", "contact-b", "contact-c"}
+		for _, c := range contacts {
+			r.event(c)
+		}
+		n, err := r.newWorker(nil).RunOnce(context.Background())
+		if err != nil || n != len(contacts) {
+			t.Fatalf("round leased %d (%v), want %d", n, err, len(contacts))
+		}
+		r.fake.state(func() {
+			if r.fake.tries != 1 {
+				t.Errorf("one round asked the token endpoint %d times", r.fake.tries)
+			}
+		})
+		for _, c := range contacts {
+			if a := mirrorAttempts(t, r.srv.Store, r.srv.Hasher.Hash(c)); a != 1 {
+				t.Errorf("%s: %d attempts recorded, want 1", c, a)
+			}
+		}
 	})
 }
 

@@ -42,6 +42,9 @@ func NewTokens(tokenURL, clientID, clientSecret string, rdb *redis.Client) *Toke
 	return &Tokens{fetch: cfg.Token, redis: rdb, key: "tally:genesys:token:" + hex.EncodeToString(sum[:12])}
 }
 
+// ErrNoToken is the error (wrapped) of Token when no token can be had.
+var ErrNoToken = errors.New("genesys: no access token")
+
 // shared is a token as stored in Redis.
 type shared struct {
 	AccessToken string    `json:"access_token"`
@@ -64,10 +67,10 @@ func (t *Tokens) Token(ctx context.Context) (*oauth2.Token, error) {
 	}
 	tok, err := t.fetch(ctx)
 	if err != nil {
-		return nil, scrub(err)
+		return nil, fmt.Errorf("%w: %w", ErrNoToken, scrub(err))
 	}
 	if tok.Expiry.IsZero() {
-		return nil, errors.New("genesys: the token answer has no expires_in")
+		return nil, fmt.Errorf("%w: the token answer has no expires_in", ErrNoToken)
 	}
 	life := tok.Expiry.Sub(now)
 	margin := min(life/10, time.Minute)
@@ -151,7 +154,7 @@ type tokenError struct {
 
 func (e *tokenError) Error() string {
 	if e.code != "" {
-		return "genesys: token request failed: " + e.code
+		return "token request failed: " + e.code
 	}
-	return fmt.Sprintf("genesys: token request failed with status %d", e.status)
+	return fmt.Sprintf("token request failed with status %d", e.status)
 }

@@ -89,26 +89,42 @@ func (w *Worker) Run(ctx context.Context) {
 	}
 }
 
-// RunOnce leases one batch of due rows and sends them; it returns how many it leased.
+// RunOnce leases one batch of due rows and sends them; it returns how many it leased. When Genesys
+// cannot be used at all (no token can be had, or a 429 asks to wait), the rest of the batch is put
+// back to wait as long as the failed row does, rather than each row asking again at once.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	now := time.Now()
 	rows, err := w.o.Outbox.Store.LeaseMirrors(ctx, w.owner, now, now.Add(2*w.o.Lease), w.o.Batch)
 	if err != nil {
 		return 0, err
 	}
+	var blocked *tally.MirrorResult
 	for _, m := range rows {
-		w.send(ctx, m)
+		if blocked != nil {
+			w.finish(ctx, m, *blocked)
+			continue
+		}
+		res := w.send(ctx, m)
+		if res.Error != "" && res.blocksAll {
+			blocked = &res.MirrorResult
+		}
 	}
 	return len(rows), nil
 }
 
+// outcome is a row's result, and whether its failure is Genesys's as a whole.
+type outcome struct {
+	tally.MirrorResult
+	blocksAll bool
+}
+
 // send mirrors one leased row and records the outcome.
-func (w *Worker) send(ctx context.Context, m tally.ContactMirror) {
+func (w *Worker) send(ctx context.Context, m tally.ContactMirror) outcome {
 	actx, cancel := context.WithTimeout(ctx, w.o.Lease)
 	sent, err := w.mirror(actx, m)
 	cancel()
 	now := time.Now()
-	res := tally.MirrorResult{SentVersion: sent, RetryAt: now, At: now}
+	res := outcome{MirrorResult: tally.MirrorResult{SentVersion: sent, RetryAt: now, At: now}}
 	if err != nil {
 		res.Error = err.Error()
 		res.RetryAt = now.Add(w.backoff(m.Attempts))
@@ -116,8 +132,15 @@ func (w *Worker) send(ctx context.Context, m tally.ContactMirror) {
 		if errors.As(err, &ra) {
 			res.RetryAt = now.Add(ra.Wait)
 		}
+		res.blocksAll = ra != nil || errors.Is(err, ErrNoToken)
 		w.o.Logger.Warn("genesys mirror: attempt failed", "account", m.AccountID, "attempts", m.Attempts+1, "err", err)
 	}
+	w.finish(ctx, m, res.MirrorResult)
+	return res
+}
+
+// finish records a row's result and ends its lease.
+func (w *Worker) finish(ctx context.Context, m tally.ContactMirror, res tally.MirrorResult) {
 	if err := w.o.Outbox.Store.FinishMirror(context.WithoutCancel(ctx), m.AccountID, w.owner, res); err != nil {
 		w.o.Logger.Warn("genesys mirror: record attempt", "account", m.AccountID, "err", err)
 	}
