@@ -20,11 +20,13 @@ import (
 type MirrorStore interface {
 	// WantMirror records that account's contact (sealed) should show balance version version or later:
 	// it creates the row, or replaces its sealed contact and raises its WantedVersion (never lowers it).
-	// A raised row is due at once.
+	// A raised row is due at once. EINVALID for an empty account or sealed contact, or a version below 1.
 	WantMirror(ctx context.Context, account string, contactSealed []byte, version int64, now time.Time) error
 	// LeaseMirrors takes up to limit rows that are due (WantedVersion > SentVersion, NextAttemptAt <=
 	// now) and not leased (no lease, or one that ended before now), oldest due first, and leases them to
-	// owner until until. Concurrent callers never receive the same row while its lease runs.
+	// owner until until. Concurrent callers never receive the same row while its lease runs
+	// (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: one write transaction). EINVALID for an empty owner
+	// or a limit below 1.
 	LeaseMirrors(ctx context.Context, owner string, now, until time.Time, limit int) ([]ContactMirror, error)
 	// FinishMirror records what became of a leased row and ends the lease, while owner still holds it;
 	// otherwise it changes nothing and returns ECONFLICT. ENOTFOUND when the row does not exist.
