@@ -108,6 +108,7 @@ func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byt
 		writeError(w, r, err)
 		return
 	}
+	s.wantMirror(r.Context(), ev, rc)
 	resp := render(rc, req)
 	resp.EventID, resp.IdempotencyKey, resp.Channel = ev.ID, "", ev.Channel
 	s.answerWrite(w, rc, resp)

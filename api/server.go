@@ -29,6 +29,7 @@ type Deps struct {
 	Cache     balancecache.Cache
 	Metrics   *metrics.Metrics
 	Logger    *slog.Logger
+	Mirror    ContactMirror // nil: the Genesys contact mirror is off
 }
 
 // Options tune the server. Zero values take the defaults.

@@ -44,6 +44,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("WriteTx", func(t *testing.T) { t.Parallel(); testWriteTx(t, h) })
 	t.Run("Invariant", func(t *testing.T) { t.Parallel(); testInvariant(t, h) })
 	t.Run("Fulfillment", func(t *testing.T) { t.Parallel(); testFulfillment(t, h) })
+	t.Run("Mirror", func(t *testing.T) { t.Parallel(); testMirror(t, h) })
 	t.Run("Catalog", func(t *testing.T) { t.Parallel(); testCatalog(t, h) })
 }
 

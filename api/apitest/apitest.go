@@ -48,6 +48,8 @@ type Config struct {
 	// WrapStore, when set, wraps the real store before the breaker (to inject faults).
 	WrapStore func(tally.Store) tally.Store
 	Cache     balancecache.Cache
+	// Mirror, when set, builds the Genesys contact mirror's outbox over the real store.
+	Mirror func(tally.Store) api.ContactMirror
 }
 
 // Server is a running test server.
@@ -147,9 +149,13 @@ func StartOn(t testing.TB, store tally.Store, creds tally.CredentialStore, cfg C
 	if cache == nil {
 		cache = balancecache.NewMemory(10000, time.Hour)
 	}
+	var mirror api.ContactMirror
+	if cfg.Mirror != nil {
+		mirror = cfg.Mirror(store)
+	}
 	srv := api.New(api.Deps{
 		Ledger: l, Store: guarded, Hasher: hasher, Issuer: issuer, Verifier: verifier, Clients: creds,
-		Cache: cache, Metrics: m, Logger: log,
+		Cache: cache, Metrics: m, Logger: log, Mirror: mirror,
 	}, cfg.Options)
 	hs.Config.Handler = srv
 	hs.Start()

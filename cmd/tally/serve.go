@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/api"
 	"github.com/tally-ledger/tally/auth"
@@ -41,6 +42,7 @@ type serveConfig struct {
 	checkpointFile                         string
 	corsOrigins                            []string
 	fulfillment                            fulfillmentConfig
+	mirror                                 mirrorConfig
 }
 
 func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -60,6 +62,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.pprofAddr, "pprof-addr", envDefault("TALLY_PPROF_ADDR", ""), "serve Go's pprof profiles on this separate address, e.g. 127.0.0.1:6060 (env TALLY_PPROF_ADDR; off by default)")
 	fs.StringVar(&c.checkpointFile, "checkpoint-file", envDefault("TALLY_CHECKPOINT_FILE", ""), "append signed checkpoints to this file, outside the database (env TALLY_CHECKPOINT_FILE; default DB.checkpoints beside an embedded database, tally-checkpoints.jsonl in the working directory with PostgreSQL)")
 	fulfillmentConfig := fulfillmentFlags(fs)
+	mirrorConfig := mirrorFlags(fs)
 	checkpointEvery := durationFlag(fs, "checkpoint-every", "TALLY_CHECKPOINT_EVERY", time.Minute, "how often to checkpoint the ledger head while it changes (0 turns it off)")
 	corsOrigins := fs.String("cors-origins", envDefault("TALLY_CORS_ORIGINS", ""), "comma-separated exact origins (https://host[:port]) whose pages may embed the widget and call the portal API (env TALLY_CORS_ORIGINS; default none)")
 	fs.BoolVar(&c.logRequests, "log-requests", envDefault("TALLY_LOG_REQUESTS", "") == "true", "log every request (env TALLY_LOG_REQUESTS=true)")
@@ -133,6 +136,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		*durs[n].p = v
 	}
 	if c.fulfillment, err = fulfillmentConfig(); err != nil {
+		return nil, err
+	}
+	if c.mirror, err = mirrorConfig(); err != nil {
 		return nil, err
 	}
 	every, err := checkpointEvery()
@@ -249,18 +255,23 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	}
 
 	var cache balancecache.Cache = balancecache.NewMemory(100_000, 24*time.Hour)
+	var rdb *redis.Client // also shares the Genesys mirror's token between replicas
 	if c.redisURL != "" {
 		rc, err := balancecache.OpenRedis(ctx, c.redisURL)
 		if err != nil {
 			return fmt.Errorf("redis: %w", err)
 		}
 		defer rc.Close()
-		cache = balancecache.NewRedis(rc, "tally:balance:", 24*time.Hour)
+		cache, rdb = balancecache.NewRedis(rc, "tally:balance:", 24*time.Hour), rc
+	}
+	mirror, err := startMirror(runCtx, store, key, programme, rdb, c.mirror, log, jobs.Go)
+	if err != nil {
+		return err
 	}
 
 	srv := api.New(api.Deps{
 		Ledger: l, Store: guarded, Hasher: hasher, Programme: programme, Issuer: issuer, Verifier: verifier,
-		Clients: store.creds, Cache: cache, Metrics: m, Logger: log,
+		Clients: store.creds, Cache: cache, Metrics: m, Logger: log, Mirror: mirror,
 	}, api.Options{
 		BodyLimit: int64(c.bodyLimit), MaxInFlight: c.maxInFlight, AdmissionWait: c.admissionWait,
 		LookupDeadline: c.lookupDeadline, WriteDeadline: c.writeDeadline, SessionTTL: c.sessionTTL, LogRequests: c.logRequests,
