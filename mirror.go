@@ -22,6 +22,10 @@ type MirrorStore interface {
 	// it creates the row, or replaces its sealed contact and raises its WantedVersion (never lowers it).
 	// A raised row is due at once. EINVALID for an empty account or sealed contact, or a version below 1.
 	WantMirror(ctx context.Context, account string, contactSealed []byte, version int64, now time.Time) error
+	// RefreshMirror raises the WantedVersion of account's row, when it has one, to version (never lowers
+	// it), due at once when raised: any later write of a mirrored customer is mirrored too. An account
+	// without a row is left alone.
+	RefreshMirror(ctx context.Context, account string, version int64, now time.Time) error
 	// LeaseMirrors takes up to limit rows that are due (WantedVersion > SentVersion, NextAttemptAt <=
 	// now) and not leased (no lease, or one that ended before now), oldest due first, and leases them to
 	// owner until until. Concurrent callers never receive the same row while its lease runs

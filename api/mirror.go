@@ -12,6 +12,8 @@ import (
 // account's balance, as of version or later, on the Genesys external contact contactID.
 type ContactMirror interface {
 	Want(ctx context.Context, account, contactID string, version int64) error
+	// Refresh raises the version wanted for an account whose contact is mirrored already.
+	Refresh(ctx context.Context, account string, version int64) error
 }
 
 // wantMirror queues a mirror of the balance after an event that named a Genesys external contact

@@ -208,6 +208,13 @@ func (s *Server) write(r *http.Request, req ledger.Request) (ledger.Receipt, err
 		t := rc.Transaction
 		s.remember(r.Context(), balancecache.Entry{CustomerHash: t.AccountID, Balance: rc.Balance, BalanceVersion: rc.BalanceVersion,
 			Tier: s.Programme.TierFor(rc.Balance), AsOf: t.CreatedAt})
+		if s.Mirror != nil {
+			// Any write of a mirrored customer (an adjustment, a redemption, a reversal) moves the balance
+			// Genesys shows, not only the events that first named the contact.
+			if merr := s.Mirror.Refresh(r.Context(), t.AccountID, rc.BalanceVersion); merr != nil {
+				s.log.Warn("genesys mirror: refresh", "err", merr)
+			}
+		}
 	}
 	return rc, err
 }

@@ -117,14 +117,21 @@ func (c *Client) http() *http.Client {
 	return http.DefaultClient
 }
 
-// retryAfter reads a Retry-After header (seconds, or an HTTP date); a missing or unreadable one waits
-// a second.
+// maxRetryAfter bounds the wait a Retry-After can ask for: a value past it (or one that would overflow)
+// is read as this long, so that a mistaken header cannot park the mirror for years.
+const maxRetryAfter = time.Hour
+
+// retryAfter reads a Retry-After header (seconds, or an HTTP date), within 0 and maxRetryAfter; a
+// missing or unreadable one waits a second. The worker never waits less than its own backoff.
 func retryAfter(v string) time.Duration {
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil && s >= 0 {
+		if s >= int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
 		return time.Duration(s) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0)
+		return min(max(time.Until(t), 0), maxRetryAfter)
 	}
 	return time.Second
 }

@@ -23,6 +23,11 @@ func (o *Outbox) Want(ctx context.Context, account, contactID string, version in
 	return o.Store.WantMirror(ctx, account, o.Key.Seal([]byte(contactID), []byte(account)), version, time.Now())
 }
 
+// Refresh asks again for account's balance, as of version or later, when its contact is mirrored.
+func (o *Outbox) Refresh(ctx context.Context, account string, version int64) error {
+	return o.Store.RefreshMirror(ctx, account, version, time.Now())
+}
+
 // open returns the contact id of a row.
 func (o *Outbox) open(m tally.ContactMirror) (string, error) {
 	b, err := o.Key.Open(m.ContactSealed, []byte(m.AccountID))

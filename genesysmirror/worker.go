@@ -94,7 +94,9 @@ func (w *Worker) Run(ctx context.Context) {
 // back to wait as long as the failed row does, rather than each row asking again at once.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	now := time.Now()
-	rows, err := w.o.Outbox.Store.LeaseMirrors(ctx, w.owner, now, now.Add(2*w.o.Lease), w.o.Batch)
+	// The rows are sent one after the other, each within Lease: the lease must outlast them all, or a
+	// row late in the batch could be leased and sent by another replica meanwhile.
+	rows, err := w.o.Outbox.Store.LeaseMirrors(ctx, w.owner, now, now.Add(time.Duration(w.o.Batch+1)*w.o.Lease), w.o.Batch)
 	if err != nil {
 		return 0, err
 	}
@@ -129,7 +131,9 @@ func (w *Worker) send(ctx context.Context, m tally.ContactMirror) outcome {
 		res.Error = err.Error()
 		res.RetryAt = now.Add(w.backoff(m.Attempts))
 		var ra *RetryAfterError
-		if errors.As(err, &ra) {
+		if errors.As(err, &ra) && ra.Wait > w.backoff(m.Attempts) {
+			// Genesys's wait when it asks for longer than the backoff; never less, so that a
+			// "Retry-After: 0" to a row that keeps failing is not a loop.
 			res.RetryAt = now.Add(ra.Wait)
 		}
 		res.blocksAll = ra != nil || errors.Is(err, ErrNoToken)

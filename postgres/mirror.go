@@ -31,6 +31,15 @@ func (db *DB) WantMirror(ctx context.Context, account string, contactSealed []by
 	return classify(ctx, "want contact mirror", err)
 }
 
+// RefreshMirror raises an existing row's wanted version.
+func (db *DB) RefreshMirror(ctx context.Context, account string, version int64, now time.Time) error {
+	_, err := db.pool.Exec(ctx, `UPDATE contact_mirror SET
+			next_attempt_at = CASE WHEN $2 > wanted_version THEN LEAST(next_attempt_at, $3) ELSE next_attempt_at END,
+			wanted_version = GREATEST(wanted_version, $2), updated_at = $3
+		WHERE account_id = $1`, account, version, now.UTC())
+	return classify(ctx, "refresh contact mirror", err)
+}
+
 // LeaseMirrors leases due rows in one statement, FOR UPDATE SKIP LOCKED as LeaseRedemptions does.
 func (db *DB) LeaseMirrors(ctx context.Context, owner string, now, until time.Time, limit int) ([]tally.ContactMirror, error) {
 	if err := checkLease(owner, limit); err != nil {

@@ -32,6 +32,18 @@ func (db *DB) WantMirror(ctx context.Context, account string, contactSealed []by
 	})
 }
 
+// RefreshMirror raises an existing row's wanted version.
+func (db *DB) RefreshMirror(ctx context.Context, account string, version int64, now time.Time) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE contact_mirror SET
+				next_attempt_at = CASE WHEN ? > wanted_version THEN min(next_attempt_at, ?) ELSE next_attempt_at END,
+				wanted_version = max(wanted_version, ?), updated_at = ?
+			WHERE account_id = ?`,
+			version, micros(now), version, micros(now), account)
+		return wrap(err, "refresh contact mirror")
+	})
+}
+
 // LeaseMirrors leases due rows in one write transaction: SQLite has one writer, so two workers (or
 // processes) cannot take the same rows.
 func (db *DB) LeaseMirrors(ctx context.Context, owner string, now, until time.Time, limit int) ([]tally.ContactMirror, error) {

@@ -23,6 +23,7 @@ func testMirror(t *testing.T, h Harness) {
 		{"lost lease", testMirrorLostLease},
 		{"concurrent leases", testMirrorConcurrent},
 		{"bad input", testMirrorInput},
+		{"refresh", testMirrorRefresh},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -200,5 +201,32 @@ func testMirrorInput(t *testing.T, ctx context.Context, m tally.MirrorStore) {
 	}
 	if rows := leaseMirrors(t, ctx, m, "w1", now); len(rows) != 0 {
 		t.Errorf("bad input left rows: %+v", rows)
+	}
+}
+
+// testMirrorRefresh: a later write raises an existing row's wanted version (due at once) and never
+// lowers it; an account without a row gets none.
+func testMirrorRefresh(t *testing.T, ctx context.Context, m tally.MirrorStore) {
+	now := time.Now()
+	mustWant(t, ctx, m, "acct-r", 2, now)
+	rows := leaseMirrors(t, ctx, m, "w1", now)
+	if len(rows) != 1 {
+		t.Fatalf("leased %v", rows)
+	}
+	if err := m.FinishMirror(ctx, "acct-r", "w1", tally.MirrorResult{SentVersion: 2, RetryAt: now, At: now}); err != nil {
+		t.Fatal(err)
+	}
+	later := now.Add(time.Second)
+	for _, v := range []int64{5, 3} {
+		if err := m.RefreshMirror(ctx, "acct-r", v, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.RefreshMirror(ctx, "acct-none", 9, later); err != nil {
+		t.Fatal(err)
+	}
+	rows = leaseMirrors(t, ctx, m, "w2", later)
+	if len(rows) != 1 || rows[0].AccountID != "acct-r" || rows[0].WantedVersion != 5 {
+		t.Fatalf("after refreshes: %+v, want acct-r wanting version 5 and no other row", rows)
 	}
 }
