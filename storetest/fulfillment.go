@@ -201,40 +201,14 @@ func testConcurrentLeases(t *testing.T, f *outbox) {
 		f.pending(fmt.Sprint("c", i))
 	}
 	now := after()
-	var mu sync.Mutex
-	seen := map[string]string{}
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := 0; w < workers; w++ {
-		owner := fmt.Sprint("worker-", w)
-		wg.Go(func() {
-			for {
-				rs, err := f.jobs.LeaseRedemptions(f.ctx, owner, now, now.Add(time.Minute), 3)
-				if err != nil {
-					errs <- err
-					return
-				}
-				if len(rs) == 0 {
-					return
-				}
-				mu.Lock()
-				for _, r := range rs {
-					if other, dup := seen[r.ReceiptID]; dup {
-						mu.Unlock()
-						errs <- fmt.Errorf("%s leased by %s and %s", r.ReceiptID, other, owner)
-						return
-					}
-					seen[r.ReceiptID] = owner
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	seen := leaseEachOnce(t, workers, func(owner string) ([]string, error) {
+		rs, err := f.jobs.LeaseRedemptions(f.ctx, owner, now, now.Add(time.Minute), 3)
+		ids := make([]string, len(rs))
+		for i, r := range rs {
+			ids[i] = r.ReceiptID
+		}
+		return ids, err
+	})
 	if len(seen) != jobs {
 		t.Fatalf("%d of %d jobs leased", len(seen), jobs)
 	}
@@ -252,4 +226,45 @@ func testOutboxInput(t *testing.T, f *outbox) {
 			t.Errorf("%s: %v, want invalid", name, err)
 		}
 	}
+}
+
+// leaseEachOnce has workers lease at once, each until nothing is left, and fails the test if any row is
+// leased twice; it returns who leased each row. lease takes up to a few rows for owner.
+func leaseEachOnce(t *testing.T, workers int, lease func(owner string) ([]string, error)) map[string]string {
+	t.Helper()
+	var mu sync.Mutex
+	seen := map[string]string{}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		owner := fmt.Sprint("worker-", w)
+		wg.Go(func() {
+			for {
+				ids, err := lease(owner)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(ids) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, id := range ids {
+					if other, dup := seen[id]; dup {
+						mu.Unlock()
+						errs <- fmt.Errorf("%s leased by %s and %s", id, other, owner)
+						return
+					}
+					seen[id] = owner
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	return seen
 }

@@ -3,7 +3,6 @@ package storetest
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -140,40 +139,14 @@ func testMirrorConcurrent(t *testing.T, ctx context.Context, m tally.MirrorStore
 	for i := 0; i < rows; i++ {
 		mustWant(t, ctx, m, fmt.Sprint("acct-", i), 1, now)
 	}
-	var mu sync.Mutex
-	seen := map[string]string{}
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := 0; w < workers; w++ {
-		owner := fmt.Sprint("worker-", w)
-		wg.Go(func() {
-			for {
-				got, err := m.LeaseMirrors(ctx, owner, now, now.Add(time.Minute), 3)
-				if err != nil {
-					errs <- err
-					return
-				}
-				if len(got) == 0 {
-					return
-				}
-				mu.Lock()
-				for _, r := range got {
-					if other, dup := seen[r.AccountID]; dup {
-						mu.Unlock()
-						errs <- fmt.Errorf("%s leased by %s and %s", r.AccountID, other, owner)
-						return
-					}
-					seen[r.AccountID] = owner
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	seen := leaseEachOnce(t, workers, func(owner string) ([]string, error) {
+		got, err := m.LeaseMirrors(ctx, owner, now, now.Add(time.Minute), 3)
+		ids := make([]string, len(got))
+		for i, r := range got {
+			ids[i] = r.AccountID
+		}
+		return ids, err
+	})
 	if len(seen) != rows {
 		t.Fatalf("leased %d rows, want %d", len(seen), rows)
 	}
