@@ -198,4 +198,7 @@ type WriteTx interface {
 	RedemptionsOf(ctx context.Context, seqs []int64) (map[int64]Redemption, error)
 	// SetRedemptionStatus sets the status of redemptions. EINTERNAL when one does not exist.
 	SetRedemptionStatus(ctx context.Context, receiptIDs []string, status string, now time.Time) error
+
+	// TierWriteTx keeps earning-rule usage and tiers (see earningrules.go).
+	TierWriteTx
 }

@@ -23,6 +23,9 @@ type Deps struct {
 	Store     tally.Store
 	Hasher    *tally.CustomerHasher
 	Programme *earning.Programme
+	// Earning applies the earning rules (the ledger's Earner must be the same engine); nil: the
+	// programme's own rules, without a database (events then need a ledger with that engine too).
+	Earning *earning.Engine
 	Issuer    *auth.Issuer
 	Verifier  *auth.Verifier
 	Clients   tally.CredentialStore
@@ -82,6 +85,9 @@ func New(d Deps, opts Options) *Server {
 	if d.Programme == nil {
 		d.Programme = earning.DefaultProgramme()
 	}
+	if d.Earning == nil {
+		d.Earning = earning.NewEngine(nil, d.Programme, nil)
+	}
 	s := &Server{Deps: d, opts: opts, log: d.Logger, metrics: d.Metrics, slots: make(chan struct{}, opts.MaxInFlight)}
 	s.handler = s.observe(s.cors(s.routes()))
 	return s
@@ -112,6 +118,15 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /v1/catalog/rewards/{id}/coupons", s.admit(s.authorize(admin, s.handleAddCoupons)))
 	mux.Handle("GET /v1/catalog/redemptions", s.admit(s.authorize(admin, s.handleAdminRedemptions)))
 	mux.Handle("POST /v1/catalog/redemptions/{receipt_id}/retry", s.admit(s.authorize(admin, s.handleRetryRedemption)))
+
+	mux.Handle("GET /v1/admin/rules", s.admit(s.authorize(admin, s.handleRules)))
+	mux.Handle("POST /v1/admin/rules", s.admit(s.authorize(admin, s.handleCreateRule)))
+	mux.Handle("POST /v1/admin/rules/test", s.admit(s.authorize(admin, s.handleTestRules)))
+	mux.Handle("GET /v1/admin/rules/{name}", s.admit(s.authorize(admin, s.handleRule)))
+	mux.Handle("PUT /v1/admin/rules/{name}", s.admit(s.authorize(admin, s.handlePutRule)))
+	mux.Handle("DELETE /v1/admin/rules/{name}", s.admit(s.authorize(admin, s.handleDeleteRule)))
+	mux.Handle("GET /v1/admin/customers/{customer}/tier", s.admit(s.authorize(admin, s.handleCustomerTier)))
+	mux.Handle("POST /v1/admin/tiers/review", s.admit(s.authorize(admin, s.handleTierReview)))
 
 	mux.Handle("GET /portal/", portalFiles())
 	mux.Handle("GET /v1/portal/me", s.admit(http.HandlerFunc(s.handlePortalMe)))

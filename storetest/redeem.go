@@ -23,6 +23,8 @@ func (ladder) TierOf(balance int64) string {
 	return "base"
 }
 
+func (ladder) QualifyingSince(now time.Time) time.Time { return now.AddDate(-1, 0, 0) }
+
 func (ladder) Rank(tier string) (int, bool) {
 	r, ok := map[string]int{"base": 0, "silver": 1, "gold": 2}[tier]
 	return r, ok
