@@ -33,6 +33,17 @@ type ruleBody struct {
 
 func actorOf(r *http.Request) string { return "client:" + principal(r).ClientID }
 
+// testPath refuses the methods of /v1/admin/rules/{name} on /v1/admin/rules/test, which only POST takes
+// ("test" is no rule's name: earning.CompileRule refuses it).
+func testPath(w http.ResponseWriter, r *http.Request) bool {
+	if r.PathValue("name") != earning.ReservedRuleName {
+		return false
+	}
+	w.Header().Set("Allow", http.MethodPost)
+	writeError(w, r, tally.Errorf(codeMethod, "%s takes POST, not %s", r.URL.Path, r.Method))
+	return true
+}
+
 // handleRules lists the newest version of every rule.
 func (s *Server) handleRules(w http.ResponseWriter, r *http.Request) {
 	vs, err := s.Earning.Rules(r.Context())
@@ -51,6 +62,9 @@ func (s *Server) handleRules(w http.ResponseWriter, r *http.Request) {
 
 // handleRule shows every version of one rule, oldest first.
 func (s *Server) handleRule(w http.ResponseWriter, r *http.Request) {
+	if testPath(w, r) {
+		return
+	}
 	vs, err := s.Earning.History(r.Context(), r.PathValue("name"))
 	if err != nil {
 		writeError(w, r, err)
@@ -87,6 +101,9 @@ func (s *Server) handleCreateRule(w http.ResponseWriter, r *http.Request) {
 
 // handlePutRule stores a new version of a rule; earlier versions are kept.
 func (s *Server) handlePutRule(w http.ResponseWriter, r *http.Request) {
+	if testPath(w, r) {
+		return
+	}
 	var b ruleBody
 	if !s.readRule(w, r, &b) {
 		return
@@ -107,6 +124,9 @@ func (s *Server) handlePutRule(w http.ResponseWriter, r *http.Request) {
 
 // handleDeleteRule deactivates a rule: a new version that pays nothing.
 func (s *Server) handleDeleteRule(w http.ResponseWriter, r *http.Request) {
+	if testPath(w, r) {
+		return
+	}
 	v, err := s.Earning.Deactivate(r.Context(), r.PathValue("name"), actorOf(r))
 	if err != nil {
 		writeError(w, r, err)

@@ -155,13 +155,21 @@ func routed(mux *http.ServeMux) http.Handler {
 			mux.ServeHTTP(w, r)
 			return
 		}
-		var allowed []string
+		var allowed, literal []string
 		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 			other := r.Clone(r.Context())
 			other.Method = m
 			if _, pattern := mux.Handler(other); pattern != "" {
 				allowed = append(allowed, m)
+				if !strings.Contains(pattern, "{") {
+					literal = append(literal, m)
+				}
 			}
+		}
+		if len(literal) > 0 {
+			// A path routed literally for some methods (/v1/admin/rules/test) is that route, not an
+			// instance of a wildcard route of other methods (/v1/admin/rules/{name}).
+			allowed = literal
 		}
 		if len(allowed) == 0 {
 			writeError(w, r, tally.Errorf(tally.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))

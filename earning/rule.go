@@ -63,8 +63,14 @@ type Rule struct {
 	Expr    *Expr
 }
 
+// ReservedRuleName is no rule's name: /v1/admin/rules/test is the route that tests events.
+const ReservedRuleName = "test"
+
 // CompileRule checks a rule's definition and compiles it.
 func CompileRule(name string, version int64, active bool, def RuleDef) (*Rule, error) {
+	if name == ReservedRuleName {
+		return nil, fmt.Errorf("%q is reserved: name the rule otherwise", name)
+	}
 	if name == "" || len(name) > tally.MaxRuleNameLen || strings.TrimSpace(name) != name || tally.CheckText("name", name) != nil {
 		return nil, fmt.Errorf("a rule's name must be 1 to %d bytes of text without surrounding spaces", tally.MaxRuleNameLen)
 	}
