@@ -25,14 +25,14 @@ type Deps struct {
 	Programme *earning.Programme
 	// Earning applies the earning rules (the ledger's Earner must be the same engine); nil: the
 	// programme's own rules, without a database (events then need a ledger with that engine too).
-	Earning *earning.Engine
-	Issuer    *auth.Issuer
-	Verifier  *auth.Verifier
-	Clients   tally.CredentialStore
-	Cache     balancecache.Cache
-	Metrics   *metrics.Metrics
-	Logger    *slog.Logger
-	Mirror    ContactMirror // nil: the Genesys contact mirror is off
+	Earning  *earning.Engine
+	Issuer   *auth.Issuer
+	Verifier *auth.Verifier
+	Clients  tally.CredentialStore
+	Cache    balancecache.Cache
+	Metrics  *metrics.Metrics
+	Logger   *slog.Logger
+	Mirror   ContactMirror // nil: the Genesys contact mirror is off
 }
 
 // Options tune the server. Zero values take the defaults.
