@@ -297,7 +297,12 @@ func integer(v any) (int64, bool) {
 	return int64(f), true
 }
 
-func bounded(n int64) (int64, bool) { return n, n >= -exprBound && n <= exprBound }
+func bounded(n int64) (int64, bool) {
+	if n < -exprBound || n > exprBound {
+		return 0, false
+	}
+	return n, true
+}
 
 type binary struct {
 	op   byte
