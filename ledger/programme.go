@@ -144,9 +144,15 @@ func (b *batchRun) upgradeTiers(ctx context.Context) error {
 	if p == nil || len(b.pr.accrued) == 0 {
 		return nil
 	}
+	top := p.TierOf(tally.MaxAmount)
 	var ids []string
 	for id := range b.pr.accrued {
-		ids = append(ids, id)
+		if b.tierOf(id) != top { // the top tier cannot rise: its qualifying points need no reading
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
 	}
 	sort.Strings(ids)
 	q, err := b.tx.QualifyingPointsOf(ctx, ids, p.QualifyingSince(b.now), farFuture)
