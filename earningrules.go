@@ -103,9 +103,12 @@ type TierWriteTx interface {
 	QualifyingPointsOf(ctx context.Context, accounts []string, since, until time.Time) (map[string]int64, error)
 	// SetTiers stores tiers (insert or replace, by account) and appends changes to the tier history.
 	SetTiers(ctx context.Context, tiers []CustomerTier, changes []TierChange) error
-	// TiersToReview returns up to limit stored tiers with account id > after, in id order, whose
-	// ReviewedThrough is before periodEnd and whose Since is before periodEnd.
-	TiersToReview(ctx context.Context, periodEnd time.Time, after string, limit int) ([]CustomerTier, error)
+	// TiersToReview returns up to limit stored tiers other than base with account id > after, in id
+	// order, whose ReviewedThrough is before periodEnd and whose Since is before periodEnd.
+	TiersToReview(ctx context.Context, periodEnd time.Time, base, after string, limit int) ([]CustomerTier, error)
+	// AccountsWithoutTier returns up to limit customer accounts with id > after, in id order, that have
+	// no stored tier.
+	AccountsWithoutTier(ctx context.Context, after string, limit int) ([]string, error)
 }
 
 // MaxRuleNameLen bounds a rule's name.

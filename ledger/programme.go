@@ -212,7 +212,7 @@ func (s *Service) ReviewTiers(ctx context.Context, periodEnd time.Time) (TierRev
 		var last string
 		err := s.store.Update(ctx, func(ctx context.Context, tx tally.WriteTx) error {
 			n, down, last = 0, 0, ""
-			due, err := tx.TiersToReview(ctx, periodEnd, after, reviewBatch)
+			due, err := tx.TiersToReview(ctx, periodEnd, p.TierOf(0), after, reviewBatch)
 			if err != nil || len(due) == 0 {
 				return err
 			}
@@ -276,4 +276,63 @@ func (s *Service) ReviewTiers(ctx context.Context, periodEnd time.Time) (TierRev
 func rank(p tally.TierPolicy, tier string) int {
 	r, _ := p.Rank(tier)
 	return r
+}
+
+// BackfillTiers stores a tier for every customer account that has none: the tier its qualifying points
+// reach now (base included, so that each account is looked at once), with the reason recorded when above
+// base. It brings a ledger written before tiers were stored (when the tier followed the balance) to
+// stored tiers; serve runs it at start. Safe to run again and from several replicas at once.
+func (s *Service) BackfillTiers(ctx context.Context) (int, error) {
+	p := s.opts.Tiers
+	if p == nil {
+		return 0, tally.Errorf(tally.EINVALID, "the programme has no tiers")
+	}
+	base, raised, after := p.TierOf(0), 0, ""
+	for {
+		var last string
+		var n int
+		err := s.store.Update(ctx, func(ctx context.Context, tx tally.WriteTx) error {
+			now := tally.LedgerTime(s.opts.Clock())
+			last, n = "", 0
+			ids, err := tx.AccountsWithoutTier(ctx, after, reviewBatch)
+			if err != nil || len(ids) == 0 {
+				return err
+			}
+			last = ids[len(ids)-1]
+			if _, err := tx.LockAccounts(ctx, ids); err != nil {
+				return err
+			}
+			stored, err := tx.CustomerTiers(ctx, ids) // an accrual may have raised one meanwhile
+			if err != nil {
+				return err
+			}
+			q, err := tx.QualifyingPointsOf(ctx, ids, p.QualifyingSince(now), farFuture)
+			if err != nil {
+				return err
+			}
+			var tiers []tally.CustomerTier
+			var changes []tally.TierChange
+			for _, id := range ids {
+				if _, ok := stored[id]; ok {
+					continue
+				}
+				tier := p.TierOf(q[id])
+				tiers = append(tiers, tally.CustomerTier{AccountID: id, Tier: tier, Since: now})
+				if tier != base {
+					n++
+					changes = append(changes, tally.TierChange{AccountID: id, From: base, To: tier, At: now,
+						Reason: fmt.Sprintf("first stored tier: %d qualifying points reach %s", q[id], tier)})
+				}
+			}
+			return tx.SetTiers(ctx, tiers, changes)
+		})
+		if err != nil {
+			return raised, err
+		}
+		raised += n
+		if last == "" {
+			return raised, nil
+		}
+		after = last
+	}
 }

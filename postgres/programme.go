@@ -319,9 +319,10 @@ func (w *writeTx) SetTiers(ctx context.Context, tiers []tally.CustomerTier, chan
 }
 
 // TiersToReview implements tally.TierWriteTx.
-func (w *writeTx) TiersToReview(ctx context.Context, periodEnd time.Time, after string, limit int) ([]tally.CustomerTier, error) {
+func (w *writeTx) TiersToReview(ctx context.Context, periodEnd time.Time, base, after string, limit int) ([]tally.CustomerTier, error) {
 	rows, err := w.query(ctx, "tiers to review", `SELECT account_id, tier, since, reviewed_through FROM customer_tiers
-		WHERE account_id > $1 AND reviewed_through < $2 AND since < $2 ORDER BY account_id LIMIT $3`, after, periodEnd.UTC(), limit)
+		WHERE account_id > $1 AND reviewed_through < $2 AND since < $2 AND tier <> $4 ORDER BY account_id LIMIT $3`,
+		after, periodEnd.UTC(), limit, base)
 	if err != nil {
 		return nil, err
 	}
@@ -330,4 +331,19 @@ func (w *writeTx) TiersToReview(ctx context.Context, periodEnd time.Time, after 
 		return nil, w.fail(ctx, "tiers to review", err)
 	}
 	return out, nil
+}
+
+// AccountsWithoutTier implements tally.TierWriteTx.
+func (w *writeTx) AccountsWithoutTier(ctx context.Context, after string, limit int) ([]string, error) {
+	rows, err := w.query(ctx, "accounts without tier", `SELECT a.id FROM accounts a
+		WHERE a.kind = 'customer' AND a.id > $1 AND NOT EXISTS (SELECT 1 FROM customer_tiers t WHERE t.account_id = a.id)
+		ORDER BY a.id LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, w.fail(ctx, "accounts without tier", err)
+	}
+	return ids, nil
 }
