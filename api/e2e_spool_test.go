@@ -152,8 +152,8 @@ func TestSpoolOutage(t *testing.T) {
 		for sample, want := range map[string]float64{
 			`tally_spool_replayed_total{outcome="applied"}`:  10, // 9 explicit accruals and one event
 			`tally_spool_replayed_total{outcome="replayed"}`: 2,  // the two retries
-			"tally_spool_depth":              0,
-			"tally_spool_oldest_age_seconds": 0,
+			"tally_spool_depth":                              0,
+			"tally_spool_oldest_age_seconds":                 0,
 		} {
 			if got, _ := faultMetric(t, m, sample); got != want {
 				t.Fatalf("%s = %v, want %v", sample, got, want)
