@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -68,6 +69,15 @@ func exported(t *testing.T) map[string]bool {
 				names[sub[1]] = true
 			}
 		}
+	}
+	// Gauges read at scrape time are registered by their owners; gather them too.
+	m.WatchSpool(func() (int64, time.Time) { return 0, time.Time{} })
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		names[f.GetName()] = true
 	}
 	if len(names) == 0 {
 		t.Fatal("found no metrics in metrics.New()")
