@@ -43,6 +43,7 @@ var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 // programmeRun is what one batch attempt knows of tiers and earning.
 type programmeRun struct {
 	stored  map[string]tally.CustomerTier // stored tiers of the accounts that accrue or redeem gated rewards
+	before  map[string]int64              // their qualifying points before this batch
 	earning EarningRun
 	lines   map[int][]tally.AccrualRule // op index -> the rule lines of its accrual
 	accrued map[string]int              // account -> the last op of the batch that accrued to it
@@ -67,11 +68,11 @@ func (b *batchRun) prepareProgramme(ctx context.Context) error {
 	pr := &b.pr
 	pr.stored, pr.lines, pr.accrued = map[string]tally.CustomerTier{}, map[int][]tally.AccrualRule{}, map[string]int{}
 	if b.tiers != nil && len(tiered) > 0 {
-		m, err := b.tx.CustomerTiers(ctx, sortedUnique(tiered))
+		m, q, err := b.tx.TierStandings(ctx, sortedUnique(tiered), b.tiers.QualifyingSince(b.now))
 		if err != nil {
 			return err
 		}
-		pr.stored = m
+		pr.stored, pr.before = m, q
 	}
 	if b.earner != nil && len(earning) > 0 {
 		run, err := b.earner.BeginEarning(ctx, b.tx, sortedUnique(earning), b.now)
@@ -155,9 +156,22 @@ func (b *batchRun) upgradeTiers(ctx context.Context) error {
 		return nil
 	}
 	sort.Strings(ids)
-	q, err := b.tx.QualifyingPointsOf(ctx, ids, p.QualifyingSince(b.now), farFuture)
-	if err != nil {
-		return err
+	// Qualifying points now: those read under the lock before the batch, and the batch's own accruals,
+	// less the accruals it reversed that counted.
+	since := p.QualifyingSince(b.now)
+	q := make(map[string]int64, len(ids))
+	for id, n := range b.pr.before {
+		q[id] = n
+	}
+	for _, t := range b.txs {
+		switch {
+		case t.Kind == tally.KindAccrual:
+			q[t.AccountID] += t.Amount
+		case t.Kind == tally.KindReversal:
+			if target, ok := b.targets[t.ReversesSeq]; ok && target.Kind == tally.KindAccrual && !target.CreatedAt.Before(since) {
+				q[t.AccountID] -= target.Amount
+			}
+		}
 	}
 	var tiers []tally.CustomerTier
 	var changes []tally.TierChange

@@ -347,3 +347,43 @@ func (w *writeTx) AccountsWithoutTier(ctx context.Context, after string, limit i
 	}
 	return ids, nil
 }
+
+// TierStandings implements tally.TierWriteTx in one statement (one round trip per batch).
+func (w *writeTx) TierStandings(ctx context.Context, accounts []string, since time.Time) (map[string]tally.CustomerTier, map[string]int64, error) {
+	tiers, q := map[string]tally.CustomerTier{}, map[string]int64{}
+	if len(accounts) == 0 {
+		return tiers, q, nil
+	}
+	rows, err := w.query(ctx, "tier standings", `SELECT a.id, t.tier, t.since, t.reviewed_through,
+			(SELECT coalesce(sum(x.amount), 0)::bigint FROM transactions x
+				WHERE x.account_id = a.id AND x.kind = 'accrual' AND x.created_at >= $2
+					AND NOT EXISTS (SELECT 1 FROM transactions r WHERE r.reverses_seq = x.seq))
+		FROM unnest($1::text[]) AS a(id) LEFT JOIN customer_tiers t ON t.account_id = a.id`, accounts, since.UTC())
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var tier *string
+		var since, reviewed *time.Time
+		var points int64
+		if err := rows.Scan(&id, &tier, &since, &reviewed, &points); err != nil {
+			return nil, nil, w.fail(ctx, "tier standings", err)
+		}
+		if tier != nil {
+			t := tally.CustomerTier{AccountID: id, Tier: *tier, Since: since.UTC(), ReviewedThrough: reviewed.UTC()}
+			if t.ReviewedThrough.Equal(epoch) {
+				t.ReviewedThrough = time.Time{}
+			}
+			tiers[id] = t
+		}
+		if points != 0 {
+			q[id] = points
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, w.fail(ctx, "tier standings", err)
+	}
+	return tiers, q, nil
+}
