@@ -5,6 +5,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,8 @@ type Metrics struct {
 	FulfillmentEvents  *prometheus.CounterVec // event: attempt, delivered, failed, dead, refunded
 	SpoolAppends       *prometheus.CounterVec // result: ok, full, error
 	SpoolReplayed      *prometheus.CounterVec // outcome: applied, replayed, refused
+
+	spoolWatched atomic.Bool
 }
 
 // New registers every collector, plus the Go runtime's and the process's, on a new registry.
@@ -86,8 +89,11 @@ func New() *Metrics {
 }
 
 // WatchSpool registers tally_spool_depth and tally_spool_oldest_age_seconds, read from stats at each
-// scrape; stats must be cheap (a cached value, not a round trip). Call it at most once.
+// scrape; stats must be cheap (a cached value, not a round trip). Only the first call registers them.
 func (m *Metrics) WatchSpool(stats func() (depth int64, oldest time.Time)) {
+	if !m.spoolWatched.CompareAndSwap(false, true) {
+		return
+	}
 	m.Registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tally_spool_depth", Help: "Accruals in the spool, not yet replayed into the ledger.",

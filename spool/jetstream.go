@@ -93,7 +93,10 @@ func (s *JetStream) setup(ctx context.Context) error {
 		Durable:       s.opts.Consumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       time.Minute,
-		MaxAckPending: 4 * replayBatch,
+		// At most one batch out at a time, acknowledged only once the whole batch was applied: a replica
+		// fetches only after every entry another replica holds is applied or handed back, so that replicas
+		// draining one stream keep each customer's entries in order.
+		MaxAckPending: replayBatch,
 	})
 	if err != nil {
 		return fmt.Errorf("spool: creating the consumer %s: %w", s.opts.Consumer, err)
@@ -161,15 +164,21 @@ func (s *JetStream) Replay(ctx context.Context, apply func(Entry) error) error {
 			return nil
 		}
 		results := ApplyOrdered(entries, s.opts.Workers, apply)
+		// The entries not applied are handed back before any slot is freed by an acknowledgement, so that
+		// whoever fetches next gets them (redeliveries come first) before the later entries of their
+		// customers.
+		for i, m := range msgs {
+			if results[i] != nil {
+				_ = m.Nak()
+			}
+		}
 		var ackErr error
 		for i, m := range msgs {
 			if results[i] == nil {
 				if err := m.DoubleAck(ctx); err != nil && ackErr == nil {
 					ackErr = fmt.Errorf("spool: acknowledging an applied entry: %w", err)
 				}
-				continue
 			}
-			_ = m.Nak()
 		}
 		if err := firstError(results); err != nil {
 			return err
