@@ -90,9 +90,9 @@ func (s *JetStream) setup(ctx context.Context) error {
 		return fmt.Errorf("spool: creating the stream %s (is JetStream enabled: nats-server -js?): %w", s.opts.Stream, err)
 	}
 	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       s.opts.Consumer,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute,
+		Durable:   s.opts.Consumer,
+		AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait:   time.Minute,
 		// At most one batch out at a time, acknowledged only once the whole batch was applied: a replica
 		// fetches only after every entry another replica holds is applied or handed back, so that replicas
 		// draining one stream keep each customer's entries in order.
