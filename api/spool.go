@@ -225,7 +225,7 @@ func (s *Server) DrainSpool(ctx context.Context) int64 {
 	}
 	err = s.Spool.Replay(ctx, func(e spool.Entry) error { return s.applySpooled(ctx, e) })
 	if err != nil && ctx.Err() == nil {
-		s.log.Info("spool: replay paused, the store is unavailable", "err", err)
+		s.log.Info("spool: replay paused, the rest waits for the next round", "err", err)
 	}
 	stats, err = s.refreshSpool(ctx)
 	if err != nil {

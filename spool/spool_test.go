@@ -468,7 +468,7 @@ func TestJetStreamSharedByReplicas(t *testing.T) {
 	for _, s := range []spool.Spool{a, b} {
 		go func() {
 			var err error
-			for range 50 {
+			for range 1000 {
 				if err = s.Replay(context.Background(), apply); err != nil {
 					break
 				}
