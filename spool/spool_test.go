@@ -491,3 +491,34 @@ func TestJetStreamSharedByReplicas(t *testing.T) {
 		}
 	}
 }
+
+// TestFileCursorPastTheLog: a cursor naming a log that was emptied (a crash after the file was cut but
+// before its cursor was reset) replays everything the file now holds, skipping nothing.
+func TestFileCursorPastTheLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tally.spool")
+	s := mustOpenFile(t, path, spool.FileOptions{})
+	mustAppend(t, s, entry("c", 0))
+	mustAppend(t, s, entry("c", 1))
+	s.Close()
+	if err := os.WriteFile(path+".cursor", []byte("999999\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpenFile(t, path, spool.FileOptions{})
+	if got := replayAll(t, s); len(got) != 2 {
+		t.Fatalf("replayed %q, want both entries", bodies(got))
+	}
+}
+
+// TestJetStreamFullByBytes: a stream at its byte limit refuses new entries with ErrFull.
+func TestJetStreamFullByBytes(t *testing.T) {
+	s := natstest.Open(t, spool.JetStreamOptions{MaxBytes: 1000})
+	var err error
+	for i := range 50 {
+		if err = s.Append(context.Background(), entry("c", i)); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, spool.ErrFull) {
+		t.Fatalf("Append past the byte limit = %v, want ErrFull", err)
+	}
+}
