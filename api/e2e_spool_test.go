@@ -339,3 +339,23 @@ func TestSpoolUnwritable(t *testing.T) {
 		t.Fatalf("the refused accrual sent again once the store is back: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestSpoolCommitAckLost: a write that committed but whose acknowledgement was lost is spooled (the
+// server cannot tell it from a failed one); its replay finds the outcome and applies nothing.
+func TestSpoolCommitAckLost(t *testing.T) {
+	for _, b := range apitest.Backends {
+		t.Run(string(b), func(t *testing.T) {
+			t.Parallel()
+			fs := &faultyStore{}
+			s := apitest.Start(t, b, apitest.Config{WrapStore: faultWrap(fs), Spool: openSpool(t, "file", 0), SpoolInterval: time.Hour})
+			tok := s.Token(apitest.AllScopes...)
+			fs.lostAck.Store(true)
+			spoolWantQueued(t, "write whose commit was not acknowledged", s.Do("POST", faultProcessPath, tok, faultAccrualBody("la-1", "max", 30)),
+				"idempotency_key", "la-1", "e2e")
+			fs.lostAck.Store(false)
+			spoolDrain(t, s)
+			faultWantMetric(t, s, `tally_spool_replayed_total{outcome="replayed"}`, 1)
+			faultCheckLedger(t, s, "max", faultAcks{"la-1": 30})
+		})
+	}
+}
