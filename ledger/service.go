@@ -62,7 +62,7 @@ type Service struct {
 
 // Receipt is the outcome of a successful write: the transaction and the customer balance right after it.
 type Receipt struct {
-	Transaction    tally.Transaction `json:"transaction"`
+	Transaction tally.Transaction `json:"transaction"`
 	// Balance is the spendable balance (pending points left out, see tally.Account.Spendable).
 	Balance int64 `json:"balance"`
 	// Pending is the points of the balance not spendable yet.
