@@ -205,4 +205,6 @@ type WriteTx interface {
 
 	// LotWriteTx writes the points lots (see lot_store.go).
 	LotWriteTx
+	// TierWriteTx keeps earning-rule usage and tiers (see earningrules.go).
+	TierWriteTx
 }

@@ -99,7 +99,7 @@ func (s *Service) apply(ctx context.Context, batch []*op) (results []result, rer
 		return nil, nil, err
 	}
 	err = s.store.Update(ctx, func(ctx context.Context, tx tally.WriteTx) error {
-		b := &batchRun{tx: tx, chain: chain, tiers: s.opts.Tiers, ops: batch, now: tally.LedgerTime(s.opts.Clock()), results: make([]result, len(batch)),
+		b := &batchRun{tx: tx, chain: chain, tiers: s.opts.Tiers, earner: s.opts.Earner, ops: batch, now: tally.LedgerTime(s.opts.Clock()), results: make([]result, len(batch)),
 			rerun: make([]bool, len(batch)), policy: s.opts.Lots}
 		if err := b.run(ctx); err != nil {
 			return err
@@ -132,6 +132,8 @@ type batchRun struct {
 	tiers        tally.TierPolicy
 	policy       tally.LotPolicy
 	lots         lotRun
+	earner       Earner
+	pr           programmeRun
 	rw           rewardRun
 	redemptionTx []*tally.Transaction // the transaction of each of rw.redemptions
 }
@@ -269,6 +271,9 @@ func (b *batchRun) lock(ctx context.Context) error {
 	if err := b.loadLots(ctx); err != nil {
 		return err
 	}
+	if err := b.prepareProgramme(ctx); err != nil {
+		return err
+	}
 	return b.lockRewards(ctx, targetSeqs)
 }
 
@@ -329,8 +334,20 @@ func (b *batchRun) decide(i int) {
 	}
 	var postings []tally.Posting
 	amount := r.Amount
+	var earned *Award
 	switch r.Kind {
 	case tally.KindAccrual:
+		if r.Earn != nil {
+			aw, ok := b.award(i, a.ID)
+			if !ok {
+				return
+			}
+			if aw.Points <= 0 { // nothing earned (a cap reached, a window closed): remembered as ignored
+				b.results[i] = result{}
+				return
+			}
+			earned, amount, r.Reason = &aw, aw.Points, aw.Reason
+		}
 		postings = pair(a.ID, amount, tally.AccountIssuance)
 	case tally.KindRedemption:
 		if r.RewardID != "" {
@@ -412,6 +429,9 @@ func (b *batchRun) decide(i int) {
 	if r.RewardID != "" {
 		b.takeReward(i, t)
 	}
+	if r.Kind == tally.KindAccrual {
+		b.granted(i, a.ID, earned)
+	}
 }
 
 // pair is the two postings of a transfer between a customer and a system account.
@@ -469,6 +489,9 @@ func (b *batchRun) write(ctx context.Context) error {
 			return err
 		}
 		if err := b.writeRewards(ctx); err != nil {
+			return err
+		}
+		if err := b.writeProgramme(ctx); err != nil {
 			return err
 		}
 	}

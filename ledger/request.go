@@ -71,6 +71,11 @@ type Request struct {
 	// Lapsed, for an expiry Tally makes itself (Internal), expires whatever remains of the account's lots
 	// that have lapsed when the write is decided; Amount is then 0. Nothing lapsed: no transaction.
 	Lapsed bool
+	// Earn, on an accrual, asks for its amount to be computed from these event fields by the earning
+	// rules (Options.Earner) inside the locked decision, where caps and the customer's tier are read; the
+	// transaction's reason names the paying rules. Amount must then be 0 and Identity set: a redelivered
+	// event replays its first answer even if the rules changed in between.
+	Earn map[string]any
 }
 
 // KindNone records an answer under an idempotency key without moving points: an event that earned
@@ -123,7 +128,11 @@ func (r *Request) normalize() error {
 		if !tally.IsCustomerHash(r.Account) {
 			return tally.Errorf(tally.EINVALID, "account must be a customer hash (64 lowercase hex digits)")
 		}
-		if (r.RewardID == "" || r.Amount != 0) && !r.Lapsed {
+		if r.Earn != nil {
+			if r.Kind != tally.KindAccrual || r.Amount != 0 || r.Identity == "" {
+				return tally.Errorf(tally.EINVALID, "only an accrual without an amount, with an identity, is earned by the rules")
+			}
+		} else if (r.RewardID == "" || r.Amount != 0) && !r.Lapsed {
 			if err := checkAmount(r.Kind, r.Amount); err != nil {
 				return err
 			}

@@ -43,6 +43,9 @@ type Options struct {
 	// Lots is the programme's points lifecycle: when new lots expire, and what a clawback may do
 	// (zero value: points never expire, clawbacks stay within the balance).
 	Lots tally.LotPolicy
+	// Earner computes the amount of accruals made for events (Request.Earn); without it they fail
+	// (EUNAVAILABLE).
+	Earner Earner
 }
 
 // Service is the ledger. It is safe for concurrent use; writes from many goroutines are grouped into
@@ -71,6 +74,10 @@ type Receipt struct {
 	// Redemption is the receipt of a redemption of a reward, as recorded with the transaction (its
 	// fulfillment status may have moved on since: see Store.Redemption).
 	Redemption *tally.Redemption `json:"redemption,omitempty"`
+	// Rules are the earning rules (versions) that paid an event's accrual, and what each paid.
+	Rules []tally.AccrualRule `json:"rules,omitempty"`
+	// TierChange is the upgrade the accrual earned, if it earned one.
+	TierChange *tally.TierChange `json:"tier_change,omitempty"`
 	// Replayed is true when the write was not applied now because its idempotency key had been applied
 	// before (or by a concurrent duplicate); the receipt is then the original one.
 	Replayed bool `json:"-"`

@@ -3,7 +3,6 @@ package storetest
 import (
 	"errors"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,23 +10,6 @@ import (
 	"github.com/tally-ledger/tally/ledger"
 )
 
-// clock is a test's controllable time.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // lotsEnv is a ledger with a programme lifecycle policy and a clock the test moves.
 type lotsEnv struct {
