@@ -20,10 +20,10 @@ import (
 // Bounds of the load-held test. They are generous on purpose: the test asserts what the server answers
 // and that its memory and goroutines stay bounded and come back, never how fast it is.
 const (
-	heldStepLength   = time.Second            // one concurrency level of the saturation search
-	heldBurstLength  = 3 * time.Second        // the burst at twice the saturation rate
-	heldHeapCap      = 512 << 20              // the heap may never exceed this during the burst
-	heldHeapRecovery = 64 << 20               // after the burst and a GC, the heap is within this of before
+	heldStepLength   = time.Second     // one concurrency level of the saturation search
+	heldBurstLength  = 3 * time.Second // the burst at twice the saturation rate
+	heldHeapCap      = 512 << 20       // the heap may never exceed this during the burst
+	heldHeapRecovery = 64 << 20        // after the burst and a GC, the heap is within this of before
 	heldCustomers    = 200
 )
 
@@ -58,7 +58,7 @@ func TestLoadHeldAtTwiceSaturation(t *testing.T) {
 			s := apitest.Start(t, b, apitest.Config{})
 			tok := s.Token(apitest.AllScopes...)
 			client := &http.Client{
-				Timeout:   2 * time.Minute, // a hang is a failure, not a measurement
+				Timeout:   2 * time.Minute,                                       // a hang is a failure, not a measurement
 				Transport: &http.Transport{MaxIdleConnsPerHost: heldOutstanding}, // no connection is closed for want of room
 			}
 			t.Cleanup(client.CloseIdleConnections)
