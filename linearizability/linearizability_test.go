@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,5 +212,51 @@ func TestVerifyNamesTheResult(t *testing.T) {
 	err := linearizability.Verify(h, 10*time.Second, filepath.Join(t.TempDir(), "history.html"))
 	if !errors.Is(err, linearizability.ErrNotLinearizable) {
 		t.Fatalf("Verify = %v, want ErrNotLinearizable", err)
+	}
+}
+
+// slowStore delays every fifth write transaction before it begins, longer than the recorder waits for
+// an answer: those writes' callers hang up, and the writes go on without them (a batch does not end
+// with its callers' requests), so their answers are lost although they may be applied.
+type slowStore struct {
+	tally.Store
+	writes atomic.Int64
+}
+
+func (s *slowStore) Update(ctx context.Context, fn func(context.Context, tally.WriteTx) error) error {
+	if s.writes.Add(1)%5 == 0 {
+		time.Sleep(300 * time.Millisecond)
+	}
+	return s.Store.Update(ctx, fn)
+}
+
+// TestLinearizableWithLostAnswers records histories in which many answers are lost (the client gives up
+// after 150 ms while some writes take 300 ms): each lost write is asked again with its idempotency key,
+// and the history, with those operations' intervals running to the retry's answer (or to infinity when
+// no retry answered), must still be linearizable.
+func TestLinearizableWithLostAnswers(t *testing.T) {
+	for _, b := range apitest.Backends {
+		t.Run(string(b), func(t *testing.T) {
+			t.Parallel()
+			s := apitest.Start(t, b, apitest.Config{WrapStore: func(inner tally.Store) tally.Store { return &slowStore{Store: inner} }})
+			w := workload([]linearizability.Target{target(s)}, "lost")
+			w.Clients, w.OpsPerClient, w.RequestTimeout = 8, 20, 150*time.Millisecond
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			h, err := linearizability.Record(ctx, w)
+			if err != nil {
+				t.Fatalf("record: %v", err)
+			}
+			t.Log(h.Describe())
+			if h.Resolved+h.Unresolved == 0 {
+				t.Fatalf("no answer was lost, so the test proves nothing: %s", h.Describe())
+			}
+			if h.Statuses[500] > 0 {
+				t.Fatalf("the server answered 500: %s", h.Describe())
+			}
+			if err := linearizability.Verify(h, time.Minute, filepath.Join(t.TempDir(), "history.html")); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
