@@ -25,6 +25,7 @@ const (
 	heldHeapCap      = 512 << 20       // the heap may never exceed this during the burst
 	heldHeapRecovery = 64 << 20        // after the burst and a GC, the heap is within this of before
 	heldCustomers    = 200
+	heldBurstRounds  = 4 // bursts at a doubled rate until one sheds
 )
 
 // heldFigures are what one backend's run measured; they are logged for RELIABILITY.md.
@@ -105,15 +106,13 @@ func TestLoadHeldAtTwiceSaturation(t *testing.T) {
 				}
 			}
 			f.saturation = best
-			checkHeldAnswers(t, all, false)
+			checkHeldAnswers(t, all)
 
 			// 2. The burst at twice the saturation rate, open loop: requests start on schedule whether or
 			// not earlier ones were answered.
 			runtime.GC()
 			f.heapBefore, f.rssBefore = heapInuse(), rss()
 			baseGoroutines := runtime.NumGoroutine()
-			rate := 2 * f.saturation
-			total := int(rate * heldBurstLength.Seconds())
 			sampling := make(chan struct{})
 			sampled := make(chan struct{})
 			go func() {
@@ -132,36 +131,57 @@ func TestLoadHeldAtTwiceSaturation(t *testing.T) {
 				}
 			}()
 			open := make(chan struct{}, heldOutstanding)
-			var wg sync.WaitGroup
-			var burst []loadAnswer
-			var burstMu sync.Mutex
-			start := time.Now()
-			for i := range total {
-				due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
-				if d := time.Until(due); d > 0 {
-					time.Sleep(d)
+			burstAt := func(rate float64) (answers []loadAnswer, elapsed time.Duration) {
+				var wg sync.WaitGroup
+				var mu sync.Mutex
+				total := int(rate * heldBurstLength.Seconds())
+				start := time.Now()
+				for i := range total {
+					due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+					if d := time.Until(due); d > 0 {
+						time.Sleep(d)
+					}
+					select {
+					case open <- struct{}{}:
+					default:
+						f.stalled++
+						open <- struct{}{}
+					}
+					wg.Go(func() {
+						defer func() { <-open }()
+						a := next("burst")
+						loadAccrue(client, s.URL, tok, &a)
+						mu.Lock()
+						answers = append(answers, a)
+						mu.Unlock()
+					})
 				}
-				select {
-				case open <- struct{}{}:
-				default:
-					f.stalled++
-					open <- struct{}{}
-				}
-				wg.Go(func() {
-					defer func() { <-open }()
-					a := next("burst")
-					loadAccrue(client, s.URL, tok, &a)
-					burstMu.Lock()
-					burst = append(burst, a)
-					burstMu.Unlock()
-				})
+				f.offered = float64(total) / time.Since(start).Seconds()
+				wg.Wait()
+				return answers, time.Since(start)
 			}
-			f.offered = float64(total) / time.Since(start).Seconds()
-			wg.Wait()
+			// Were nothing shed, the server kept up with twice the rate measured, which was then not its
+			// saturation point (the machine may have been busier while it was measured, as when other
+			// packages' tests run beside this one): the burst is repeated, a bounded number of times, at
+			// twice the throughput it achieved.
+			rate := 2 * f.saturation
+			var burst []loadAnswer
+			for round := 1; ; round++ {
+				var elapsed time.Duration
+				burst, elapsed = burstAt(rate)
+				f.answers = checkHeldAnswers(t, burst)
+				all = append(all, burst...)
+				if f.answers[http.StatusTooManyRequests] > 0 {
+					break
+				}
+				if round == heldBurstRounds {
+					t.Fatalf("%d bursts, the last at %.0f accruals/s, shed nothing: %v", round, rate, f.answers)
+				}
+				t.Logf("a burst at %.0f accruals/s shed nothing (%v); again at twice its throughput", rate, f.answers)
+				rate = 2 * max(rate, float64(f.answers[http.StatusCreated])/elapsed.Seconds())
+			}
 			close(sampling)
 			<-sampled
-			f.answers = checkHeldAnswers(t, burst, true)
-			all = append(all, burst...)
 
 			// 3. Recovery: the server is idle again, so the very next requests must succeed, none shed.
 			for i := range 20 {
@@ -213,9 +233,9 @@ func TestLoadHeldAtTwiceSaturation(t *testing.T) {
 	}
 }
 
-// checkHeldAnswers fails the test on an answer other than 201 or a well-formed 429, and, when the load
-// was above saturation, when nothing was shed. It returns the count of each status.
-func checkHeldAnswers(t *testing.T, answers []loadAnswer, overloaded bool) map[int]int {
+// checkHeldAnswers fails the test on an answer other than 201 or a well-formed 429, or when none is a
+// 201. It returns the count of each status.
+func checkHeldAnswers(t *testing.T, answers []loadAnswer) map[int]int {
 	t.Helper()
 	counts := map[int]int{}
 	for _, a := range answers {
@@ -228,9 +248,6 @@ func checkHeldAnswers(t *testing.T, answers []loadAnswer, overloaded bool) map[i
 			t.Fatalf("accrual %s: status %d, want 201 or 429", a.key, a.status)
 		}
 		counts[a.status]++
-	}
-	if overloaded && counts[http.StatusTooManyRequests] == 0 {
-		t.Fatalf("twice the saturation rate shed nothing (%v): the saturation point was not one", counts)
 	}
 	if counts[http.StatusCreated] == 0 {
 		t.Fatalf("no accrual succeeded: %v", counts)
