@@ -22,6 +22,8 @@ type writeTx struct {
 	retry bool
 	// pending are the statements deferred to the next round trip (pipeline.go).
 	pending []deferred
+	// unlockedAccounts is DB.unlockedAccounts (tests only).
+	unlockedAccounts bool
 }
 
 var _ tally.WriteTx = (*writeTx)(nil)
@@ -203,12 +205,16 @@ func (w *writeTx) LockAccounts(ctx context.Context, ids []string) (map[string]ta
 	if len(ids) == 0 {
 		return out, nil
 	}
+	lock := "FOR UPDATE"
+	if w.unlockedAccounts {
+		lock = ""
+	}
 	rows, err := w.query(ctx, "lock accounts", `
 		SELECT id, status, balance, balance_version, last_tx_hash, created_at, pending, overdraft_limit
 		FROM accounts
 		WHERE id = ANY($1) AND kind = 'customer'
 		ORDER BY id
-		FOR UPDATE`,
+		`+lock,
 		ids)
 	if err != nil {
 		return nil, err
