@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -31,6 +32,7 @@ import (
 	"github.com/tally-ledger/tally/api/apitest"
 	"github.com/tally-ledger/tally/breaker"
 	"github.com/tally-ledger/tally/ledger"
+	"github.com/tally-ledger/tally/spool"
 )
 
 // The OpenAPI tests hold api/openapi.json to the server: every route of server.go is described, and every
@@ -951,6 +953,25 @@ func oaFaults(t *testing.T, c *oaContract) {
 		defer creds.mode.Store(oaModeOK)
 		c.do(t, s, ok("token", "POST", "/oauth/token", "", []byte("grant_type=client_credentials"), 503,
 			"Content-Type", "application/x-www-form-urlencoded", "Authorization", basic))
+	})
+
+	t.Run("spooled", func(t *testing.T) {
+		// A server with an accrual spool over the same faulty store: accruals are queued, 202.
+		sp, err := spool.OpenFile(filepath.Join(t.TempDir(), "tally.spool"), spool.FileOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sp.Close()
+		spooled := apitest.StartOn(t, plain.Store, plain.Creds, apitest.Config{
+			Breaker: breaker.Config{Failures: 1 << 30}, Spool: sp, SpoolInterval: time.Hour,
+			WrapStore: func(tally.Store) tally.Store { return store },
+		})
+		tok := spooled.Token(apitest.AllScopes...)
+		store.mode.Store(oaModeUnavailable)
+		defer store.mode.Store(oaModeOK)
+		c.do(t, spooled, ok("queued event", "POST", "/v1/ledger/transaction/process", tok, []byte(`{"event_id":"f-q1","type":"WebChat","state":"closed","user_id":"`+bob+`"}`), 202))
+		c.do(t, spooled, ok("queued accrual", "POST", "/v1/ledger/transaction/process", tok,
+			[]byte(`{"idempotency_key":"q-1","customer_hash":"`+bob+`","kind":"accrual","amount":5,"reason":"queued"}`), 202))
 	})
 
 	t.Run("internal", func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/tally-ledger/tally/earning"
 	"github.com/tally-ledger/tally/ledger"
 	"github.com/tally-ledger/tally/metrics"
+	"github.com/tally-ledger/tally/spool"
 )
 
 // Deps are what the server calls. Store is the store the ledger runs on (already wrapped by the circuit
@@ -30,6 +31,7 @@ type Deps struct {
 	Metrics   *metrics.Metrics
 	Logger    *slog.Logger
 	Mirror    ContactMirror // nil: the Genesys contact mirror is off
+	Spool     spool.Spool   // nil: accruals are refused (503) while the store is unavailable
 }
 
 // Options tune the server. Zero values take the defaults.
@@ -54,6 +56,7 @@ type Server struct {
 	revoke   revocations
 	sessions sessions
 	handler  http.Handler
+	spooled  spoolState
 }
 
 // New builds the server and its route table.
@@ -84,6 +87,7 @@ func New(d Deps, opts Options) *Server {
 	}
 	s := &Server{Deps: d, opts: opts, log: d.Logger, metrics: d.Metrics, slots: make(chan struct{}, opts.MaxInFlight)}
 	s.handler = s.observe(s.cors(s.routes()))
+	s.startSpool()
 	return s
 }
 

@@ -67,6 +67,10 @@ type Request struct {
 // nothing is remembered, so that its redeliveries are answered the same.
 const KindNone tally.Kind = "none"
 
+// Validate reports whether Write would refuse r as bad input, without writing anything: what a caller
+// that keeps r to write later (the accrual spool) checks before it acknowledges r.
+func (r Request) Validate() error { return r.normalize() }
+
 // normalize validates r and puts it in the form that is stored and hashed.
 func (r *Request) normalize() error {
 	if err := r.normalizeChannel(); err != nil {

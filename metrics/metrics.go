@@ -5,6 +5,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -27,6 +28,8 @@ type Metrics struct {
 	StaleAnswers       prometheus.Counter
 	BatchSize          prometheus.Histogram
 	FulfillmentEvents  *prometheus.CounterVec // event: attempt, delivered, failed, dead, refunded
+	SpoolAppends       *prometheus.CounterVec // result: ok, full, error
+	SpoolReplayed      *prometheus.CounterVec // outcome: applied, replayed, refused
 }
 
 // New registers every collector, plus the Go runtime's and the process's, on a new registry.
@@ -67,11 +70,41 @@ func New() *Metrics {
 			Name: "tally_fulfillment_events_total",
 			Help: "Fulfillment deliveries by event: attempt (a delivery tried), delivered, failed (to be retried), dead (out of attempts), refunded (a dead letter refunded).",
 		}, []string{"event"}),
+		SpoolAppends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_spool_appends_total",
+			Help: "Accruals written to the spool while the store was unavailable, by result: ok, full (answered 503), error (answered 503).",
+		}, []string{"result"}),
+		SpoolReplayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_spool_replayed_total",
+			Help: "Spooled accruals replayed into the ledger, by outcome: applied, replayed (the outcome already existed), refused (dropped: the ledger refused it for good).",
+		}, []string{"outcome"}),
 	}
 	m.Registry.MustRegister(m.Requests, m.RequestDuration, m.LedgerOps, m.Replays, m.Shed, m.CircuitState,
-		m.CircuitTransitions, m.StaleAnswers, m.BatchSize, m.FulfillmentEvents,
+		m.CircuitTransitions, m.StaleAnswers, m.BatchSize, m.FulfillmentEvents, m.SpoolAppends, m.SpoolReplayed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// WatchSpool registers tally_spool_depth and tally_spool_oldest_age_seconds, read from stats at each
+// scrape; stats must be cheap (a cached value, not a round trip). Call it at most once.
+func (m *Metrics) WatchSpool(stats func() (depth int64, oldest time.Time)) {
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tally_spool_depth", Help: "Accruals in the spool, not yet replayed into the ledger.",
+		}, func() float64 {
+			d, _ := stats()
+			return float64(d)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tally_spool_oldest_age_seconds", Help: "Age of the oldest accrual in the spool; 0 when it is empty.",
+		}, func() float64 {
+			d, oldest := stats()
+			if d == 0 || oldest.IsZero() {
+				return 0
+			}
+			return time.Since(oldest).Seconds()
+		}),
+	)
 }
 
 // Handler serves the registry in the Prometheus text format.

@@ -26,6 +26,7 @@ import (
 	"github.com/tally-ledger/tally/ledger"
 	"github.com/tally-ledger/tally/metrics"
 	"github.com/tally-ledger/tally/postgres/pgtest"
+	"github.com/tally-ledger/tally/spool"
 	"github.com/tally-ledger/tally/sqlite"
 )
 
@@ -50,6 +51,11 @@ type Config struct {
 	Cache     balancecache.Cache
 	// Mirror, when set, builds the Genesys contact mirror's outbox over the real store.
 	Mirror func(tally.Store) api.ContactMirror
+	// Spool, when set, keeps accruals while the store is unavailable; the server replays it at start and
+	// then every SpoolInterval (default 20 ms; tests that drain it themselves, with Server.API.DrainSpool,
+	// set it long).
+	Spool         spool.Spool
+	SpoolInterval time.Duration
 }
 
 // Server is a running test server.
@@ -63,6 +69,7 @@ type Server struct {
 	Hasher  *tally.CustomerHasher
 	Metrics *metrics.Metrics
 	HTTP    *httptest.Server
+	API     *api.Server
 	t       testing.TB
 	mu      sync.Mutex // guards tokens
 	tokens  map[string]string
@@ -155,13 +162,24 @@ func StartOn(t testing.TB, store tally.Store, creds tally.CredentialStore, cfg C
 	}
 	srv := api.New(api.Deps{
 		Ledger: l, Store: guarded, Hasher: hasher, Issuer: issuer, Verifier: verifier, Clients: creds,
-		Cache: cache, Metrics: m, Logger: log, Mirror: mirror,
+		Cache: cache, Metrics: m, Logger: log, Mirror: mirror, Spool: cfg.Spool,
 	}, cfg.Options)
 	hs.Config.Handler = srv
 	hs.Start()
 	t.Cleanup(func() { hs.Close(); l.Close() })
+	if cfg.Spool != nil {
+		interval := cfg.SpoolInterval
+		if interval <= 0 {
+			interval = 20 * time.Millisecond
+		}
+		rctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); srv.RunSpool(rctx, interval) }()
+		// Registered after the server's cleanup, so it runs first: the replayer stops before the ledger.
+		t.Cleanup(func() { stop(); <-done })
+	}
 	return &Server{URL: base, Store: store, Creds: creds, Ledger: l, Breaker: guarded, Issuer: issuer, Hasher: hasher,
-		Metrics: m, HTTP: hs, t: t, tokens: map[string]string{}}
+		Metrics: m, HTTP: hs, API: srv, t: t, tokens: map[string]string{}}
 }
 
 type testWriter struct{ t testing.TB }

@@ -43,6 +43,7 @@ type serveConfig struct {
 	corsOrigins                            []string
 	fulfillment                            fulfillmentConfig
 	mirror                                 mirrorConfig
+	spool                                  spoolConfig
 }
 
 func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -63,6 +64,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.checkpointFile, "checkpoint-file", envDefault("TALLY_CHECKPOINT_FILE", ""), "append signed checkpoints to this file, outside the database (env TALLY_CHECKPOINT_FILE; default DB.checkpoints beside an embedded database, tally-checkpoints.jsonl in the working directory with PostgreSQL)")
 	fulfillmentConfig := fulfillmentFlags(fs)
 	mirrorConfig := mirrorFlags(fs)
+	spoolConfig := spoolFlags(fs)
 	checkpointEvery := durationFlag(fs, "checkpoint-every", "TALLY_CHECKPOINT_EVERY", time.Minute, "how often to checkpoint the ledger head while it changes (0 turns it off)")
 	corsOrigins := fs.String("cors-origins", envDefault("TALLY_CORS_ORIGINS", ""), "comma-separated exact origins (https://host[:port]) whose pages may embed the widget and call the portal API (env TALLY_CORS_ORIGINS; default none)")
 	fs.BoolVar(&c.logRequests, "log-requests", envDefault("TALLY_LOG_REQUESTS", "") == "true", "log every request (env TALLY_LOG_REQUESTS=true)")
@@ -141,6 +143,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	if c.mirror, err = mirrorConfig(); err != nil {
 		return nil, err
 	}
+	if c.spool, err = spoolConfig(); err != nil {
+		return nil, err
+	}
 	every, err := checkpointEvery()
 	if err != nil {
 		return nil, err
@@ -204,6 +209,14 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 			return errors.New("the ledger key does not match this database (its chain seal was made with another key): set the TALLY_LEDGER_KEY this ledger was written with")
 		}
 		return fmt.Errorf("seal the chains: %w", err)
+	}
+	// Opened before the background jobs, so that it is closed after the replayer has stopped.
+	sp, err := openSpool(ctx, store, c.spool, log)
+	if err != nil {
+		return err
+	}
+	if sp != nil {
+		defer sp.Close()
 	}
 
 	m := metrics.New()
@@ -271,7 +284,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 
 	srv := api.New(api.Deps{
 		Ledger: l, Store: guarded, Hasher: hasher, Programme: programme, Issuer: issuer, Verifier: verifier,
-		Clients: store.creds, Cache: cache, Metrics: m, Logger: log, Mirror: mirror,
+		Clients: store.creds, Cache: cache, Metrics: m, Logger: log, Mirror: mirror, Spool: sp,
 	}, api.Options{
 		BodyLimit: int64(c.bodyLimit), MaxInFlight: c.maxInFlight, AdmissionWait: c.admissionWait,
 		LookupDeadline: c.lookupDeadline, WriteDeadline: c.writeDeadline, SessionTTL: c.sessionTTL, LogRequests: c.logRequests,
@@ -284,6 +297,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		}
 	}
 	jobs.Go(func() { purgeLoop(runCtx, guarded, c.retention, log) })
+	jobs.Go(func() { srv.RunSpool(runCtx, spoolReplayEvery) }) // replays what an earlier run left, at once
 	if pg, ok := store.Store.(*postgres.DB); ok {
 		// Plans made while the tables were small would otherwise outlive their growth (postgres/analyze.go).
 		jobs.Go(func() { pg.KeepStatistics(runCtx, postgres.StatisticsInterval, log) })
