@@ -105,3 +105,59 @@ func TestWriteOnReadOnlyServer(t *testing.T) {
 		t.Fatalf("%d idle connections to the read-only server are left in the pool", n)
 	}
 }
+
+// TestReplayLag: a primary and a caught-up standby lag by nothing; a standby whose replay is paused
+// behind what it received lags by the age of its last replayed transaction; a standby that lost its
+// primary cannot tell (EUNAVAILABLE).
+func TestReplayLag(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := pgcluster.New(t, pgcluster.Options{Standby: true})
+	primary := openCluster(t, c)
+	standby, err := postgres.Open(ctx, c.Standby.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer standby.Close()
+	lag := func(db *postgres.DB) time.Duration {
+		t.Helper()
+		d, err := db.ReplayLag(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if d := lag(primary); d != 0 {
+		t.Fatalf("a primary lags by %s", d)
+	}
+	mustExec(t, primary, `CREATE TABLE lag_probe (v int)`)
+	mustExec(t, primary, `INSERT INTO lag_probe VALUES (1)`)
+	for lag(standby) != 0 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := c.Standby.Exec(ctx, `SELECT pg_wal_replay_pause()`); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	mustExec(t, primary, `INSERT INTO lag_probe VALUES (2)`) // received (synchronous), not replayed
+	if d := lag(standby); d < 300*time.Millisecond {
+		t.Fatalf("a standby paused 300 ms behind lags by %s", d)
+	}
+	if err := c.Standby.Exec(ctx, `SELECT pg_wal_replay_resume()`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Primary.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := standby.ReplayLag(ctx)
+		if tally.ErrorCode(err) == tally.EUNAVAILABLE {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a standby without its primary: %v, want EUNAVAILABLE", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

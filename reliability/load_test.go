@@ -17,7 +17,7 @@ const (
 	pending  = ""
 	applied  = "applied"  // 201, or 200 replaying an applied one
 	queued   = "queued"   // 202: an accrual kept in the spool, to be applied once
-	refused  = "refused"  // 422 (or 404, no account yet): a redemption the balance or the stock did not allow
+	refused  = "refused"  // 422, 409 (or 404, no account yet): a redemption the balance or the stock did not allow
 	rejected = "rejected" // anything else final: the test fails on it
 )
 
@@ -92,7 +92,7 @@ func (c *client) send(ctx context.Context, o op) {
 		case status == 202 && answer.Status == "queued":
 			result = queued
 			c.queuedN.Add(1)
-		case status == 422 && (answer.Code == "insufficient_points" || answer.Code == "out_of_stock"),
+		case status == 422 && answer.Code == "insufficient_points", status == 409 && answer.Code == "out_of_stock",
 			status == 404 && answer.Code == "not_found" && o.Kind == "redemption": // no account yet: nothing to redeem
 			result = refused
 		default:
