@@ -90,6 +90,9 @@ func TestFailover(t *testing.T) {
 		t.Fatal("Tally did not write to the new primary")
 	}
 	recovery := time.Since(promoted)
+	if st := metric(ctx, s, "tally_circuit_state"); st != 0 {
+		t.Errorf("circuit state %v after the failover, want 0 (closed)", st)
+	}
 	sleep(ctx, 2*time.Second)
 	stopLoad()
 	<-loadDone
@@ -142,10 +145,10 @@ func TestPostgresKilledAndRestarted(t *testing.T) {
 	if err != nil || st != 200 || !a.Stale || a.Balance != 500 {
 		t.Errorf("lookup while PostgreSQL is down: %d %+v %v, want the last-known 500 marked stale", st, a, err)
 	}
-	status, body, err := postJSON(ctx, s.base, "/v1/ledger/transaction/process", token,
+	status, body, retryAfter, err := postJSONRetryAfter(ctx, s.base, "/v1/ledger/transaction/process", token,
 		op{Key: "outage-redemption", Customer: known.Customer, Kind: "redemption", Amount: 1}.body())
-	if err != nil || status != 503 {
-		t.Errorf("redemption while PostgreSQL is down: %d %s %v, want 503", status, body, err)
+	if err != nil || status != 503 || retryAfter == "" {
+		t.Errorf("redemption while PostgreSQL is down: %d (Retry-After %q) %s %v, want 503 with Retry-After", status, retryAfter, body, err)
 	}
 	outage := op{Key: "outage-accrual", Customer: known.Customer, Kind: "accrual", Amount: 5}
 	status, body, err = postJSON(ctx, s.base, "/v1/ledger/transaction/process", token, outage.body())
@@ -161,6 +164,9 @@ func TestPostgresKilledAndRestarted(t *testing.T) {
 	}
 	if !waitFor(ctx, func() bool { return s.ready() }) {
 		t.Fatal("Tally did not see PostgreSQL back")
+	}
+	if !waitFor(ctx, func() bool { return metric(ctx, s, "tally_circuit_state") == 0 }) {
+		t.Error("the circuit did not close after the restart")
 	}
 	sleep(ctx, 2*time.Second)
 	stopLoad()

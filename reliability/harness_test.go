@@ -292,6 +292,27 @@ func postJSON(ctx context.Context, base, path, token string, v any) (int, []byte
 	return do(req)
 }
 
+// postJSONRetryAfter is postJSON that also returns the Retry-After header.
+func postJSONRetryAfter(ctx context.Context, base, path, token string, v any) (int, []byte, string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", base+path, bytes.NewReader(b))
+	if err != nil {
+		return 0, nil, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := quick.Do(req)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	return res.StatusCode, body, res.Header.Get("Retry-After"), err
+}
+
 // lookupAnswer is what a balance lookup answers.
 type lookupAnswer struct {
 	Balance int64 `json:"balance"`
