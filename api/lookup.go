@@ -53,10 +53,16 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 	switch code := tally.ErrorCode(err); {
 	case err == nil:
 		resp.Balance, resp.BalanceVersion = acct.Balance, acct.BalanceVersion
-		resp.Tier = s.Programme.TierFor(acct.Balance)
+		tctx, cancel := context.WithTimeout(r.Context(), s.opts.LookupDeadline)
+		resp.Tier, err = s.Earning.Tier(tctx, hash)
+		cancel()
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
 		s.remember(r.Context(), balancecache.Entry{CustomerHash: hash, Balance: acct.Balance, BalanceVersion: acct.BalanceVersion, Tier: resp.Tier, AsOf: now})
 	case code == tally.ENOTFOUND:
-		resp.Tier = s.Programme.TierFor(0)
+		resp.Tier = s.Programme.BaseTier()
 	case code == tally.EUNAVAILABLE || ctx.Err() != nil && r.Context().Err() == nil:
 		e, ok := s.lastKnown(r.Context(), hash)
 		if !ok {

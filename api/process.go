@@ -33,6 +33,10 @@ type writeResponse struct {
 	Hash           string     `json:"hash,omitempty"`
 	// Receipt is the receipt of a redemption that named a reward (its coupon code included).
 	Receipt *writeReceipt `json:"receipt,omitempty"`
+	// Rules are the earning rules (versions) that paid an event's accrual, and what each paid.
+	Rules []tally.AccrualRule `json:"rules,omitempty"`
+	// Tier is the tier the accrual raised the customer to, when it did.
+	Tier string `json:"tier_upgrade,omitempty"`
 }
 
 // writeReceipt is what an explicit redemption of a reward answers of its receipt.
@@ -77,7 +81,7 @@ func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request) {
 
 // processEvent turns an event into an accrual, or into a remembered "ignored".
 func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byte, rep strictjson.Report) {
-	ev, req, err := s.eventRequest(body, rep)
+	ev, req, err := s.eventRequest(r.Context(), body, rep)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -103,7 +107,7 @@ func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byt
 
 // eventRequest builds the ledger request of an event: the one code path of a live event and of a
 // spooled one replayed, so that both make the same request and idempotency decides between them.
-func (s *Server) eventRequest(body []byte, rep strictjson.Report) (earning.Event, ledger.Request, error) {
+func (s *Server) eventRequest(ctx context.Context, body []byte, rep strictjson.Report) (earning.Event, ledger.Request, error) {
 	ev, err := earning.ParseEvent(body)
 	if err != nil {
 		return ev, ledger.Request{}, err
@@ -120,11 +124,16 @@ func (s *Server) eventRequest(body []byte, rep strictjson.Report) (earning.Event
 	// Events have idempotency channels of their own, apart from explicit transactions' (the ledger keeps
 	// them apart): an event whose channel is "api" cannot replay or block an explicit transaction's key.
 	req := ledger.Request{Kind: ledger.KindNone, Event: true, Channel: ev.Channel, Key: ev.ID, Identity: eventIdentity(hash)}
-	if rule, ok := s.Programme.Match(ev); ok {
+	earns, err := s.Earning.Earns(ctx, ev.Fields)
+	if err != nil {
+		return ev, ledger.Request{}, err
+	}
+	if earns {
 		if hash == "" {
 			return ev, ledger.Request{}, tally.Errorf(tally.EINVALID, "the event earns points but names no customer (user_id, customer_hash or externalContactId)")
 		}
-		req.Kind, req.Account, req.Amount, req.Reason = tally.KindAccrual, hash, rule.Points, "earning rule "+rule.Name
+		// The ledger computes the amount (rules, tier multiplier, caps) under the customer's lock.
+		req.Kind, req.Account, req.Earn = tally.KindAccrual, hash, ev.Fields
 	}
 	return ev, req, nil
 }
@@ -246,8 +255,12 @@ func (s *Server) write(parent context.Context, req ledger.Request) (ledger.Recei
 	rc, err := s.Ledger.Write(ctx, req)
 	if err == nil && rc.Transaction.Seq != 0 && !rc.Replayed {
 		t := rc.Transaction
-		s.remember(parent, balancecache.Entry{CustomerHash: t.AccountID, Balance: rc.Balance, BalanceVersion: rc.BalanceVersion,
-			Tier: s.Programme.TierFor(rc.Balance), AsOf: t.CreatedAt})
+		if s.Cache != nil {
+			if tier, terr := s.Earning.Tier(parent, t.AccountID); terr == nil {
+				s.remember(parent, balancecache.Entry{CustomerHash: t.AccountID, Balance: rc.Balance, BalanceVersion: rc.BalanceVersion,
+					Tier: tier, AsOf: t.CreatedAt})
+			}
+		}
 		if s.Mirror != nil {
 			// Any write of a mirrored customer (an adjustment, a redemption, a reversal) moves the balance
 			// Genesys shows, not only the events that first named the contact.
@@ -274,6 +287,10 @@ func render(rc ledger.Receipt, req ledger.Request) writeResponse {
 	resp.Status, resp.TransactionID, resp.Kind, resp.CustomerHash = "applied", t.Seq, t.Kind, publicHash(t.AccountID)
 	resp.Amount, resp.Balance, resp.BalanceVersion = t.Amount, &rc.Balance, &rc.BalanceVersion
 	resp.Reason, resp.CreatedAt, resp.Hash = t.Reason, &created, t.Hash
+	resp.Rules = rc.Rules
+	if rc.TierChange != nil {
+		resp.Tier = rc.TierChange.To
+	}
 	if red := rc.Redemption; red != nil {
 		resp.Receipt = &writeReceipt{ReceiptID: red.ReceiptID, RewardID: red.RewardID,
 			Fulfillment: receiptFulfillment{Method: red.Method, Status: red.Status, CouponCode: red.CouponCode}}

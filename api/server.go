@@ -24,14 +24,17 @@ type Deps struct {
 	Store     tally.Store
 	Hasher    *tally.CustomerHasher
 	Programme *earning.Programme
-	Issuer    *auth.Issuer
-	Verifier  *auth.Verifier
-	Clients   tally.CredentialStore
-	Cache     balancecache.Cache
-	Metrics   *metrics.Metrics
-	Logger    *slog.Logger
-	Mirror    ContactMirror // nil: the Genesys contact mirror is off
-	Spool     spool.Spool   // nil: accruals are refused (503) while the store is unavailable
+	// Earning applies the earning rules (the ledger's Earner must be the same engine); nil: the
+	// programme's own rules, without a database (events then need a ledger with that engine too).
+	Earning  *earning.Engine
+	Issuer   *auth.Issuer
+	Verifier *auth.Verifier
+	Clients  tally.CredentialStore
+	Cache    balancecache.Cache
+	Metrics  *metrics.Metrics
+	Logger   *slog.Logger
+	Mirror   ContactMirror // nil: the Genesys contact mirror is off
+	Spool    spool.Spool   // nil: accruals are refused (503) while the store is unavailable
 	// ReadReplica, when set, is a standby that balance lookups read from while it is no further behind
 	// than Options.ReadMaxStaleness (see readreplica.go).
 	ReadReplica ReadReplica
@@ -94,6 +97,9 @@ func New(d Deps, opts Options) *Server {
 	if d.Programme == nil {
 		d.Programme = earning.DefaultProgramme()
 	}
+	if d.Earning == nil {
+		d.Earning = earning.NewEngine(nil, d.Programme, nil)
+	}
 	s := &Server{Deps: d, opts: opts, log: d.Logger, metrics: d.Metrics, slots: make(chan struct{}, opts.MaxInFlight)}
 	s.handler = s.observe(s.cors(s.routes()))
 	s.startSpool()
@@ -126,6 +132,15 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /v1/catalog/redemptions", s.admit(s.authorize(admin, s.handleAdminRedemptions)))
 	mux.Handle("POST /v1/catalog/redemptions/{receipt_id}/retry", s.admit(s.authorize(admin, s.handleRetryRedemption)))
 
+	mux.Handle("GET /v1/admin/rules", s.admit(s.authorize(admin, s.handleRules)))
+	mux.Handle("POST /v1/admin/rules", s.admit(s.authorize(admin, s.handleCreateRule)))
+	mux.Handle("POST /v1/admin/rules/test", s.admit(s.authorize(admin, s.handleTestRules)))
+	mux.Handle("GET /v1/admin/rules/{name}", s.admit(s.authorize(admin, s.handleRule)))
+	mux.Handle("PUT /v1/admin/rules/{name}", s.admit(s.authorize(admin, s.handlePutRule)))
+	mux.Handle("DELETE /v1/admin/rules/{name}", s.admit(s.authorize(admin, s.handleDeleteRule)))
+	mux.Handle("GET /v1/admin/customers/{customer}/tier", s.admit(s.authorize(admin, s.handleCustomerTier)))
+	mux.Handle("POST /v1/admin/tiers/review", s.admit(s.authorize(admin, s.handleTierReview)))
+
 	mux.Handle("GET /portal/", portalFiles())
 	mux.Handle("GET /v1/portal/me", s.admit(http.HandlerFunc(s.handlePortalMe)))
 	mux.Handle("POST /v1/portal/session/refresh", s.admit(http.HandlerFunc(s.handleSessionRefresh)))
@@ -153,13 +168,21 @@ func routed(mux *http.ServeMux) http.Handler {
 			mux.ServeHTTP(w, r)
 			return
 		}
-		var allowed []string
+		var allowed, literal []string
 		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 			other := r.Clone(r.Context())
 			other.Method = m
 			if _, pattern := mux.Handler(other); pattern != "" {
 				allowed = append(allowed, m)
+				if !strings.Contains(pattern, "{") {
+					literal = append(literal, m)
+				}
 			}
+		}
+		if len(literal) > 0 {
+			// A path routed literally for some methods (/v1/admin/rules/test) is that route, not an
+			// instance of a wildcard route of other methods (/v1/admin/rules/{name}).
+			allowed = literal
 		}
 		if len(allowed) == 0 {
 			writeError(w, r, tally.Errorf(tally.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))

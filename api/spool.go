@@ -229,7 +229,7 @@ func (s *Server) DrainSpool(ctx context.Context) int64 {
 // unavailable, the server stopping): the entry then stays in the spool. An entry the ledger refuses for
 // good is counted, logged and dropped, never retried forever.
 func (s *Server) applySpooled(ctx context.Context, e spool.Entry) error {
-	req, ev, err := s.spooledRequest(e)
+	req, ev, err := s.spooledRequest(ctx, e)
 	if err == nil {
 		var rc ledger.Receipt
 		rc, err = s.write(ctx, req)
@@ -256,7 +256,7 @@ func (s *Server) applySpooled(ctx context.Context, e spool.Entry) error {
 
 // spooledRequest rebuilds the ledger request of a spooled body exactly as handleProcess builds a live
 // one (the same checks, the same builders), for the client that sent it.
-func (s *Server) spooledRequest(e spool.Entry) (ledger.Request, *earning.Event, error) {
+func (s *Server) spooledRequest(ctx context.Context, e spool.Entry) (ledger.Request, *earning.Event, error) {
 	rep, err := strictjson.Scan(e.Body)
 	if err != nil {
 		return ledger.Request{}, nil, tally.Errorf(tally.EINVALID, "the spooled body is not valid JSON")
@@ -268,7 +268,7 @@ func (s *Server) spooledRequest(e spool.Entry) (ledger.Request, *earning.Event, 
 		return ledger.Request{}, nil, tally.Errorf(tally.EINVALID, "the body must be a JSON object")
 	}
 	if probe.Key == nil {
-		ev, req, err := s.eventRequest(e.Body, rep)
+		ev, req, err := s.eventRequest(ctx, e.Body, rep)
 		return req, &ev, err
 	}
 	if err := checkTallyBody(rep); err != nil {

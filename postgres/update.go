@@ -46,7 +46,7 @@ func (db *DB) updateOnce(ctx context.Context, fn func(ctx context.Context, tx ta
 		}
 	}()
 
-	w := &writeTx{tx: pgtx}
+	w := &writeTx{tx: pgtx, unlockedAccounts: db.unlockedAccounts}
 	err = fn(ctx, w)
 	if err == nil {
 		err = w.flush(ctx) // the deferred writes

@@ -56,6 +56,10 @@ type Config struct {
 	// set it long).
 	Spool         spool.Spool
 	SpoolInterval time.Duration
+	// Programme, when set, replaces the default programme (its rules are seeded into the store).
+	Programme *earning.Programme
+	// Clock, when set, is the ledger's and the earning rules' clock.
+	Clock func() time.Time
 }
 
 // Server is a running test server.
@@ -137,7 +141,18 @@ func StartOn(t testing.TB, store tally.Store, creds tally.CredentialStore, cfg C
 		}
 	}
 	guarded := breaker.New(inner, cfg.Breaker)
-	l := ledger.New(guarded, ledger.Options{Key: Key, Tiers: earning.DefaultProgramme(), Workers: 2, Observe: m.ObserveWrite, ObserveBatch: func(n int) { m.BatchSize.Observe(float64(n)) }})
+	programme := cfg.Programme
+	if programme == nil {
+		programme = earning.DefaultProgramme()
+	}
+	var rules tally.ProgrammeStore
+	if ps, ok := store.(tally.ProgrammeStore); ok {
+		rules = ps
+	}
+	engine := earning.NewEngine(rules, programme, cfg.Clock)
+	// A store that cannot be reached (a fault test) seeds nothing: events then fail as unavailable.
+	engine.Seed(ctx)
+	l := ledger.New(guarded, ledger.Options{Key: Key, Tiers: programme, Earner: engine, Clock: cfg.Clock, Workers: 2, Observe: m.ObserveWrite, ObserveBatch: func(n int) { m.BatchSize.Observe(float64(n)) }})
 	hasher, err := tally.NewCustomerHasher([]byte(Secret))
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +176,7 @@ func StartOn(t testing.TB, store tally.Store, creds tally.CredentialStore, cfg C
 		mirror = cfg.Mirror(store)
 	}
 	srv := api.New(api.Deps{
-		Ledger: l, Store: guarded, Hasher: hasher, Issuer: issuer, Verifier: verifier, Clients: creds,
+		Ledger: l, Store: guarded, Hasher: hasher, Programme: programme, Earning: engine, Issuer: issuer, Verifier: verifier, Clients: creds,
 		Cache: cache, Metrics: m, Logger: log, Mirror: mirror, Spool: cfg.Spool,
 	}, cfg.Options)
 	hs.Config.Handler = srv

@@ -41,6 +41,7 @@ type serveConfig struct {
 	writeDeadline, breakerOpen, retention  time.Duration
 	tokenTTL, sessionTTL, shutdownDeadline time.Duration
 	checkpointEvery                        time.Duration
+	tierReview                             time.Duration
 	checkpointFile                         string
 	corsOrigins                            []string
 	fulfillment                            fulfillmentConfig
@@ -103,6 +104,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		{&c.retention, "event-retention", "TALLY_EVENT_RETENTION", defaultEventRetention, "how long event outcomes are remembered (explicit transactions' outcomes are kept)"},
 		{&c.tokenTTL, "token-ttl", "TALLY_TOKEN_TTL", auth.DefaultTTL, "lifetime of access tokens"},
 		{&c.sessionTTL, "session-ttl", "TALLY_SESSION_TTL", 15 * time.Minute, "lifetime of portal session tokens"},
+		{&c.tierReview, "tier-review-interval", "TALLY_TIER_REVIEW_INTERVAL", time.Hour, "how often the end-of-period tier review runs (it is idempotent: a period is reviewed once)"},
 		{&c.shutdownDeadline, "shutdown-deadline", "TALLY_SHUTDOWN_DEADLINE", 30 * time.Second, "how long in-flight requests may take to finish at shutdown"},
 	}
 	var durGets []func() (time.Duration, error)
@@ -239,8 +241,12 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 			workers = 2
 		}
 	}
+	engine, err := startEarning(ctx, store.Store, programme, log)
+	if err != nil {
+		return err
+	}
 	l := ledger.New(guarded, ledger.Options{
-		Key: key, Tiers: programme, MaxBatch: c.batchMax, Workers: workers, Observe: m.ObserveWrite,
+		Key: key, Tiers: programme, Earner: engine, MaxBatch: c.batchMax, Workers: workers, Observe: m.ObserveWrite,
 		ObserveBatch: func(n int) { m.BatchSize.Observe(float64(n)) },
 	})
 	defer l.Close()
@@ -281,7 +287,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		defer rc.Close()
 		cache, rdb = balancecache.NewRedis(rc, "tally:balance:", 24*time.Hour), rc
 	}
-	mirror, err := startMirror(runCtx, store, key, programme, rdb, c.mirror, log, jobs.Go)
+	mirror, err := startMirror(runCtx, store, key, engine, rdb, c.mirror, log, jobs.Go)
 	if err != nil {
 		return err
 	}
@@ -294,7 +300,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		defer readReplica.Close()
 	}
 	srv := api.New(api.Deps{
-		Ledger: l, Store: guarded, Hasher: hasher, Programme: programme, Issuer: issuer, Verifier: verifier,
+		Ledger: l, Store: guarded, Hasher: hasher, Programme: programme, Earning: engine, Issuer: issuer, Verifier: verifier,
 		Clients: store.creds, Cache: cache, Metrics: m, Logger: log, Mirror: mirror, Spool: sp,
 		ReadReplica: readReplica.replica(),
 	}, api.Options{
@@ -310,6 +316,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	}
 	jobs.Go(func() { purgeLoop(runCtx, guarded, c.retention, log) })
 	jobs.Go(func() { srv.RunSpool(runCtx, spoolReplayEvery) }) // replays what an earlier run left, at once
+	jobs.Go(func() { tierReviewLoop(runCtx, l, programme, c.tierReview, log) })
 	if pg, ok := store.Store.(*postgres.DB); ok {
 		// Plans made while the tables were small would otherwise outlive their growth (postgres/analyze.go).
 		jobs.Go(func() { pg.KeepStatistics(runCtx, postgres.StatisticsInterval, log) })
