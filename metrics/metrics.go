@@ -27,6 +27,7 @@ type Metrics struct {
 	CircuitState       prometheus.Gauge
 	CircuitTransitions *prometheus.CounterVec // from, to
 	StaleAnswers       prometheus.Counter
+	ReplicaReads       *prometheus.CounterVec // source: replica, primary (the replica lagged or failed)
 	BatchSize          prometheus.Histogram
 	FulfillmentEvents  *prometheus.CounterVec // event: attempt, delivered, failed, dead, refunded
 	SpoolAppends       *prometheus.CounterVec // result: ok, full, error
@@ -65,6 +66,10 @@ func New() *Metrics {
 		StaleAnswers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tally_stale_answers_total", Help: "Balance lookups answered from the cache of last-known balances.",
 		}),
+		ReplicaReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_read_replica_lookups_total",
+			Help: "Balance lookups with --read-db, by source: replica, or primary (the replica lagged beyond the staleness allowed, or failed).",
+		}, []string{"source"}),
 		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "tally_ledger_batch_size", Help: "Writes committed per database transaction.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
@@ -84,7 +89,7 @@ func New() *Metrics {
 	}
 	m.Registry.MustRegister(m.Requests, m.RequestDuration, m.LedgerOps, m.Replays, m.Shed, m.CircuitState,
 		m.CircuitTransitions, m.StaleAnswers, m.BatchSize, m.FulfillmentEvents, m.SpoolAppends, m.SpoolReplayed,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.ReplicaReads, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
