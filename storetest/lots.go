@@ -10,7 +10,6 @@ import (
 	"github.com/tally-ledger/tally/ledger"
 )
 
-
 // lotsEnv is a ledger with a programme lifecycle policy and a clock the test moves.
 type lotsEnv struct {
 	*env

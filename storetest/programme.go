@@ -34,7 +34,6 @@ func testProgramme(t *testing.T, h Harness) {
 	}
 }
 
-
 // programmeEnv is a ledger that earns by a programme's rules, on a controllable clock.
 type programmeEnv struct {
 	*env
