@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/api"
 	"github.com/tally-ledger/tally/api/apitest"
 	"github.com/tally-ledger/tally/breaker"
 	"github.com/tally-ledger/tally/spool"
@@ -295,4 +296,66 @@ func TestSpoolFull(t *testing.T) {
 		spoolDrain(t, s)
 		faultCheckLedger(t, s, "jill", acked)
 	})
+}
+
+// TestSpoolWriteDeadline: an accrual whose write outlives the write deadline is queued (202); whether the
+// slow commit lands or not, once drained the ledger holds it exactly once.
+func TestSpoolWriteDeadline(t *testing.T) {
+	for _, b := range apitest.Backends {
+		t.Run(string(b), func(t *testing.T) {
+			t.Parallel()
+			fs := &faultyStore{}
+			s := apitest.Start(t, b, apitest.Config{
+				WrapStore: faultWrap(fs), Options: api.Options{WriteDeadline: 100 * time.Millisecond},
+				Spool: openSpool(t, "file", 0), SpoolInterval: time.Hour,
+			})
+			tok := s.Token(apitest.AllScopes...)
+			fs.updateDelay.Store(int64(time.Second))
+			r := s.Do("POST", faultProcessPath, tok, faultAccrualBody("slow-1", "kim", 12))
+			spoolWantQueued(t, "slow write", r, "idempotency_key", "slow-1", "e2e")
+			fs.updateDelay.Store(0)
+			spoolDrain(t, s)
+			faultCheckLedger(t, s, "kim", faultAcks{"slow-1": 12})
+			if r := s.Do("POST", faultProcessPath, tok, faultAccrualBody("slow-1", "kim", 12)); r.Status != 200 {
+				t.Fatalf("the slow write sent again: %d %s", r.Status, r.Body)
+			}
+		})
+	}
+}
+
+// TestSpoolUnwritable: a spool that cannot keep an entry answers 503 with Retry-After, never 202.
+func TestSpoolUnwritable(t *testing.T) {
+	t.Parallel()
+	fs := &faultyStore{}
+	sp := openSpool(t, "file", 0)
+	s := apitest.Start(t, apitest.SQLite, apitest.Config{WrapStore: faultWrap(fs), Spool: sp, SpoolInterval: time.Hour})
+	tok := s.Token(apitest.AllScopes...)
+	sp.Close() // as a spool whose disk went away
+	fs.down.Store(true)
+	faultWant503(t, "accrual with the spool unwritable", s.Do("POST", faultProcessPath, tok, faultAccrualBody("u-1", "lee", 4)))
+	faultWantMetric(t, s, `tally_spool_appends_total{result="error"}`, 1)
+	fs.down.Store(false)
+	if r := s.Do("POST", faultProcessPath, tok, faultAccrualBody("u-1", "lee", 4)); r.Status != 201 {
+		t.Fatalf("the refused accrual sent again once the store is back: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestSpoolCommitAckLost: a write that committed but whose acknowledgement was lost is spooled (the
+// server cannot tell it from a failed one); its replay finds the outcome and applies nothing.
+func TestSpoolCommitAckLost(t *testing.T) {
+	for _, b := range apitest.Backends {
+		t.Run(string(b), func(t *testing.T) {
+			t.Parallel()
+			fs := &faultyStore{}
+			s := apitest.Start(t, b, apitest.Config{WrapStore: faultWrap(fs), Spool: openSpool(t, "file", 0), SpoolInterval: time.Hour})
+			tok := s.Token(apitest.AllScopes...)
+			fs.lostAck.Store(true)
+			spoolWantQueued(t, "write whose commit was not acknowledged", s.Do("POST", faultProcessPath, tok, faultAccrualBody("la-1", "max", 30)),
+				"idempotency_key", "la-1", "e2e")
+			fs.lostAck.Store(false)
+			spoolDrain(t, s)
+			faultWantMetric(t, s, `tally_spool_replayed_total{outcome="replayed"}`, 1)
+			faultCheckLedger(t, s, "max", faultAcks{"la-1": 30})
+		})
+	}
 }

@@ -46,9 +46,9 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.LookupDeadline)
-	acct, err := s.Ledger.Balance(ctx, hash)
+	acct, lag, err := s.balance(ctx, hash)
 	cancel()
-	now := time.Now().UTC()
+	now := time.Now().UTC().Add(-lag)
 	resp := lookupResponse{CustomerHash: publicHash(hash), AsOf: now}
 	switch code := tally.ErrorCode(err); {
 	case err == nil:

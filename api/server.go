@@ -35,6 +35,9 @@ type Deps struct {
 	Logger   *slog.Logger
 	Mirror   ContactMirror // nil: the Genesys contact mirror is off
 	Spool    spool.Spool   // nil: accruals are refused (503) while the store is unavailable
+	// ReadReplica, when set, is a standby that balance lookups read from while it is no further behind
+	// than Options.ReadMaxStaleness (see readreplica.go).
+	ReadReplica ReadReplica
 }
 
 // Options tune the server. Zero values take the defaults.
@@ -46,7 +49,10 @@ type Options struct {
 	LookupDeadline time.Duration // after this a lookup answers from the cache (default 1 s)
 	WriteDeadline  time.Duration // bound on a write's wait for its commit (default 10 s)
 	SessionTTL     time.Duration // lifetime of portal session tokens (default 15 min)
-	LogRequests    bool
+	// ReadMaxStaleness is how far behind its primary the read replica may be for a lookup to read it
+	// (default 5 s); beyond it lookups read the primary.
+	ReadMaxStaleness time.Duration
+	LogRequests      bool
 }
 
 // Server is the HTTP service.
@@ -78,6 +84,9 @@ func New(d Deps, opts Options) *Server {
 	}
 	if opts.WriteDeadline <= 0 {
 		opts.WriteDeadline = 10 * time.Second
+	}
+	if opts.ReadMaxStaleness <= 0 {
+		opts.ReadMaxStaleness = 5 * time.Second
 	}
 	if opts.SessionTTL <= 0 {
 		opts.SessionTTL = 15 * time.Minute

@@ -39,18 +39,27 @@ type spoolState struct {
 	inflight int64      // Appends not yet returned
 }
 
-func (st *spoolState) begin() {
+// begin notes an Append about to start; end(its gen, whether backlog was set before, its error) when it
+// returned.
+func (st *spoolState) begin() (gen int64, hadBacklog bool) {
 	st.mu.Lock()
+	defer st.mu.Unlock()
 	st.gen++
 	st.inflight++
+	hadBacklog = st.backlog.Load()
 	st.backlog.Store(true) // before the Append: a request racing it must not overtake the entry
-	st.mu.Unlock()
+	return st.gen, hadBacklog
 }
 
-func (st *spoolState) end() {
+// end undoes begin's backlog for an Append that kept nothing, when no other Append began meanwhile, so
+// that a spool that refused one entry does not also keep later accruals off a healthy store.
+func (st *spoolState) end(gen int64, hadBacklog bool, err error) {
 	st.mu.Lock()
+	defer st.mu.Unlock()
 	st.inflight--
-	st.mu.Unlock()
+	if err != nil && !hadBacklog && st.gen == gen && st.inflight == 0 {
+		st.backlog.Store(false)
+	}
 }
 
 // snapshot is the last depth and oldest time seen, for the metrics.
@@ -129,9 +138,9 @@ func (s *Server) spoolWrite(w http.ResponseWriter, r *http.Request, body []byte,
 		return
 	}
 	e := spool.Entry{Body: body, Customer: req.Account, Client: principal(r).ClientID, Received: time.Now().UTC()}
-	s.spooled.begin()
+	gen, had := s.spooled.begin()
 	err := s.Spool.Append(r.Context(), e)
-	s.spooled.end()
+	s.spooled.end(gen, had, err)
 	if err != nil {
 		result := "error"
 		if errors.Is(err, spool.ErrFull) {
@@ -216,7 +225,7 @@ func (s *Server) DrainSpool(ctx context.Context) int64 {
 	}
 	err = s.Spool.Replay(ctx, func(e spool.Entry) error { return s.applySpooled(ctx, e) })
 	if err != nil && ctx.Err() == nil {
-		s.log.Info("spool: replay paused, the store is unavailable", "err", err)
+		s.log.Info("spool: replay paused, the rest waits for the next round", "err", err)
 	}
 	stats, err = s.refreshSpool(ctx)
 	if err != nil {

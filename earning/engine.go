@@ -141,7 +141,12 @@ func (e *Engine) current(ctx context.Context) ([]*Rule, error) {
 	}
 	if err := e.Reload(ctx); err != nil {
 		if rules != nil {
-			return rules, nil // the last rules read, while the store cannot be read
+			// The last rules read, while the store cannot be read; tried again after Refresh, so that an
+			// outage does not cost every event a failing read.
+			e.mu.Lock()
+			e.loaded = e.clock()
+			e.mu.Unlock()
+			return rules, nil
 		}
 		return nil, err
 	}

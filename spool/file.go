@@ -286,7 +286,7 @@ func (s *File) Replay(ctx context.Context, apply func(Entry) error) error {
 			done++
 		}
 		if done > 0 {
-			if err := s.advance(ends[done-1], int64(done), entries, done); err != nil {
+			if err := s.advance(ends[done-1], done); err != nil {
 				return err
 			}
 		}
@@ -296,23 +296,21 @@ func (s *File) Replay(ctx context.Context, apply func(Entry) error) error {
 	}
 }
 
-// advance moves the cursor to off, past n replayed records.
-func (s *File) advance(off, n int64, entries []Entry, done int) error {
+// advance moves the cursor to off, past n replayed records; the cursor file is written first, so that
+// a crash can only make the replay repeat records, never skip one.
+func (s *File) advance(off int64, n int) error {
 	if err := writeCursor(s.path+".cursor", off); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cursor = off
-	s.depth -= n
-	if done < len(entries) {
-		s.oldest = entries[done].Received
-	} else if s.depth > 0 {
+	s.depth -= int64(n)
+	s.oldest = time.Time{}
+	if s.depth > 0 {
 		if e, _, err := s.readRecord(off); err == nil {
 			s.oldest = e.Received
 		}
-	} else {
-		s.oldest = time.Time{}
 	}
 	return nil
 }

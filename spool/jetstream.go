@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // Defaults of JetStreamOptions.
@@ -31,14 +33,32 @@ type JetStreamOptions struct {
 // it through one durable pull consumer, so a spool outlives the replica that wrote it. An entry is
 // acknowledged (double ack: the server confirms it) only after apply succeeded, and the work-queue policy
 // then removes it; a failed one is nak'ed for redelivery.
+//
+// One replica replays at a time: Replay first takes a lease, a key in a key-value bucket beside the
+// stream (STREAM_REPLAY) that expires unless renewed, and renews it after each batch. Two replicas
+// fetching at once would each hold entries of one customer and could apply them out of order.
 type JetStream struct {
 	nc      *nats.Conn
 	stream  jetstream.Stream
 	cons    jetstream.Consumer
 	js      jetstream.JetStream
+	lease   jetstream.KeyValue
 	subject string
 	opts    JetStreamOptions
+	id      string // this spool's name in the lease
+
+	leaseMu  sync.Mutex
+	leaseRev uint64 // the revision of the lease this spool holds; 0 when it holds none
 }
+
+// The replay lease: held for leaseTTL unless renewed. Entries are fetched with an ack wait shorter than
+// it, so that when a replica dies mid-batch its entries are redelivered before another can take the
+// lease and fetch later entries of the same customers.
+const (
+	leaseKey     = "replayer"
+	leaseTTL     = 45 * time.Second
+	replayAckTTL = 30 * time.Second
+)
 
 var _ Spool = (*JetStream)(nil)
 
@@ -63,7 +83,7 @@ func OpenJetStream(ctx context.Context, url string, opts JetStreamOptions) (*Jet
 	if err != nil {
 		return nil, fmt.Errorf("spool: connecting to NATS: %w", err)
 	}
-	s := &JetStream{nc: nc, opts: opts, subject: strings.ToLower(strings.ReplaceAll(opts.Stream, "_", "."))}
+	s := &JetStream{nc: nc, opts: opts, subject: strings.ToLower(strings.ReplaceAll(opts.Stream, "_", ".")), id: nuid.Next()}
 	if err := s.setup(ctx); err != nil {
 		nc.Close()
 		return nil, err
@@ -90,16 +110,63 @@ func (s *JetStream) setup(ctx context.Context) error {
 		return fmt.Errorf("spool: creating the stream %s (is JetStream enabled: nats-server -js?): %w", s.opts.Stream, err)
 	}
 	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       s.opts.Consumer,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute,
-		MaxAckPending: 4 * replayBatch,
+		Durable:   s.opts.Consumer,
+		AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait:   time.Minute,
+		// At most one batch out at a time, acknowledged only once the whole batch was applied: a replica
+		// fetches only after every entry another replica holds is applied or handed back, so that replicas
+		// draining one stream keep each customer's entries in order.
+		MaxAckPending: replayBatch,
 	})
 	if err != nil {
 		return fmt.Errorf("spool: creating the consumer %s: %w", s.opts.Consumer, err)
 	}
-	s.js, s.stream, s.cons = js, stream, cons
+	lease, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      s.opts.Stream + "_REPLAY",
+		Description: "Tally: which replica replays the spool",
+		History:     1,
+		TTL:         leaseTTL,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("spool: creating the replay lease bucket: %w", err)
+	}
+	s.js, s.stream, s.cons, s.lease = js, stream, cons, lease
 	return nil
+}
+
+// takeLease takes or renews the replay lease; false when another replica holds it.
+func (s *JetStream) takeLease(ctx context.Context) (bool, error) {
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
+	if s.leaseRev != 0 {
+		rev, err := s.lease.Update(ctx, leaseKey, []byte(s.id), s.leaseRev)
+		if err == nil {
+			s.leaseRev = rev
+			return true, nil
+		}
+		s.leaseRev = 0 // expired and taken, or gone: take it anew below
+	}
+	rev, err := s.lease.Create(ctx, leaseKey, []byte(s.id))
+	switch {
+	case err == nil:
+		s.leaseRev = rev
+		return true, nil
+	case errors.Is(err, jetstream.ErrKeyExists):
+		return false, nil
+	}
+	return false, fmt.Errorf("spool: taking the replay lease: %w", err)
+}
+
+// dropLease gives the lease up, if this spool still holds it, so another replica need not wait for it
+// to expire.
+func (s *JetStream) dropLease(ctx context.Context) {
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
+	if s.leaseRev != 0 {
+		_ = s.lease.Delete(ctx, leaseKey, jetstream.LastRevision(s.leaseRev))
+		s.leaseRev = 0
+	}
 }
 
 // Append publishes e and returns once the server acknowledged it as stored.
@@ -133,9 +200,14 @@ func isFull(err error) bool {
 
 // Replay fetches batches of entries and applies them; each applied entry is double-acked (removed), the
 // others nak'ed for redelivery.
+// Another replica holding the replay lease makes Replay return nil at once: that replica replays.
 func (s *JetStream) Replay(ctx context.Context, apply func(Entry) error) error {
+	defer s.dropLease(context.WithoutCancel(ctx))
 	for {
 		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if held, err := s.takeLease(ctx); err != nil || !held {
 			return err
 		}
 		batch, err := s.cons.FetchNoWait(replayBatch)
@@ -161,15 +233,21 @@ func (s *JetStream) Replay(ctx context.Context, apply func(Entry) error) error {
 			return nil
 		}
 		results := ApplyOrdered(entries, s.opts.Workers, apply)
+		// The entries not applied are handed back before any slot is freed by an acknowledgement, so that
+		// whoever fetches next gets them (redeliveries come first) before the later entries of their
+		// customers.
+		for i, m := range msgs {
+			if results[i] != nil {
+				_ = m.Nak()
+			}
+		}
 		var ackErr error
 		for i, m := range msgs {
 			if results[i] == nil {
 				if err := m.DoubleAck(ctx); err != nil && ackErr == nil {
 					ackErr = fmt.Errorf("spool: acknowledging an applied entry: %w", err)
 				}
-				continue
 			}
-			_ = m.Nak()
 		}
 		if err := firstError(results); err != nil {
 			return err
@@ -206,7 +284,8 @@ func (s *JetStream) Close() error {
 	return nil
 }
 
-// DeleteStream removes the stream and everything in it (tests clean up with it).
+// DeleteStream removes the stream, everything in it, and its lease bucket (tests clean up with it).
 func (s *JetStream) DeleteStream(ctx context.Context) error {
+	_ = s.js.DeleteKeyValue(ctx, s.opts.Stream+"_REPLAY")
 	return s.js.DeleteStream(ctx, s.opts.Stream)
 }

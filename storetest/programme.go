@@ -35,24 +35,6 @@ func testProgramme(t *testing.T, h Harness) {
 	}
 }
 
-// clock is a controllable clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
-
 // programmeEnv is a ledger that earns by a programme's rules, on a controllable clock.
 type programmeEnv struct {
 	*env

@@ -51,15 +51,15 @@ type Config struct {
 	Cache     balancecache.Cache
 	// Mirror, when set, builds the Genesys contact mirror's outbox over the real store.
 	Mirror func(tally.Store) api.ContactMirror
-	// Programme, when set, replaces the default programme (its rules are seeded into the store).
-	Programme *earning.Programme
-	// Clock, when set, is the ledger's and the earning rules' clock.
-	Clock func() time.Time
 	// Spool, when set, keeps accruals while the store is unavailable; the server replays it at start and
 	// then every SpoolInterval (default 20 ms; tests that drain it themselves, with Server.API.DrainSpool,
 	// set it long).
 	Spool         spool.Spool
 	SpoolInterval time.Duration
+	// Programme, when set, replaces the default programme (its rules are seeded into the store).
+	Programme *earning.Programme
+	// Clock, when set, is the ledger's and the earning rules' clock.
+	Clock func() time.Time
 }
 
 // Server is a running test server.

@@ -28,6 +28,8 @@ import (
 // serveConfig is everything serve reads from flags and the environment.
 type serveConfig struct {
 	addr, db, programme, redisURL          string
+	readDB                                 string
+	readMaxStaleness                       time.Duration
 	pprofAddr                              string
 	issuer, audience                       string
 	extIssuer, extAudience, extJWKS        string
@@ -55,6 +57,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	db := dbFlag(fs)
 	fs.BoolVar(&c.demo, "demo", false, "seed a demo catalog, customer and OAuth client, and print them")
 	fs.StringVar(&c.programme, "programme", envDefault("TALLY_PROGRAMME", ""), "programme file with earning rules and tiers (env TALLY_PROGRAMME)")
+	fs.StringVar(&c.readDB, "read-db", envDefault("TALLY_READ_DATABASE_URL", ""), "PostgreSQL standby that balance lookups may read while it lags by no more than --read-db-max-staleness (env TALLY_READ_DATABASE_URL; default: lookups read --db)")
 	fs.StringVar(&c.redisURL, "redis", envDefault("TALLY_REDIS_URL", ""), "Redis URL for the shared balance cache (env TALLY_REDIS_URL)")
 	fs.StringVar(&c.issuer, "issuer", envDefault("TALLY_ISSUER", ""), "issuer URL of Tally's tokens (env TALLY_ISSUER; default http://ADDR)")
 	fs.StringVar(&c.audience, "audience", envDefault("TALLY_AUDIENCE", "tally"), "audience of Tally's access tokens (env TALLY_AUDIENCE)")
@@ -96,6 +99,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		{&c.admissionWait, "admission-wait", "TALLY_ADMISSION_WAIT", 100 * time.Millisecond, "how long a request may wait for a slot before 429"},
 		{&c.lookupDeadline, "lookup-deadline", "TALLY_LOOKUP_DEADLINE", time.Second, "after this a balance lookup answers from the cache"},
 		{&c.writeDeadline, "write-deadline", "TALLY_WRITE_DEADLINE", 10 * time.Second, "bound on a write's wait for its commit"},
+		{&c.readMaxStaleness, "read-db-max-staleness", "TALLY_READ_DB_MAX_STALENESS", 5 * time.Second, "how far behind its primary the --read-db standby may be for lookups to read it; beyond it they read --db"},
 		{&c.breakerOpen, "breaker-open", "TALLY_BREAKER_OPEN", 15 * time.Second, "how long the circuit stays open"},
 		{&c.retention, "event-retention", "TALLY_EVENT_RETENTION", defaultEventRetention, "how long event outcomes are remembered (explicit transactions' outcomes are kept)"},
 		{&c.tokenTTL, "token-ttl", "TALLY_TOKEN_TTL", auth.DefaultTTL, "lifetime of access tokens"},
@@ -288,13 +292,21 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		return err
 	}
 
+	readReplica, err := openReadReplica(ctx, c.readDB, c.readMaxStaleness, log)
+	if err != nil {
+		return err
+	}
+	if readReplica != nil {
+		defer readReplica.Close()
+	}
 	srv := api.New(api.Deps{
 		Ledger: l, Store: guarded, Hasher: hasher, Programme: programme, Earning: engine, Issuer: issuer, Verifier: verifier,
 		Clients: store.creds, Cache: cache, Metrics: m, Logger: log, Mirror: mirror, Spool: sp,
+		ReadReplica: readReplica.replica(),
 	}, api.Options{
 		BodyLimit: int64(c.bodyLimit), MaxInFlight: c.maxInFlight, AdmissionWait: c.admissionWait,
 		LookupDeadline: c.lookupDeadline, WriteDeadline: c.writeDeadline, SessionTTL: c.sessionTTL, LogRequests: c.logRequests,
-		CORSOrigins: c.corsOrigins,
+		CORSOrigins: c.corsOrigins, ReadMaxStaleness: c.readMaxStaleness,
 	})
 
 	if c.demo {
@@ -303,8 +315,8 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		}
 	}
 	jobs.Go(func() { purgeLoop(runCtx, guarded, c.retention, log) })
-	jobs.Go(func() { tierReviewLoop(runCtx, l, programme, c.tierReview, log) })
 	jobs.Go(func() { srv.RunSpool(runCtx, spoolReplayEvery) }) // replays what an earlier run left, at once
+	jobs.Go(func() { tierReviewLoop(runCtx, l, programme, c.tierReview, log) })
 	if pg, ok := store.Store.(*postgres.DB); ok {
 		// Plans made while the tables were small would otherwise outlive their growth (postgres/analyze.go).
 		jobs.Go(func() { pg.KeepStatistics(runCtx, postgres.StatisticsInterval, log) })

@@ -15,6 +15,7 @@ import (
 type spoolConfig struct {
 	path     string // the file spool; "" for the default, "off" to turn the spool off
 	natsURL  string // when set, the spool is a JetStream stream on this server instead of a file
+	stream   string // that stream's name
 	maxBytes int64
 }
 
@@ -27,6 +28,7 @@ const spoolReplayEvery = time.Second
 func spoolFlags(fs *flag.FlagSet) func() (spoolConfig, error) {
 	path := fs.String("spool", envDefault("TALLY_SPOOL", ""), "file that keeps accruals while the database is unavailable, replayed when it is back (env TALLY_SPOOL; default DB.spool beside an embedded database, tally.spool in the working directory with PostgreSQL; off turns the spool off: accruals then answer 503 during an outage)")
 	natsURL := fs.String("nats", envDefault("TALLY_NATS_URL", ""), "NATS server with JetStream: keep the spool in its TALLY_SPOOL stream, shared by every replica, instead of a file (env TALLY_NATS_URL)")
+	stream := fs.String("nats-stream", envDefault("TALLY_NATS_STREAM", spool.DefaultStream), "name of the JetStream stream of the spool, for several Tally ledgers on one NATS server (env TALLY_NATS_STREAM)")
 	maxBytes := intFlag(fs, "spool-max-bytes", "TALLY_SPOOL_MAX_BYTES", spool.DefaultMaxBytes, "size limit of the spool in bytes: beyond it accruals answer 503")
 	return func() (spoolConfig, error) {
 		n, err := maxBytes()
@@ -36,7 +38,7 @@ func spoolFlags(fs *flag.FlagSet) func() (spoolConfig, error) {
 		if n <= 0 {
 			return spoolConfig{}, errors.New("--spool-max-bytes must be positive")
 		}
-		return spoolConfig{path: *path, natsURL: *natsURL, maxBytes: int64(n)}, nil
+		return spoolConfig{path: *path, natsURL: *natsURL, stream: *stream, maxBytes: int64(n)}, nil
 	}
 }
 
@@ -49,11 +51,11 @@ func openSpool(ctx context.Context, s *openedStore, c spoolConfig, log *slog.Log
 	if c.natsURL != "" {
 		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
-		js, err := spool.OpenJetStream(ctx, c.natsURL, spool.JetStreamOptions{MaxBytes: c.maxBytes, Workers: spoolReplayWorkers})
+		js, err := spool.OpenJetStream(ctx, c.natsURL, spool.JetStreamOptions{Stream: c.stream, MaxBytes: c.maxBytes, Workers: spoolReplayWorkers})
 		if err != nil {
 			return nil, err
 		}
-		log.Info("spool", "backend", "jetstream", "stream", spool.DefaultStream)
+		log.Info("spool", "backend", "jetstream", "stream", c.stream)
 		return js, nil
 	}
 	path := c.path

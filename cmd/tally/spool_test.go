@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tally-ledger/tally/spool"
+	"github.com/tally-ledger/tally/spool/natstest"
 )
 
 // TestServeReplaysSpoolAtStart: accruals a previous run left in the file spool are applied when serve
@@ -50,6 +51,31 @@ func TestServeReplaysSpoolAtStart(t *testing.T) {
 	}
 }
 
+// TestServeReplaysJetStreamAtStart: with --nats, accruals left in the stream (by this replica or another)
+// are applied once serve runs.
+func TestServeReplaysJetStreamAtStart(t *testing.T) {
+	t.Parallel()
+	stream := natstest.Stream(t)
+	js := natstest.Open(t, spool.JetStreamOptions{Stream: stream})
+	for _, key := range []string{"js-1", "js-2"} {
+		body, _ := json.Marshal(accrualRequest(key, "dana", 5))
+		if err := js.Append(context.Background(), spool.Entry{Body: body, Customer: "dana", Client: "other-replica", Received: time.Now().UTC()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := tempDB(t)
+	s := startServe(t, "--db", db, "--nats", natstest.URL(t), "--nats-stream", stream)
+	id, secret := createClient(t, db, "ledger:read")
+	tok := fetchToken(t, s.base, id, secret)
+	deadline := time.Now().Add(30 * time.Second)
+	for lookup(t, s.base, tok, "dana")["balance"] != float64(10) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the JetStream spool was not replayed: %v", lookup(t, s.base, tok, "dana"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestServeSpoolFlags: the spool's flags and their environment fallbacks.
 func TestServeSpoolFlags(t *testing.T) {
 	t.Setenv("TALLY_NATS_URL", "nats://127.0.0.1:4999")
@@ -57,11 +83,11 @@ func TestServeSpoolFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.spool.natsURL != "nats://127.0.0.1:4999" || c.spool.path != "" || c.spool.maxBytes != spool.DefaultMaxBytes {
+	if c.spool.natsURL != "nats://127.0.0.1:4999" || c.spool.path != "" || c.spool.maxBytes != spool.DefaultMaxBytes || c.spool.stream != spool.DefaultStream {
 		t.Fatalf("defaults: %+v", c.spool)
 	}
-	c, err = parseServe([]string{"--spool", "off", "--nats", "nats://h:1", "--spool-max-bytes", "1000"}, io.Discard)
-	if err != nil || c.spool != (spoolConfig{path: "off", natsURL: "nats://h:1", maxBytes: 1000}) {
+	c, err = parseServe([]string{"--spool", "off", "--nats", "nats://h:1", "--nats-stream", "S", "--spool-max-bytes", "1000"}, io.Discard)
+	if err != nil || c.spool != (spoolConfig{path: "off", natsURL: "nats://h:1", stream: "S", maxBytes: 1000}) {
 		t.Fatalf("flags: %+v, %v", c.spool, err)
 	}
 	for _, bad := range []string{"0", "-1", "lots"} {
