@@ -26,6 +26,7 @@ type LotsConfig struct {
 	ExpiryLots      int
 	Concurrency     int           // accrual writers running beside the expiry job
 	Baseline        time.Duration // how long the accruals run alone first
+	LotsInFlight    int           // ledger.ExpireOptions.LotsInFlight (0: its default)
 }
 
 // LotsResult is what the run measured.
@@ -132,7 +133,7 @@ func Lots(ctx context.Context, cfg LotsConfig, open OpenStore) (_ LotsResult, er
 		return out, err
 	}
 	start := time.Now()
-	out.ExpiryReport, err = svc.ExpireLapsed(ctx, ledger.ExpireOptions{})
+	out.ExpiryReport, err = svc.ExpireLapsed(ctx, ledger.ExpireOptions{LotsInFlight: cfg.LotsInFlight})
 	out.ExpiryElapsed = time.Since(start)
 	out.ExpiryCPU = w.end(ctx, 0)
 	stop()

@@ -205,7 +205,7 @@ type ExpireOptions struct {
 	// Accounts is how many accounts are read per page (default 256); Parallel how many expiries are in
 	// flight at once (default 64), so that they share the ledger's group commits.
 	Accounts, Parallel int
-	// LotsInFlight bounds the lapsed lots of the expiries in flight at once (default 4,096; an account
+	// LotsInFlight bounds the lapsed lots of the expiries in flight at once (default 1,024; an account
 	// with more goes alone), so that one group commit of expiries stays well within the ledger's batch
 	// timeout and the writes of the live programme are not held behind it.
 	LotsInFlight int
@@ -227,7 +227,7 @@ func (s *Service) ExpireLapsed(ctx context.Context, opts ExpireOptions) (ExpiryR
 		opts.Parallel = 64
 	}
 	if opts.LotsInFlight <= 0 {
-		opts.LotsInFlight = 4096
+		opts.LotsInFlight = 1024
 	}
 	now := tally.LedgerTime(s.opts.Clock())
 	var rep ExpiryReport
