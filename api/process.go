@@ -81,7 +81,7 @@ func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request) {
 
 // processEvent turns an event into an accrual, or into a remembered "ignored".
 func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byte, rep strictjson.Report) {
-	ev, req, err := s.eventRequest(r.Context(), body, rep)
+	ev, req, err := s.eventRequest(r.Context(), body, rep, time.Time{})
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -107,7 +107,8 @@ func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byt
 
 // eventRequest builds the ledger request of an event: the one code path of a live event and of a
 // spooled one replayed, so that both make the same request and idempotency decides between them.
-func (s *Server) eventRequest(ctx context.Context, body []byte, rep strictjson.Report) (earning.Event, ledger.Request, error) {
+// received is when a spooled event arrived (zero for a live one): the rules in force then decide it.
+func (s *Server) eventRequest(ctx context.Context, body []byte, rep strictjson.Report, received time.Time) (earning.Event, ledger.Request, error) {
 	ev, err := earning.ParseEvent(body)
 	if err != nil {
 		return ev, ledger.Request{}, err
@@ -124,7 +125,7 @@ func (s *Server) eventRequest(ctx context.Context, body []byte, rep strictjson.R
 	// Events have idempotency channels of their own, apart from explicit transactions' (the ledger keeps
 	// them apart): an event whose channel is "api" cannot replay or block an explicit transaction's key.
 	req := ledger.Request{Kind: ledger.KindNone, Event: true, Channel: ev.Channel, Key: ev.ID, Identity: eventIdentity(hash)}
-	earns, err := s.Earning.Earns(ctx, ev.Fields)
+	earns, err := s.Earning.EarnsAt(ctx, ev.Fields, received)
 	if err != nil {
 		return ev, ledger.Request{}, err
 	}
@@ -133,7 +134,7 @@ func (s *Server) eventRequest(ctx context.Context, body []byte, rep strictjson.R
 			return ev, ledger.Request{}, tally.Errorf(tally.EINVALID, "the event earns points but names no customer (user_id, customer_hash or externalContactId)")
 		}
 		// The ledger computes the amount (rules, tier multiplier, caps) under the customer's lock.
-		req.Kind, req.Account, req.Earn = tally.KindAccrual, hash, ev.Fields
+		req.Kind, req.Account, req.Earn, req.EarnAt = tally.KindAccrual, hash, ev.Fields, received
 	}
 	return ev, req, nil
 }

@@ -137,7 +137,7 @@ func (s *Server) spoolWrite(w http.ResponseWriter, r *http.Request, body []byte,
 		writeError(w, r, err)
 		return
 	}
-	e := spool.Entry{Body: body, Customer: req.Account, Client: principal(r).ClientID, Received: time.Now().UTC()}
+	e := spool.Entry{Body: body, Customer: req.Account, Client: principal(r).ClientID, Received: s.Clock().UTC()}
 	gen, had := s.spooled.begin()
 	err := s.Spool.Append(r.Context(), e)
 	s.spooled.end(gen, had, err)
@@ -264,7 +264,9 @@ func (s *Server) applySpooled(ctx context.Context, e spool.Entry) error {
 }
 
 // spooledRequest rebuilds the ledger request of a spooled body exactly as handleProcess builds a live
-// one (the same checks, the same builders), for the client that sent it.
+// one (the same checks, the same builders), for the client that sent it, to be decided as of its
+// arrival (ledger.Request.EarnAt): a campaign that closed during the outage still pays for it, and its
+// caps count it in the period it arrived in.
 func (s *Server) spooledRequest(ctx context.Context, e spool.Entry) (ledger.Request, *earning.Event, error) {
 	rep, err := strictjson.Scan(e.Body)
 	if err != nil {
@@ -277,7 +279,7 @@ func (s *Server) spooledRequest(ctx context.Context, e spool.Entry) (ledger.Requ
 		return ledger.Request{}, nil, tally.Errorf(tally.EINVALID, "the body must be a JSON object")
 	}
 	if probe.Key == nil {
-		ev, req, err := s.eventRequest(ctx, e.Body, rep)
+		ev, req, err := s.eventRequest(ctx, e.Body, rep, e.Received)
 		return req, &ev, err
 	}
 	if err := checkTallyBody(rep); err != nil {
@@ -294,5 +296,6 @@ func (s *Server) spooledRequest(ctx context.Context, e spool.Entry) (ledger.Requ
 		return ledger.Request{}, nil, tally.Errorf(tally.EINVALID, "only accruals are spooled, not %s", tr.Kind)
 	}
 	req, err := s.transactionRequest(tr, e.Client)
+	req.EarnAt = e.Received // its lot ages from its arrival
 	return req, nil, err
 }
