@@ -110,9 +110,13 @@ func TestSpoolAttackKeyReuse(t *testing.T) {
 		wantReused("k-live reused with the store back", s.Do("POST", faultProcessPath, tok, faultAccrualBody("k-live", "paul", 98)))
 		wantReused("k-spool reused with the store back", s.Do("POST", faultProcessPath, tok, faultAccrualBody("k-spool", "paul", 7)))
 		spoolWantQueued(t, "k-behind", s.Do("POST", faultProcessPath, tok, faultAccrualBody("k-behind", "paul", 3)), "idempotency_key", "k-behind", "e2e")
+		// A write that is never spooled (a redemption) taking a spooled accrual's key would leave the accrual,
+		// acknowledged, to be refused by the replay.
+		wantReused("a redemption taking k-behind's key", s.Do("POST", faultProcessPath, tok, attackRedeemBody("k-behind", "paul", 5)))
 		spoolDrain(t, s)
 		faultWantMetric(t, s, `tally_spool_replayed_total{outcome="refused"}`, 1) // k-live with 99
 		faultCheckLedger(t, s, "paul", faultAcks{"k-live": 10, "k-spool": 5, "k-behind": 3})
+		wantReused("k-spool as a redemption after the replay", s.Do("POST", faultProcessPath, tok, attackRedeemBody("k-spool", "paul", 5)))
 		wantReused("k-live with 99 after the replay", s.Do("POST", faultProcessPath, tok, faultAccrualBody("k-live", "paul", 99)))
 		wantReused("k-spool with 6 after the replay", s.Do("POST", faultProcessPath, tok, faultAccrualBody("k-spool", "paul", 6)))
 	})

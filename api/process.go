@@ -251,6 +251,9 @@ func (s *Server) transactionRequest(tr transactionRequest, client string) (ledge
 
 // write applies a ledger write within the write deadline.
 func (s *Server) write(parent context.Context, req ledger.Request) (ledger.Receipt, error) {
+	if err := s.spoolConflict(req); err != nil {
+		return ledger.Receipt{}, err
+	}
 	ctx, cancel := context.WithTimeout(parent, s.opts.WriteDeadline)
 	defer cancel()
 	rc, err := s.Ledger.Write(ctx, req)

@@ -69,6 +69,36 @@ func (k *spoolKeys) forget(key tally.OutcomeKey, hash string) {
 	k.keys[key] = e
 }
 
+// conflict returns EIDEMPOTENCY when the spool holds key for a request other than hash's.
+func (k *spoolKeys) conflict(key tally.OutcomeKey, hash string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if e, ok := k.keys[key]; ok && e.hash != hash {
+		return tally.Errorf(tally.EIDEMPOTENCY, "idempotency key %q was already used with a different request", key.Key)
+	}
+	return nil
+}
+
+func (k *spoolKeys) empty() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.keys) == 0
+}
+
+// spoolConflict refuses a write that reaches the store directly (a redemption, an adjustment, a
+// conditional accrual) while a spooled accrual holds its key: taking the key would leave that accrual,
+// acknowledged 202, to be refused by the replay. A replayed entry is its own request and passes.
+func (s *Server) spoolConflict(req ledger.Request) error {
+	if s.Spool == nil || s.spooled.keys.empty() {
+		return nil
+	}
+	key, hash, err := req.Fingerprint()
+	if err != nil {
+		return nil // the ledger refuses it as it is
+	}
+	return s.spooled.keys.conflict(key, hash)
+}
+
 // forgetSpooled forgets the entry of a replayed request.
 func (s *Server) forgetSpooled(req ledger.Request) {
 	if key, hash, err := req.Fingerprint(); err == nil {
