@@ -100,6 +100,8 @@ func TestSpoolAttackKeyReuse(t *testing.T) {
 		}
 		wantReused("a spooled key with another amount", s.Do("POST", faultProcessPath, tok, faultAccrualBody("k-spool", "paul", 6)))
 		wantReused("a spooled key for another customer", s.Do("POST", faultProcessPath, tok, faultAccrualBody("k-spool", "quinn", 5)))
+		spoolWantQueued(t, "an event", s.Do("POST", faultProcessPath, tok, spoolEventBody("ev-x", "pia")), "event_id", "ev-x", "webchat")
+		wantReused("the event's id for another customer", s.Do("POST", faultProcessPath, tok, spoolEventBody("ev-x", "quinn")))
 		spoolWantQueued(t, "k-spool sent again as it was", s.Do("POST", faultProcessPath, tok, faultAccrualBody("k-spool", "paul", 5)),
 			"idempotency_key", "k-spool", "e2e")
 		// Applied before the outage: only the ledger knows it, and it is down.
@@ -116,6 +118,12 @@ func TestSpoolAttackKeyReuse(t *testing.T) {
 		spoolDrain(t, s)
 		faultWantMetric(t, s, `tally_spool_replayed_total{outcome="refused"}`, 1) // k-live with 99
 		faultCheckLedger(t, s, "paul", faultAcks{"k-live": 10, "k-spool": 5, "k-behind": 3})
+		if n := spoolEventCount(t, s, "pia", "ev-x"); n != 1 {
+			t.Fatalf("ev-x is in the ledger %d times", n)
+		}
+		if _, err := s.Ledger.Balance(context.Background(), s.Hasher.Hash("quinn")); tally.ErrorCode(err) != tally.ENOTFOUND {
+			t.Fatalf("quinn has an account (%v): a refused request was applied", err)
+		}
 		wantReused("k-spool as a redemption after the replay", s.Do("POST", faultProcessPath, tok, attackRedeemBody("k-spool", "paul", 5)))
 		wantReused("k-live with 99 after the replay", s.Do("POST", faultProcessPath, tok, faultAccrualBody("k-live", "paul", 99)))
 		wantReused("k-spool with 6 after the replay", s.Do("POST", faultProcessPath, tok, faultAccrualBody("k-spool", "paul", 6)))
