@@ -141,11 +141,12 @@ func (s *Server) spoolWrite(w http.ResponseWriter, r *http.Request, body []byte,
 		writeError(w, r, err)
 		return
 	}
-	if cause == nil && s.answerRemembered(w, r, req) {
-		return
-	}
 	if err := s.spooled.keys.admit(key, hash); err != nil {
 		writeError(w, r, err)
+		return
+	}
+	if cause == nil && s.answerRemembered(w, r, req) {
+		s.spooled.keys.forget(key, hash)
 		return
 	}
 	e := spool.Entry{Body: body, Customer: req.Account, Client: principal(r).ClientID, Received: s.Clock().UTC()}
