@@ -17,7 +17,8 @@ import (
 // store answers (the spool is only being drained), the key's remembered answer is read, and a request
 // the ledger holds already is answered from it as a live redelivery would be. What neither can tell
 // (a key applied before an outage and reused during it; an entry appended by another replica, or
-// before a restart) is refused at the replay, counted and logged: never applied as new.
+// before a restart; a redemption with the key whose write is in flight while the accrual is checked)
+// is refused at the replay, counted and logged: never applied as new.
 
 // maxSpoolKeys bounds the memory of spoolKeys (about 200 bytes a key); past it, further keys are not
 // remembered and fall back to the replay's refusal.
