@@ -22,6 +22,33 @@ type ReportTx interface {
 	// DailyMovements sums, per UTC day of created_at, kind and direction, what transactions did to
 	// their customer accounts (the customer's postings), ordered by day, kind, then debits first.
 	DailyMovements(ctx context.Context) ([]DailyMovement, error)
+	// OpenLots sums the remaining points of the lots that have some left, by pending or not (pending
+	// until activated: pending_until set), UTC month of expiry (empty: never expires) and lapsed or not
+	// (expiring at or before now), ordered by pending (active first), month (never last), then lapsed.
+	OpenLots(ctx context.Context, now time.Time) ([]LotBucket, error)
+	// Cohorts sums the lots by the UTC month they were created in, with the points each kind of debit
+	// consumed of them, ordered by month.
+	Cohorts(ctx context.Context, now time.Time) ([]Cohort, error)
+}
+
+// LotBucket is a sum of open lots (see ReportTx.OpenLots).
+type LotBucket struct {
+	Pending     bool
+	ExpiryMonth string // YYYY-MM, UTC; "" when the lots never expire
+	Lapsed      bool   // past their expiry, waiting for the expiry job
+	Points      int64  // the remaining points
+	Lots        int64
+}
+
+// Cohort is the lots created in one UTC month (see ReportTx.Cohorts).
+type Cohort struct {
+	Month     string         // YYYY-MM
+	Lots      int64          // how many lots
+	Issued    int64          // their points when created
+	Remaining int64          // what is left of them
+	Lapsed    int64          // of Remaining, the points of lots past their expiry (the expiry job is due)
+	Open      int64          // lots with points left that have not lapsed (that may still be spent)
+	Used      map[Kind]int64 // the points that debits consumed of them, by the debit's kind
 }
 
 // CustomerTotals are sums over every customer account.
@@ -29,6 +56,9 @@ type CustomerTotals struct {
 	Accounts int64 // how many customer accounts exist
 	Balance  int64 // the sum of their balances: the points the programme owes
 	Pending  int64 // of Balance, the points not spendable yet
+	// Overdrawn is the sum of the balances below zero (zero or negative): what customers owe after a
+	// clawback of points they had spent, under an overdraft limit. Balance includes it.
+	Overdrawn int64
 }
 
 // DailyMovement is the sum of one kind of transaction on one UTC day, in one direction, as its
