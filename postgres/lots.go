@@ -271,7 +271,7 @@ func (w *writeTx) InsertLots(ctx context.Context, lots []tally.Lot) error {
 		INSERT INTO lots (seq, account_id, points, remaining, pending_until, expires_at, created_at)
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[],
 			$6::timestamptz[], $7::timestamptz[])`,
-		args: []any{seqs, accounts, points, remaining, lotTimes(pendingUntil), lotTimes(expiresAt), created},
+		args:   []any{seqs, accounts, points, remaining, lotTimes(pendingUntil), lotTimes(expiresAt), created},
 		mapErr: lotViolation("insert lots")})
 	return nil
 }

@@ -176,7 +176,7 @@ func testLotRoundTrip(t *testing.T, w *wtx) {
 	}
 	got, err = w.store.AccountLots(w.ctx, alice)
 	if err != nil || len(got) != 3 || got[0].Seq != lots[3].Seq || got[0].PendingUntil != nil ||
-		got[0].ActivatedAt == nil || !got[0].ActivatedAt.Equal(*at(2*time.Hour)) || got[1].Remaining != 15 {
+		got[0].ActivatedAt == nil || !got[0].ActivatedAt.Equal(*at(2 * time.Hour)) || got[1].Remaining != 15 {
 		t.Fatalf("AccountLots after the debit = %+v, %v", got, err)
 	}
 	var scanned []tally.Lot
