@@ -27,8 +27,9 @@ type reportTx struct{ tx pgx.Tx }
 
 func (r reportTx) CustomerTotals(ctx context.Context) (tally.CustomerTotals, error) {
 	var t tally.CustomerTotals
-	err := r.tx.QueryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(balance), 0)::bigint, 0::bigint
-		FROM accounts WHERE kind = 'customer'`).Scan(&t.Accounts, &t.Balance, &t.Pending)
+	err := r.tx.QueryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(balance), 0)::bigint, COALESCE(SUM(pending), 0)::bigint,
+			COALESCE(SUM(LEAST(balance, 0)), 0)::bigint
+		FROM accounts WHERE kind = 'customer'`).Scan(&t.Accounts, &t.Balance, &t.Pending, &t.Overdrawn)
 	return t, classify(ctx, "sum the customer accounts", err)
 }
 
@@ -56,4 +57,77 @@ func (r reportTx) DailyMovements(ctx context.Context) ([]tally.DailyMovement, er
 		out = append(out, m)
 	}
 	return out, classify(ctx, "sum the movements", rows.Err())
+}
+
+// utcMonth is the SQL of the UTC month (YYYY-MM) of a timestamptz column.
+func utcMonth(col string) string {
+	return `to_char(` + col + ` AT TIME ZONE 'UTC', 'YYYY-MM')`
+}
+
+func (r reportTx) OpenLots(ctx context.Context, now time.Time) ([]tally.LotBucket, error) {
+	rows, err := r.tx.Query(ctx, `SELECT pending_until IS NOT NULL AS pending,
+			COALESCE(`+utcMonth("expires_at")+`, '') COLLATE "C" AS month, COALESCE(expires_at <= $1, false) AS lapsed,
+			SUM(remaining)::bigint, COUNT(*)
+		FROM lots WHERE remaining > 0
+		GROUP BY pending, month, lapsed
+		ORDER BY pending, month, lapsed`, now)
+	if err != nil {
+		return nil, classify(ctx, "sum the open lots", err)
+	}
+	defer rows.Close()
+	var out []tally.LotBucket
+	for rows.Next() {
+		var b tally.LotBucket
+		if err := rows.Scan(&b.Pending, &b.ExpiryMonth, &b.Lapsed, &b.Points, &b.Lots); err != nil {
+			return nil, classify(ctx, "sum the open lots", err)
+		}
+		out = append(out, b)
+	}
+	return out, classify(ctx, "sum the open lots", rows.Err())
+}
+
+func (r reportTx) Cohorts(ctx context.Context, now time.Time) ([]tally.Cohort, error) {
+	rows, err := r.tx.Query(ctx, `SELECT `+utcMonth("created_at")+` COLLATE "C" AS month, COUNT(*), SUM(points)::bigint,
+			SUM(remaining)::bigint,
+			SUM(CASE WHEN remaining > 0 AND expires_at <= $1 THEN remaining ELSE 0 END)::bigint,
+			COUNT(*) FILTER (WHERE remaining > 0 AND (expires_at IS NULL OR expires_at > $1))
+		FROM lots GROUP BY month ORDER BY month`, now)
+	if err != nil {
+		return nil, classify(ctx, "sum the cohorts", err)
+	}
+	defer rows.Close()
+	var out []tally.Cohort
+	at := map[string]int{}
+	for rows.Next() {
+		c := tally.Cohort{Used: map[tally.Kind]int64{}}
+		if err := rows.Scan(&c.Month, &c.Lots, &c.Issued, &c.Remaining, &c.Lapsed, &c.Open); err != nil {
+			return nil, classify(ctx, "sum the cohorts", err)
+		}
+		at[c.Month] = len(out)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(ctx, "sum the cohorts", err)
+	}
+	rows.Close()
+	uses, err := r.tx.Query(ctx, `SELECT `+utcMonth("l.created_at")+` AS month, t.kind, SUM(u.points)::bigint
+		FROM lot_uses u
+		JOIN lots l ON l.seq = u.lot_seq
+		JOIN transactions t ON t.seq = u.debit_seq
+		GROUP BY month, t.kind`)
+	if err != nil {
+		return nil, classify(ctx, "sum the cohorts' uses", err)
+	}
+	defer uses.Close()
+	for uses.Next() {
+		var month, kind string
+		var points int64
+		if err := uses.Scan(&month, &kind, &points); err != nil {
+			return nil, classify(ctx, "sum the cohorts' uses", err)
+		}
+		if i, ok := at[month]; ok {
+			out[i].Used[tally.Kind(kind)] += points
+		}
+	}
+	return out, classify(ctx, "sum the cohorts' uses", uses.Err())
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"time"
 
 	"github.com/tally-ledger/tally"
 )
@@ -25,8 +26,9 @@ type reportTx struct{ tx *sql.Tx }
 
 func (r reportTx) CustomerTotals(ctx context.Context) (tally.CustomerTotals, error) {
 	var t tally.CustomerTotals
-	err := r.tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(balance), 0), 0
-		FROM accounts WHERE kind = 'customer'`).Scan(&t.Accounts, &t.Balance, &t.Pending)
+	err := r.tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(balance), 0), COALESCE(SUM(pending), 0),
+			COALESCE(SUM(MIN(balance, 0)), 0)
+		FROM accounts WHERE kind = 'customer'`).Scan(&t.Accounts, &t.Balance, &t.Pending, &t.Overdrawn)
 	return t, wrap(err, "sum the customer accounts")
 }
 
@@ -52,4 +54,77 @@ func (r reportTx) DailyMovements(ctx context.Context) ([]tally.DailyMovement, er
 		out = append(out, m)
 	}
 	return out, wrap(rows.Err(), "sum the movements")
+}
+
+// utcMonth is the SQL of the UTC month (YYYY-MM) of a microsecond column.
+func utcMonth(col string) string {
+	return `strftime('%Y-%m', ` + col + ` / 1000000, 'unixepoch')`
+}
+
+func (r reportTx) OpenLots(ctx context.Context, now time.Time) ([]tally.LotBucket, error) {
+	rows, err := r.tx.QueryContext(ctx, `SELECT pending_until IS NOT NULL AS pending,
+			COALESCE(`+utcMonth("expires_at")+`, '') AS month, COALESCE(expires_at <= ?, 0) AS lapsed,
+			SUM(remaining), COUNT(*)
+		FROM lots WHERE remaining > 0
+		GROUP BY pending, month, lapsed
+		ORDER BY pending, month, lapsed`, micros(now))
+	if err != nil {
+		return nil, wrap(err, "sum the open lots")
+	}
+	defer rows.Close()
+	var out []tally.LotBucket
+	for rows.Next() {
+		var b tally.LotBucket
+		if err := rows.Scan(&b.Pending, &b.ExpiryMonth, &b.Lapsed, &b.Points, &b.Lots); err != nil {
+			return nil, wrap(err, "sum the open lots")
+		}
+		out = append(out, b)
+	}
+	return out, wrap(rows.Err(), "sum the open lots")
+}
+
+func (r reportTx) Cohorts(ctx context.Context, now time.Time) ([]tally.Cohort, error) {
+	rows, err := r.tx.QueryContext(ctx, `SELECT `+utcMonth("created_at")+` AS month, COUNT(*), SUM(points), SUM(remaining),
+			SUM(CASE WHEN remaining > 0 AND expires_at <= ?1 THEN remaining ELSE 0 END),
+			SUM(CASE WHEN remaining > 0 AND (expires_at IS NULL OR expires_at > ?1) THEN 1 ELSE 0 END)
+		FROM lots GROUP BY month ORDER BY month`, micros(now))
+	if err != nil {
+		return nil, wrap(err, "sum the cohorts")
+	}
+	defer rows.Close()
+	var out []tally.Cohort
+	at := map[string]int{}
+	for rows.Next() {
+		c := tally.Cohort{Used: map[tally.Kind]int64{}}
+		if err := rows.Scan(&c.Month, &c.Lots, &c.Issued, &c.Remaining, &c.Lapsed, &c.Open); err != nil {
+			return nil, wrap(err, "sum the cohorts")
+		}
+		at[c.Month] = len(out)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(err, "sum the cohorts")
+	}
+	rows.Close()
+	uses, err := r.tx.QueryContext(ctx, `SELECT `+utcMonth("l.created_at")+` AS month, t.kind, SUM(u.points)
+		FROM lot_uses u
+		JOIN lots l ON l.seq = u.lot_seq
+		JOIN transactions t ON t.seq = u.debit_seq
+		GROUP BY month, t.kind`)
+	if err != nil {
+		return nil, wrap(err, "sum the cohorts' uses")
+	}
+	defer uses.Close()
+	for uses.Next() {
+		var month string
+		var kind tally.Kind
+		var points int64
+		if err := uses.Scan(&month, &kind, &points); err != nil {
+			return nil, wrap(err, "sum the cohorts' uses")
+		}
+		if i, ok := at[month]; ok {
+			out[i].Used[kind] += points
+		}
+	}
+	return out, wrap(uses.Err(), "sum the cohorts' uses")
 }

@@ -16,6 +16,7 @@ import (
 func testReports(t *testing.T, h Harness) {
 	t.Run("RollForward", func(t *testing.T) { t.Parallel(); testRollForward(t, h) })
 	t.Run("RollForwardWhileWriting", func(t *testing.T) { t.Parallel(); testRollForwardWhileWriting(t, h) })
+	t.Run("Lots", func(t *testing.T) { t.Parallel(); testReportLots(t, h) })
 }
 
 // testClock is a clock the test sets.
@@ -165,4 +166,163 @@ func testRollForwardWhileWriting(t *testing.T, h Harness) {
 	}
 	cancel()
 	wg.Wait()
+}
+
+// lotPost is one transaction of a ledger written below the ledger service, with the lots it makes or
+// consumes, as the ledger's lot rules would decide them: the reports read what the store holds.
+type lotPost struct {
+	account   string
+	kind      tally.Kind
+	amount    int64 // signed, as it moves the customer
+	at        time.Time
+	expires   *time.Time    // a credit's lot
+	pending   bool          // a credit's lot is pending
+	uses      map[int]int64 // a debit's points by the index (in the posts) of the credit whose lot it takes
+	overdraft int64         // the account's overdraft limit after the post
+}
+
+// postLots writes posts in order, each in its own Update, and returns their seqs.
+func postLots(w *wtx, posts []lotPost) []int64 {
+	w.t.Helper()
+	seqs := make([]int64, len(posts))
+	system := map[tally.Kind]string{tally.KindAccrual: tally.AccountIssuance, tally.KindRedemption: tally.AccountRedemptions,
+		tally.KindExpiry: tally.AccountExpired, tally.KindAdjustment: tally.AccountAdjustments}
+	for i, p := range posts {
+		w.mustUpdate(func(ctx context.Context, tx tally.WriteTx) error {
+			if err := tx.EnsureAccounts(ctx, []string{p.account}, p.at); err != nil {
+				return err
+			}
+			locked, err := tx.LockAccounts(ctx, []string{p.account})
+			if err != nil {
+				return err
+			}
+			next, err := tx.NextSeqs(ctx, 1)
+			if err != nil {
+				return err
+			}
+			seqs[i] = next[0]
+			key := fmt.Sprintf("report-%d", i)
+			t := tally.Transaction{Seq: seqs[i], Kind: p.kind, AccountID: p.account, Channel: "api", IdempotencyKey: key,
+				RequestHash: "rh-" + key, Amount: max(p.amount, -p.amount), Reason: "test", Actor: "storetest", CreatedAt: p.at, Hash: "h-" + key,
+				Postings: []tally.Posting{{AccountID: p.account, Amount: p.amount}, {AccountID: system[p.kind], Amount: -p.amount}}}
+			if err := tx.InsertTransactions(ctx, []tally.Transaction{t}); err != nil {
+				return err
+			}
+			a := locked[p.account]
+			a.Balance += p.amount
+			a.BalanceVersion++
+			a.OverdraftLimit = p.overdraft
+			if p.amount > 0 {
+				l := tally.Lot{Seq: t.Seq, AccountID: p.account, Points: p.amount, Remaining: p.amount, CreatedAt: p.at, ExpiresAt: p.expires}
+				if p.pending {
+					until := p.at.AddDate(0, 1, 0)
+					l.PendingUntil = &until
+					a.Pending += p.amount
+				}
+				if err := tx.InsertLots(ctx, []tally.Lot{l}); err != nil {
+					return err
+				}
+			}
+			for credit, points := range p.uses {
+				lots, err := tx.LotsBySeq(ctx, []int64{seqs[credit]})
+				if err != nil {
+					return err
+				}
+				l := lots[seqs[credit]]
+				l.Remaining -= points
+				if l.PendingUntil != nil {
+					a.Pending -= points
+				}
+				if err := tx.UpdateLots(ctx, []tally.Lot{l}); err != nil {
+					return err
+				}
+				if err := tx.InsertLotUses(ctx, []tally.LotUse{{DebitSeq: t.Seq, LotSeq: l.Seq, Points: points}}); err != nil {
+					return err
+				}
+			}
+			if err := tx.UpdateAccounts(ctx, []tally.Account{a}); err != nil {
+				return err
+			}
+			return tx.AddSystemBalances(ctx, []tally.SystemDelta{{AccountID: system[p.kind], Delta: -p.amount}})
+		})
+	}
+	return seqs
+}
+
+func date(s string) time.Time { return day(s, 0) }
+
+func datep(s string) *time.Time { d := date(s); return &d }
+
+// testReportLots sums lots into the outstanding and breakage reports, on a ledger whose lots are written
+// by hand (see postLots), read at 2026-06-15.
+func testReportLots(t *testing.T, h Harness) {
+	w := newWTx(t, h)
+	a, b, c := w.hash("lots-a"), w.hash("lots-b"), w.hash("lots-c")
+	postLots(w, []lotPost{
+		// January's cohort: 150 issued, 30 redeemed, 70 expired, 50 lapsed and not yet posted: matured.
+		0: {account: a, kind: tally.KindAccrual, amount: 100, at: day("2026-01-10", 9), expires: datep("2026-04-01")},
+		1: {account: a, kind: tally.KindAccrual, amount: 50, at: day("2026-01-31", 23), expires: datep("2026-05-01")},
+		2: {account: a, kind: tally.KindRedemption, amount: -30, at: date("2026-02-01"), uses: map[int]int64{0: 30}},
+		3: {account: a, kind: tally.KindExpiry, amount: -70, at: date("2026-04-01"), uses: map[int]int64{0: 70}},
+		// February's: 240 issued, 200 pending until activated, 15 redeemed, 25 that never expire: open.
+		4: {account: b, kind: tally.KindAccrual, amount: 200, at: date("2026-02-05"), expires: datep("2026-09-01"), pending: true},
+		5: {account: b, kind: tally.KindAdjustment, amount: 40, at: date("2026-02-10")},
+		6: {account: b, kind: tally.KindRedemption, amount: -15, at: date("2026-02-11"), uses: map[int]int64{5: 15}},
+		// March's: 10 issued, all taken by a debit that overdraws the account: matured, no breakage.
+		7: {account: c, kind: tally.KindAccrual, amount: 10, at: date("2026-03-01")},
+		8: {account: c, kind: tally.KindAdjustment, amount: -30, at: date("2026-03-02"), uses: map[int]int64{7: 10}, overdraft: 50},
+		// June's (this month): used up, but the month is not over: not matured.
+		9:  {account: b, kind: tally.KindAccrual, amount: 60, at: date("2026-06-02"), expires: datep("2026-09-01")},
+		10: {account: b, kind: tally.KindAdjustment, amount: -60, at: date("2026-06-03"), uses: map[int]int64{9: 60}},
+	})
+	now := day("2026-06-15", 12)
+	value, err := report.ParsePointValue("0.01", "EUR")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	o, err := report.BuildOutstanding(w.ctx, w.store, value, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus := []report.OutstandingLine{{Key: "pending", Points: 200, Lots: 1}, {Key: "active", Points: 75, Lots: 2}}
+	wantExpiry := []report.OutstandingLine{
+		{Key: "2026-05", Points: 50, Lots: 1, Lapsed: 50},
+		{Key: "2026-09", Points: 200, Lots: 1, Pending: 200},
+		{Key: report.Never, Points: 25, Lots: 1},
+	}
+	wantTotals := tally.CustomerTotals{Accounts: 3, Balance: 255, Pending: 200, Overdrawn: -20}
+	if o.Total != 275 || fmt.Sprint(o.ByStatus) != fmt.Sprint(wantStatus) || fmt.Sprint(o.ByExpiry) != fmt.Sprint(wantExpiry) ||
+		o.Accounts != wantTotals || !o.Reconciled {
+		t.Fatalf("outstanding %+v\nwant total 275, by status %v, by expiry %v, accounts %+v, reconciled", o, wantStatus, wantExpiry, wantTotals)
+	}
+	if got := value.Of(o.Total); got != "2.75" {
+		t.Fatalf("total value %s, want 2.75", got)
+	}
+
+	br, err := report.BuildBreakage(w.ctx, w.store, value, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCohorts := []report.CohortLine{
+		{Cohort: "2026-01", Lots: 2, Issued: 150, Redeemed: 30, Expired: 70, Remaining: 50, Lapsed: 50, Matured: true, Rate: "0.4667"},
+		{Cohort: "2026-02", Lots: 2, Issued: 240, Redeemed: 15, Remaining: 225},
+		{Cohort: "2026-03", Lots: 1, Issued: 10, Other: 10, Matured: true, Rate: "0.0000"},
+		{Cohort: "2026-06", Lots: 1, Issued: 60, Other: 60},
+	}
+	if fmt.Sprint(br.Cohorts) != fmt.Sprint(wantCohorts) {
+		t.Fatalf("cohorts\n%+v\nwant\n%+v", br.Cohorts, wantCohorts)
+	}
+
+	rf, err := report.BuildRollForward(w.ctx, w.store, report.RollForwardQuery{From: date("2026-01-01"), To: date("2026-06-30"), Period: report.Quarter}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []report.RollForwardRow{
+		{Period: "2026-Q1", Start: date("2026-01-01"), End: date("2026-03-31"), Issued: 400, Redeemed: -45, Adjusted: -30, Closing: 325},
+		{Period: "2026-Q2", Start: date("2026-04-01"), End: date("2026-06-30"), Opening: 325, Issued: 60, Expired: -70, Adjusted: -60, Closing: 255},
+	}
+	if fmt.Sprint(rf.Rows) != fmt.Sprint(want) || !rf.Check.Reconciled {
+		t.Fatalf("roll-forward %+v\nwant %+v, reconciled", rf, want)
+	}
 }
