@@ -632,6 +632,27 @@ func oaConformance(t *testing.T, c *oaContract, s *apitest.Server) {
 		}
 	})
 
+	t.Run("reports", func(t *testing.T) {
+		const reports = "/v1/admin/reports/"
+		for _, ex := range []oaExchange{
+			ok("outstanding", "GET", reports+"outstanding", admin, nil, 200),
+			ok("outstanding in money", "GET", reports+"outstanding?point_value=0.01&currency=EUR", admin, nil, 200),
+			ok("rollforward", "GET", reports+"rollforward?period=quarter&point_value=0.01&currency=EUR", admin, nil, 200),
+			ok("rollforward CSV", "GET", reports+"rollforward?format=csv", admin, nil, 200),
+			ok("breakage", "GET", reports+"breakage?point_value=0.01&currency=EUR", admin, nil, 200),
+			ok("breakage CSV by Accept", "GET", reports+"breakage", admin, nil, 200, "Accept", "text/csv"),
+			ok("report without token", "GET", reports+"outstanding", "", nil, 401),
+			ok("report without admin", "GET", reports+"outstanding", read, nil, 403),
+			ok("report, malformed Authorization", "GET", reports+"outstanding", "", nil, 400, "Authorization", "Bearer a b"),
+			bad(ok("unknown report", "GET", reports+"liability", admin, nil, 404)),
+			bad(ok("unknown period", "GET", reports+"rollforward?period=week", admin, nil, 422)),
+			bad(ok("unknown format", "GET", reports+"rollforward?format=xml", admin, nil, 422)),
+			bad(ok("not a date", "GET", reports+"rollforward?from=1%2F2%2F2026", admin, nil, 422)),
+		} {
+			c.do(t, s, ex)
+		}
+	})
+
 	t.Run("portal", func(t *testing.T) {
 		lookup := c.do(t, s, ok("lookup", "POST", "/v1/ledger/balance/lookup", read, []byte(`{"customer_hash":"`+alice+`"}`), 200)).JSON(t)
 		session := lookup["session_token"].(string)
@@ -862,6 +883,13 @@ func (f *oaFaultyStore) RetryRedemption(ctx context.Context, id string, now time
 	return f.Store.RetryRedemption(ctx, id, now)
 }
 
+func (f *oaFaultyStore) Report(ctx context.Context, fn func(context.Context, tally.ReportTx) error) error {
+	if err := f.fault(ctx); err != nil {
+		return err
+	}
+	return f.Store.Report(ctx, fn)
+}
+
 func (f *oaFaultyStore) Ping(ctx context.Context) error {
 	if err := f.fault(ctx); err != nil {
 		return err
@@ -936,6 +964,7 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("coupons", "POST", "/v1/catalog/rewards/R1/coupons", all, []byte(`{"codes":["X"]}`), 503),
 			ok("redemptions", "GET", "/v1/catalog/redemptions", all, nil, 503),
 			ok("retry", "POST", "/v1/catalog/redemptions/R1/retry", all, nil, 503),
+			ok("report", "GET", "/v1/admin/reports/outstanding", all, nil, 503),
 			ok("ready", "GET", "/readyz", "", nil, 503),
 			ok("portal without a remembered balance", "GET", "/v1/portal/me", carol, nil, 503),
 			ok("catalog", "GET", "/v1/portal/catalog", carol, nil, 503),
@@ -973,6 +1002,7 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("coupons", "POST", "/v1/catalog/rewards/R1/coupons", all, []byte(`{"codes":["X"]}`), 500),
 			ok("redemptions", "GET", "/v1/catalog/redemptions", all, nil, 500),
 			ok("retry", "POST", "/v1/catalog/redemptions/R1/retry", all, nil, 500),
+			ok("report", "GET", "/v1/admin/reports/rollforward", all, nil, 500),
 			ok("portal", "GET", "/v1/portal/me", carol, nil, 500),
 			ok("catalog", "GET", "/v1/portal/catalog", carol, nil, 500),
 			ok("redeem", "POST", "/v1/portal/redeem", carol, []byte(`{"customer_hash":"carol","reward_id":"R1","point_cost":1,"idempotency_key":"i1"}`), 500),
@@ -1032,6 +1062,7 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("coupons", "POST", "/v1/catalog/rewards/R1/coupons", all, []byte(`{"codes":["X"]}`), 429),
 			ok("redemptions", "GET", "/v1/catalog/redemptions", all, nil, 429),
 			ok("retry", "POST", "/v1/catalog/redemptions/R1/retry", all, nil, 429),
+			ok("report", "GET", "/v1/admin/reports/breakage", all, nil, 429),
 			ok("portal", "GET", "/v1/portal/me", session, nil, 429),
 			ok("health is not admitted", "GET", "/healthz", "", nil, 200),
 		} {

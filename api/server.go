@@ -42,6 +42,8 @@ type Options struct {
 	WriteDeadline  time.Duration // bound on a write's wait for its commit (default 10 s)
 	SessionTTL     time.Duration // lifetime of portal session tokens (default 15 min)
 	LogRequests    bool
+	// PointValue and Currency are the reports' default money per point ("" for points only).
+	PointValue, Currency string
 }
 
 // Server is the HTTP service.
@@ -112,6 +114,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /v1/catalog/rewards/{id}/coupons", s.admit(s.authorize(admin, s.handleAddCoupons)))
 	mux.Handle("GET /v1/catalog/redemptions", s.admit(s.authorize(admin, s.handleAdminRedemptions)))
 	mux.Handle("POST /v1/catalog/redemptions/{receipt_id}/retry", s.admit(s.authorize(admin, s.handleRetryRedemption)))
+	mux.Handle("GET /v1/admin/reports/{name}", s.admit(s.authorize(admin, s.handleReport)))
 
 	mux.Handle("GET /portal/", portalFiles())
 	mux.Handle("GET /v1/portal/me", s.admit(http.HandlerFunc(s.handlePortalMe)))
