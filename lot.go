@@ -61,7 +61,10 @@ type LotExpiry struct {
 // LapsedLots are an account's open lots that have expired, as the expiry job finds them.
 type LapsedLots struct {
 	AccountID string
-	Lots      []Lot
+	// BalanceVersion is the account's balance_version when the lots were read: it keys the expiry
+	// posted for them, so that replicas that read the same state post under the same key.
+	BalanceVersion int64
+	Lots           []Lot
 }
 
 // ExpiryPolicyKind names how long earned points last.

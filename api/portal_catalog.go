@@ -97,6 +97,8 @@ func (s *Server) portalBalance(ctx context.Context, hash string) (portalState, e
 	acct, err := s.Ledger.Balance(ctx, hash)
 	switch {
 	case err == nil:
+		// The portal shows and compares what the customer can spend.
+		acct.Balance = acct.Spendable()
 		return portalState{Account: acct}, nil
 	case tally.ErrorCode(err) == tally.ENOTFOUND:
 		return portalState{}, nil

@@ -88,7 +88,7 @@ func (b *batchRun) rewardPrice(r Request, a *tally.Account) (int64, error) {
 			Message: fmt.Sprintf("reward %q costs %d points now, not %d", rw.ID, rw.PointCost, r.Amount)}
 	}
 	if rw.MinTier != "" {
-		if err := b.tierReaches(a.Balance, rw); err != nil {
+		if err := b.tierReaches(a.Spendable(), rw); err != nil {
 			return 0, err
 		}
 	}

@@ -21,13 +21,17 @@ const lotOrder = `expires_at ASC NULLS LAST, seq`
 func scanLot(row pgx.Row) (tally.Lot, error) {
 	var l tally.Lot
 	err := row.Scan(&l.Seq, &l.AccountID, &l.Points, &l.Remaining, &l.PendingUntil, &l.ExpiresAt, &l.CreatedAt, &l.ActivatedAt)
+	return utcLot(l), err
+}
+
+func utcLot(l tally.Lot) tally.Lot {
 	l.CreatedAt = l.CreatedAt.UTC()
 	for _, t := range []*time.Time{l.PendingUntil, l.ExpiresAt, l.ActivatedAt} {
 		if t != nil {
 			*t = t.UTC()
 		}
 	}
-	return l, err
+	return l
 }
 
 func collectLots(rows pgx.Rows) ([]tally.Lot, error) {
@@ -128,23 +132,31 @@ func (db *DB) LapsedLots(ctx context.Context, now time.Time, afterAccount string
 			WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= $1 AND account_id > $2
 			ORDER BY account_id LIMIT $3
 		)
-		SELECT `+lotColumns+` FROM lots
-		WHERE account_id IN (SELECT account_id FROM accts)
-			AND remaining > 0 AND expires_at IS NOT NULL AND expires_at <= $1
-		ORDER BY account_id, seq`, now.UTC(), afterAccount, limit)
+		SELECT l.seq, l.account_id, l.points, l.remaining, l.pending_until, l.expires_at, l.created_at, l.activated_at,
+			a.balance_version
+		FROM lots l JOIN accounts a ON a.id = l.account_id
+		WHERE l.account_id IN (SELECT account_id FROM accts)
+			AND l.remaining > 0 AND l.expires_at IS NOT NULL AND l.expires_at <= $1
+		ORDER BY l.account_id, l.seq`, now.UTC(), afterAccount, limit)
 	if err != nil {
 		return nil, classify(ctx, "lapsed lots", err)
 	}
-	lots, err := collectLots(rows)
-	if err != nil {
-		return nil, classify(ctx, "lapsed lots", err)
-	}
+	defer rows.Close()
 	var out []tally.LapsedLots
-	for _, l := range lots {
+	for rows.Next() {
+		var l tally.Lot
+		var version int64
+		if err := rows.Scan(&l.Seq, &l.AccountID, &l.Points, &l.Remaining, &l.PendingUntil, &l.ExpiresAt, &l.CreatedAt, &l.ActivatedAt, &version); err != nil {
+			return nil, classify(ctx, "lapsed lots", err)
+		}
+		l = utcLot(l)
 		if n := len(out); n == 0 || out[n-1].AccountID != l.AccountID {
-			out = append(out, tally.LapsedLots{AccountID: l.AccountID})
+			out = append(out, tally.LapsedLots{AccountID: l.AccountID, BalanceVersion: version})
 		}
 		out[len(out)-1].Lots = append(out[len(out)-1].Lots, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(ctx, "lapsed lots", err)
 	}
 	return out, nil
 }

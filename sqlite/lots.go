@@ -136,24 +136,32 @@ func (db *DB) LapsedLots(ctx context.Context, now time.Time, afterAccount string
 	if limit <= 0 {
 		return nil, tally.Errorf(tally.EINVALID, "limit must be positive")
 	}
-	lots, err := queryLots(ctx, db.reader, `SELECT `+lotColumns+` FROM lots
-		WHERE account_id IN (
-			SELECT DISTINCT account_id FROM lots
-			WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?1 AND account_id > ?2
-			ORDER BY account_id LIMIT ?3)
-		AND remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?1
-		ORDER BY account_id, seq`, micros(now), afterAccount, limit)
-	if err != nil {
-		return nil, wrap(err, "lapsed lots")
-	}
 	var out []tally.LapsedLots
-	for _, l := range lots {
-		if n := len(out); n == 0 || out[n-1].AccountID != l.AccountID {
-			out = append(out, tally.LapsedLots{AccountID: l.AccountID})
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		out = nil
+		lots, err := queryLots(ctx, tx, `SELECT `+lotColumns+` FROM lots
+			WHERE account_id IN (
+				SELECT DISTINCT account_id FROM lots
+				WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?1 AND account_id > ?2
+				ORDER BY account_id LIMIT ?3)
+			AND remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?1
+			ORDER BY account_id, seq`, micros(now), afterAccount, limit)
+		if err != nil {
+			return err
 		}
-		out[len(out)-1].Lots = append(out[len(out)-1].Lots, l)
-	}
-	return out, nil
+		for _, l := range lots {
+			if n := len(out); n == 0 || out[n-1].AccountID != l.AccountID {
+				var version int64
+				if err := tx.QueryRowContext(ctx, `SELECT balance_version FROM accounts WHERE id = ?`, l.AccountID).Scan(&version); err != nil {
+					return err
+				}
+				out = append(out, tally.LapsedLots{AccountID: l.AccountID, BalanceVersion: version})
+			}
+			out[len(out)-1].Lots = append(out[len(out)-1].Lots, l)
+		}
+		return nil
+	})
+	return out, wrap(err, "lapsed lots")
 }
 
 // DuePendingLots returns pending lots due at now.

@@ -48,6 +48,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Catalog", func(t *testing.T) { t.Parallel(); testCatalog(t, h) })
 	t.Run("Reports", func(t *testing.T) { t.Parallel(); testReports(t, h) })
 	t.Run("LotStore", func(t *testing.T) { t.Parallel(); testLotStore(t, h) })
+	t.Run("Lots", func(t *testing.T) { t.Parallel(); testLots(t, h) })
 }
 
 // env is one test's ledger over one fresh store.

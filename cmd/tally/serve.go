@@ -40,6 +40,7 @@ type serveConfig struct {
 	writeDeadline, breakerOpen, retention  time.Duration
 	tokenTTL, sessionTTL, shutdownDeadline time.Duration
 	checkpointEvery                        time.Duration
+	lotsEvery                              time.Duration
 	checkpointFile                         string
 	corsOrigins                            []string
 	fulfillment                            fulfillmentConfig
@@ -66,6 +67,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fulfillmentConfig := fulfillmentFlags(fs)
 	mirrorConfig := mirrorFlags(fs)
 	checkpointEvery := durationFlag(fs, "checkpoint-every", "TALLY_CHECKPOINT_EVERY", time.Minute, "how often to checkpoint the ledger head while it changes (0 turns it off)")
+	lotsEvery := durationFlag(fs, "lots-every", "TALLY_LOTS_EVERY", time.Minute, "how often to activate due pending points and expire lapsed points (0 turns it off)")
 	corsOrigins := fs.String("cors-origins", envDefault("TALLY_CORS_ORIGINS", ""), "comma-separated exact origins (https://host[:port]) whose pages may embed the widget and call the portal API (env TALLY_CORS_ORIGINS; default none)")
 	fs.StringVar(&c.pointValue, "point-value", envDefault("TALLY_POINT_VALUE", ""), "money per point in the reports, such as 0.01 (env TALLY_POINT_VALUE; default points only)")
 	fs.StringVar(&c.currency, "currency", envDefault("TALLY_CURRENCY", ""), "ISO 4217 currency of --point-value, such as EUR (env TALLY_CURRENCY)")
@@ -156,6 +158,12 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	if c.checkpointEvery < 0 {
 		return nil, errors.New("--checkpoint-every must not be negative")
 	}
+	if c.lotsEvery, err = lotsEvery(); err != nil {
+		return nil, err
+	}
+	if c.lotsEvery < 0 {
+		return nil, errors.New("--lots-every must not be negative")
+	}
 	if (c.extIssuer != "") != (c.extJWKS != "") || c.extIssuer != "" && c.extAudience == "" {
 		return nil, errors.New("an external issuer needs --external-issuer, --external-audience and --external-jwks-url together")
 	}
@@ -230,7 +238,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		}
 	}
 	l := ledger.New(guarded, ledger.Options{
-		Key: key, Tiers: programme, MaxBatch: c.batchMax, Workers: workers, Observe: m.ObserveWrite,
+		Key: key, Tiers: programme, Lots: programme.Lots, MaxBatch: c.batchMax, Workers: workers, Observe: m.ObserveWrite,
 		ObserveBatch: func(n int) { m.BatchSize.Observe(float64(n)) },
 	})
 	defer l.Close()
@@ -291,6 +299,9 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		}
 	}
 	jobs.Go(func() { purgeLoop(runCtx, guarded, c.retention, log) })
+	if c.lotsEvery > 0 {
+		jobs.Go(func() { lotsLoop(runCtx, l, c.lotsEvery, log) })
+	}
 	if pg, ok := store.Store.(*postgres.DB); ok {
 		// Plans made while the tables were small would otherwise outlive their growth (postgres/analyze.go).
 		jobs.Go(func() { pg.KeepStatistics(runCtx, postgres.StatisticsInterval, log) })
