@@ -17,6 +17,7 @@ func testReports(t *testing.T, h Harness) {
 	t.Run("RollForward", func(t *testing.T) { t.Parallel(); testRollForward(t, h) })
 	t.Run("RollForwardWhileWriting", func(t *testing.T) { t.Parallel(); testRollForwardWhileWriting(t, h) })
 	t.Run("Lots", func(t *testing.T) { t.Parallel(); testReportLots(t, h) })
+	t.Run("ThroughLedger", func(t *testing.T) { t.Parallel(); testReportsThroughLedger(t, h) })
 }
 
 // testClock is a clock the test sets.
@@ -325,4 +326,63 @@ func testReportLots(t *testing.T, h Harness) {
 	if fmt.Sprint(rf.Rows) != fmt.Sprint(want) || !rf.Check.Reconciled {
 		t.Fatalf("roll-forward %+v\nwant %+v, reconciled", rf, want)
 	}
+}
+
+// testReportsThroughLedger makes the three reports of a ledger whose lots the ledger itself keeps:
+// pending points, FIFO redemptions and the expiry job.
+func testReportsThroughLedger(t *testing.T, h Harness) {
+	clock := &testClock{}
+	e := newEnvAt(t, h, clock)
+	a, b, c := e.customer("tl-a"), e.customer("tl-b"), e.customer("tl-c")
+	clock.Set(day("2026-01-10", 9))
+	e.mustWrite(ledger.Request{Kind: tally.KindAccrual, Account: a, Key: "a-jan", Amount: 100, ExpiresAt: datep("2026-04-01")})
+	e.mustWrite(ledger.Request{Kind: tally.KindAccrual, Account: c, Key: "c-jan", Amount: 20, ExpiresAt: datep("2026-04-01")})
+	clock.Set(day("2026-02-01", 9))
+	e.mustWrite(ledger.Request{Kind: tally.KindAccrual, Account: a, Key: "a-feb", Amount: 50}) // never expires
+	e.mustWrite(ledger.Request{Kind: tally.KindRedemption, Account: a, Key: "a-red", Amount: 30})
+	e.mustWrite(ledger.Request{Kind: tally.KindRedemption, Account: c, Key: "c-red", Amount: 20})
+	e.mustWrite(ledger.Request{Kind: tally.KindAccrual, Account: b, Key: "b-feb", Amount: 200,
+		PendingUntil: datep("2026-03-01"), ExpiresAt: datep("2026-09-01")})
+	clock.Set(day("2026-04-02", 0))
+	if rep, err := e.ledger.ExpireLapsed(e.ctx, ledger.ExpireOptions{}); err != nil || rep.Points != 70 {
+		t.Fatalf("expiry run: %+v, %v; want 70 points expired", rep, err)
+	}
+	now := day("2026-06-15", 12)
+	clock.Set(now)
+
+	o, err := report.BuildOutstanding(e.ctx, e.store, nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus := []report.OutstandingLine{{Key: "pending", Points: 200, Lots: 1}, {Key: "active", Points: 50, Lots: 1}}
+	wantExpiry := []report.OutstandingLine{{Key: "2026-09", Points: 200, Lots: 1, Pending: 200}, {Key: report.Never, Points: 50, Lots: 1}}
+	if balances := e.balance(a) + e.balance(b) + e.balance(c); o.Total != 250 || balances != 250 || !o.Reconciled ||
+		fmt.Sprint(o.ByStatus) != fmt.Sprint(wantStatus) || fmt.Sprint(o.ByExpiry) != fmt.Sprint(wantExpiry) {
+		t.Fatalf("outstanding %+v (balances %d)\nwant 250 by status %v, by expiry %v, reconciled", o, balances, wantStatus, wantExpiry)
+	}
+
+	br, err := report.BuildBreakage(e.ctx, e.store, nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCohorts := []report.CohortLine{
+		{Cohort: "2026-01", Lots: 2, Issued: 120, Redeemed: 50, Expired: 70, Matured: true, Rate: "0.5833"},
+		{Cohort: "2026-02", Lots: 2, Issued: 250, Remaining: 250},
+	}
+	if fmt.Sprint(br.Cohorts) != fmt.Sprint(wantCohorts) {
+		t.Fatalf("cohorts\n%+v\nwant\n%+v", br.Cohorts, wantCohorts)
+	}
+
+	rf, err := report.BuildRollForward(e.ctx, e.store, report.RollForwardQuery{From: date("2026-01-01"), To: date("2026-06-30"), Period: report.Quarter}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []report.RollForwardRow{
+		{Period: "2026-Q1", Start: date("2026-01-01"), End: date("2026-03-31"), Issued: 370, Redeemed: -50, Closing: 320},
+		{Period: "2026-Q2", Start: date("2026-04-01"), End: date("2026-06-30"), Opening: 320, Expired: -70, Closing: 250},
+	}
+	if fmt.Sprint(rf.Rows) != fmt.Sprint(want) || !rf.Check.Reconciled || rf.Check.CustomerBalances != 250 {
+		t.Fatalf("roll-forward %+v\nwant %+v, reconciled at 250", rf, want)
+	}
+	e.mustVerify()
 }

@@ -83,10 +83,20 @@ func TestCLIReportRollForward(t *testing.T) {
 	}
 }
 
-func TestCLIReportBreakage(t *testing.T) {
+func TestCLIReportOutstandingAndBreakage(t *testing.T) {
 	t.Parallel()
 	db := reportDB(t)
-	out := mustCLI(t, "report", "breakage", "--db", db)
+	out := mustCLI(t, "report", "outstanding", "--db", db, "--point-value", "0.5", "--currency", "GBP")
+	want := "dimension,bucket,points,lots,pending_points,lapsed_points,currency,value\n" +
+		"status,pending,0,0,,,GBP,0.00\nstatus,active,100,2,,,GBP,50.00\nexpiry_month,never,100,2,0,0,GBP,50.00\n"
+	if out != want {
+		t.Fatalf("outstanding CSV:\n%s\nwant\n%s", out, want)
+	}
+	out = mustCLI(t, "report", "outstanding", "--db", db, "--format", "json")
+	if !strings.Contains(out, `"reconciled": true`) || !strings.Contains(out, `"total_points": 100`) {
+		t.Fatalf("outstanding JSON:\n%s", out)
+	}
+	out = mustCLI(t, "report", "breakage", "--db", db)
 	if !strings.HasPrefix(out, "cohort,lots,issued,redeemed,expired,other,remaining,lapsed,matured,breakage_rate\n") {
 		t.Fatalf("breakage CSV:\n%s", out)
 	}
