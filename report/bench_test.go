@@ -50,10 +50,9 @@ var postgresSeed = []string{
 	 FROM transactions WHERE kind = 'accrual'`,
 	`INSERT INTO lot_uses (debit_seq, lot_seq, points) SELECT seq, seq - 7, 10 FROM transactions WHERE kind <> 'accrual'`,
 	`UPDATE accounts a SET balance = s.balance, pending = s.pending
-	 FROM (SELECT account_id, SUM(remaining) AS balance, SUM(remaining) FILTER (WHERE pending_until IS NOT NULL) AS pending
+	 FROM (SELECT account_id, SUM(remaining) AS balance, COALESCE(SUM(remaining) FILTER (WHERE pending_until IS NOT NULL), 0) AS pending
 	       FROM lots GROUP BY account_id) s
 	 WHERE a.id = s.account_id`,
-	`UPDATE accounts SET pending = 0 WHERE pending IS NULL`,
 	`ANALYZE`,
 }
 
@@ -77,8 +76,9 @@ var sqliteSeed = []string{
 	 FROM transactions WHERE kind = 'accrual'`,
 	`INSERT INTO lot_uses (debit_seq, lot_seq, points) SELECT seq, seq - 7, 10 FROM transactions WHERE kind <> 'accrual'`,
 	`UPDATE accounts SET
-	   balance = (SELECT COALESCE(SUM(remaining), 0) FROM lots WHERE lots.account_id = accounts.id),
-	   pending = (SELECT COALESCE(SUM(remaining), 0) FROM lots WHERE lots.account_id = accounts.id AND pending_until IS NOT NULL)
+	   balance = (SELECT COALESCE(SUM(remaining), 0) FROM lots WHERE lots.account_id = accounts.id AND remaining > 0),
+	   pending = (SELECT COALESCE(SUM(remaining), 0) FROM lots WHERE lots.account_id = accounts.id AND remaining > 0
+	              AND pending_until IS NOT NULL)
 	 WHERE kind = 'customer'`,
 	`ANALYZE`,
 }

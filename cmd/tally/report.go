@@ -37,6 +37,8 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		"money per point, such as 0.01, for money columns (env TALLY_POINT_VALUE)")
 	fs.StringVar(&p.Currency, "currency", envDefault("TALLY_CURRENCY", ""),
 		"ISO 4217 currency of --point-value, such as EUR (env TALLY_CURRENCY)")
+	programme := fs.String("programme", envDefault("TALLY_PROGRAMME", ""),
+		"programme file whose \"reporting\" setting gives the point value when --point-value does not (env TALLY_PROGRAMME)")
 	if name == "rollforward" {
 		fs.StringVar(&p.From, "from", "", "first day, YYYY-MM-DD (UTC; default January 1st of --to's year)")
 		fs.StringVar(&p.To, "to", "", "last day, YYYY-MM-DD, included (UTC; default today)")
@@ -51,6 +53,11 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	f, err := report.ParseFormat(*format)
 	if err != nil {
 		return fmt.Errorf("report %s: --format: %s", name, tally.ErrorMessage(err))
+	}
+	if p.PointValue == "" && p.Currency == "" && *programme != "" {
+		if p.PointValue, p.Currency, err = report.ProgrammeValue(*programme); err != nil {
+			return err
+		}
 	}
 	// Check the parameters before opening the database, so that a typo costs nothing.
 	if _, err := report.ParsePointValue(p.PointValue, p.Currency); err != nil {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -150,4 +153,38 @@ func TestCLIReportBadParameters(t *testing.T) {
 			t.Fatalf("%q: exit status %d, want 1", tc.args, code)
 		}
 	}
+}
+
+// TestCLIReportProgrammeValue: the programme file's "reporting" setting gives the point value, unless a
+// flag does; serve reads it too.
+func TestCLIReportProgrammeValue(t *testing.T) {
+	t.Parallel()
+	db := reportDB(t)
+	dir := t.TempDir()
+	programme := filepath.Join(dir, "programme.json")
+	if err := os.WriteFile(programme, []byte(`{"earning_rules":[{"name":"r","filter":"$.type = 'WebChat'","points":5}],
+		"reporting":{"point_value":0.25,"currency":"USD"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := mustCLI(t, "report", "outstanding", "--db", db, "--programme", programme)
+	if !strings.Contains(out, "status,active,100,2,,,USD,25.00\n") {
+		t.Fatalf("outstanding with the programme's value:\n%s", out)
+	}
+	out = mustCLI(t, "report", "outstanding", "--db", db, "--programme", programme, "--point-value", "1", "--currency", "EUR")
+	if !strings.Contains(out, "status,active,100,2,,,EUR,100.00\n") {
+		t.Fatalf("outstanding with the flags' value:\n%s", out)
+	}
+	c, err := parseServe([]string{"--programme", programme}, io.Discard)
+	if err != nil || c.pointValue != "0.25" || c.currency != "USD" {
+		t.Fatalf("serve: %+v, %v", c, err)
+	}
+
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"reporting":{"point_value":"0.01","currency":"euro"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cli(t, "report", "outstanding", "--db", db, "--programme", bad)
+	wantOneLineError(t, err, "programme: reporting", "ISO 4217")
+	_, err = parseServe([]string{"--programme", bad}, io.Discard)
+	wantOneLineError(t, err, "programme: reporting", "ISO 4217")
 }

@@ -116,6 +116,12 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		return nil, fmt.Errorf("serve takes no arguments, got %q", fs.Arg(0))
 	}
 	c.db = *db
+	if c.pointValue == "" && c.currency == "" && c.programme != "" {
+		var err error
+		if c.pointValue, c.currency, err = report.ProgrammeValue(c.programme); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := report.ParsePointValue(c.pointValue, c.currency); err != nil {
 		return nil, fmt.Errorf("--point-value/--currency: %s", tally.ErrorMessage(err))
 	}
