@@ -23,26 +23,27 @@ type ReportTx interface {
 	// their customer accounts (the customer's postings), ordered by day, kind, then debits first.
 	DailyMovements(ctx context.Context) ([]DailyMovement, error)
 	// OpenLots sums the remaining points of the lots that have some left, by pending or not (pending
-	// until activated: pending_until set), UTC month of expiry (empty: never expires) and lapsed or not
-	// (expiring at or before now), ordered by pending (active first), month (never last), then lapsed.
+	// until activated: pending_until set), UTC day of expiry (never expiring apart) and lapsed or not
+	// (expiring at or before now), in no particular order. Days, not months: the database groups by
+	// integer arithmetic rather than formatting a date per lot; the report rolls days into months.
 	OpenLots(ctx context.Context, now time.Time) ([]LotBucket, error)
-	// Cohorts sums the lots by the UTC month they were created in, with the points each kind of debit
-	// consumed of them, ordered by month.
+	// Cohorts sums the lots by the UTC day they were created on, with the points each kind of debit
+	// consumed of them, in no particular order.
 	Cohorts(ctx context.Context, now time.Time) ([]Cohort, error)
 }
 
 // LotBucket is a sum of open lots (see ReportTx.OpenLots).
 type LotBucket struct {
-	Pending     bool
-	ExpiryMonth string // YYYY-MM, UTC; "" when the lots never expire
-	Lapsed      bool   // past their expiry, waiting for the expiry job
-	Points      int64  // the remaining points
-	Lots        int64
+	Pending bool
+	Expires time.Time // 00:00 UTC of the day the lots expire; zero when they never do
+	Lapsed  bool      // past their expiry, waiting for the expiry job
+	Points  int64     // the remaining points
+	Lots    int64
 }
 
-// Cohort is the lots created in one UTC month (see ReportTx.Cohorts).
+// Cohort is the lots created on one UTC day (see ReportTx.Cohorts).
 type Cohort struct {
-	Month     string         // YYYY-MM
+	Day       time.Time      // 00:00 UTC
 	Lots      int64          // how many lots
 	Issued    int64          // their points when created
 	Remaining int64          // what is left of them

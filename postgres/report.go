@@ -53,24 +53,25 @@ func (r reportTx) DailyMovements(ctx context.Context) ([]tally.DailyMovement, er
 			return nil, classify(ctx, "sum the movements", err)
 		}
 		m.Kind = tally.Kind(kind)
-		m.Day = time.Unix(day*86400, 0).UTC()
+		m.Day = fromDay(day)
 		out = append(out, m)
 	}
 	return out, classify(ctx, "sum the movements", rows.Err())
 }
 
-// utcMonth is the SQL of the UTC month (YYYY-MM) of a timestamptz column.
-func utcMonth(col string) string {
-	return `to_char(` + col + ` AT TIME ZONE 'UTC', 'YYYY-MM')`
+// utcDay is the SQL of the UTC day of a timestamptz column, as days since 1970-01-01.
+func utcDay(col string) string {
+	return `((` + col + ` AT TIME ZONE 'UTC')::date - DATE '1970-01-01')`
 }
+
+func fromDay(day int64) time.Time { return time.Unix(day*86400, 0).UTC() }
 
 func (r reportTx) OpenLots(ctx context.Context, now time.Time) ([]tally.LotBucket, error) {
 	rows, err := r.tx.Query(ctx, `SELECT pending_until IS NOT NULL AS pending,
-			COALESCE(`+utcMonth("expires_at")+`, '') COLLATE "C" AS month, COALESCE(expires_at <= $1, false) AS lapsed,
+			`+utcDay("expires_at")+` AS day, COALESCE(expires_at <= $1, false) AS lapsed,
 			SUM(remaining)::bigint, COUNT(*)
 		FROM lots WHERE remaining > 0
-		GROUP BY pending, month, lapsed
-		ORDER BY pending, month, lapsed`, now)
+		GROUP BY pending, day, lapsed`, now)
 	if err != nil {
 		return nil, classify(ctx, "sum the open lots", err)
 	}
@@ -78,8 +79,12 @@ func (r reportTx) OpenLots(ctx context.Context, now time.Time) ([]tally.LotBucke
 	var out []tally.LotBucket
 	for rows.Next() {
 		var b tally.LotBucket
-		if err := rows.Scan(&b.Pending, &b.ExpiryMonth, &b.Lapsed, &b.Points, &b.Lots); err != nil {
+		var day *int64
+		if err := rows.Scan(&b.Pending, &day, &b.Lapsed, &b.Points, &b.Lots); err != nil {
 			return nil, classify(ctx, "sum the open lots", err)
+		}
+		if day != nil {
+			b.Expires = fromDay(*day)
 		}
 		out = append(out, b)
 	}
@@ -87,45 +92,47 @@ func (r reportTx) OpenLots(ctx context.Context, now time.Time) ([]tally.LotBucke
 }
 
 func (r reportTx) Cohorts(ctx context.Context, now time.Time) ([]tally.Cohort, error) {
-	rows, err := r.tx.Query(ctx, `SELECT `+utcMonth("created_at")+` COLLATE "C" AS month, COUNT(*), SUM(points)::bigint,
+	rows, err := r.tx.Query(ctx, `SELECT `+utcDay("created_at")+` AS day, COUNT(*), SUM(points)::bigint,
 			SUM(remaining)::bigint,
 			SUM(CASE WHEN remaining > 0 AND expires_at <= $1 THEN remaining ELSE 0 END)::bigint,
 			COUNT(*) FILTER (WHERE remaining > 0 AND (expires_at IS NULL OR expires_at > $1))
-		FROM lots GROUP BY month ORDER BY month`, now)
+		FROM lots GROUP BY day`, now)
 	if err != nil {
 		return nil, classify(ctx, "sum the cohorts", err)
 	}
 	defer rows.Close()
 	var out []tally.Cohort
-	at := map[string]int{}
+	at := map[int64]int{}
 	for rows.Next() {
 		c := tally.Cohort{Used: map[tally.Kind]int64{}}
-		if err := rows.Scan(&c.Month, &c.Lots, &c.Issued, &c.Remaining, &c.Lapsed, &c.Open); err != nil {
+		var day int64
+		if err := rows.Scan(&day, &c.Lots, &c.Issued, &c.Remaining, &c.Lapsed, &c.Open); err != nil {
 			return nil, classify(ctx, "sum the cohorts", err)
 		}
-		at[c.Month] = len(out)
+		c.Day = fromDay(day)
+		at[day] = len(out)
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, classify(ctx, "sum the cohorts", err)
 	}
 	rows.Close()
-	uses, err := r.tx.Query(ctx, `SELECT `+utcMonth("l.created_at")+` AS month, t.kind, SUM(u.points)::bigint
+	uses, err := r.tx.Query(ctx, `SELECT `+utcDay("l.created_at")+` AS day, t.kind, SUM(u.points)::bigint
 		FROM lot_uses u
 		JOIN lots l ON l.seq = u.lot_seq
 		JOIN transactions t ON t.seq = u.debit_seq
-		GROUP BY month, t.kind`)
+		GROUP BY day, t.kind`)
 	if err != nil {
 		return nil, classify(ctx, "sum the cohorts' uses", err)
 	}
 	defer uses.Close()
 	for uses.Next() {
-		var month, kind string
-		var points int64
-		if err := uses.Scan(&month, &kind, &points); err != nil {
+		var day, points int64
+		var kind string
+		if err := uses.Scan(&day, &kind, &points); err != nil {
 			return nil, classify(ctx, "sum the cohorts' uses", err)
 		}
-		if i, ok := at[month]; ok {
+		if i, ok := at[day]; ok {
 			out[i].Used[tally.Kind(kind)] += points
 		}
 	}

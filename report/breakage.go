@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"math/big"
+	"sort"
 	"time"
 
 	"github.com/tally-ledger/tally"
@@ -52,8 +53,20 @@ func BuildBreakage(ctx context.Context, store tally.ReportStore, value *PointVal
 	}
 	b := Breakage{AsOf: now.UTC(), Value: value, Cohorts: []CohortLine{}}
 	thisMonth := month(now).Format("2006-01")
+	byMonth := map[string]*CohortLine{}
+	open := map[string]int64{}
 	for _, c := range cohorts {
-		l := CohortLine{Cohort: c.Month, Lots: c.Lots, Issued: c.Issued, Remaining: c.Remaining, Lapsed: c.Lapsed}
+		key := month(c.Day).Format("2006-01")
+		l := byMonth[key]
+		if l == nil {
+			l = &CohortLine{Cohort: key}
+			byMonth[key] = l
+		}
+		l.Lots += c.Lots
+		l.Issued += c.Issued
+		l.Remaining += c.Remaining
+		l.Lapsed += c.Lapsed
+		open[key] += c.Open
 		for kind, points := range c.Used {
 			switch kind {
 			case tally.KindRedemption:
@@ -64,12 +77,15 @@ func BuildBreakage(ctx context.Context, store tally.ReportStore, value *PointVal
 				l.Other += points
 			}
 		}
-		l.Matured = c.Open == 0 && c.Month < thisMonth
+	}
+	for key, l := range byMonth {
+		l.Matured = open[key] == 0 && key < thisMonth
 		if l.Matured && l.Issued > 0 {
 			l.Rate = ratio(l.Expired, l.Issued, RateDecimals)
 		}
-		b.Cohorts = append(b.Cohorts, l)
+		b.Cohorts = append(b.Cohorts, *l)
 	}
+	sort.Slice(b.Cohorts, func(i, j int) bool { return b.Cohorts[i].Cohort < b.Cohorts[j].Cohort })
 	return b, nil
 }
 

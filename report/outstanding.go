@@ -63,9 +63,9 @@ func BuildOutstanding(ctx context.Context, store tally.ReportStore, value *Point
 		}
 		s.Points += b.Points
 		s.Lots += b.Lots
-		key := b.ExpiryMonth
-		if key == "" {
-			key = Never
+		key := Never
+		if !b.Expires.IsZero() {
+			key = month(b.Expires).Format("2006-01")
 		}
 		m := byMonth[key]
 		if m == nil {

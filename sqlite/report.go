@@ -56,18 +56,13 @@ func (r reportTx) DailyMovements(ctx context.Context) ([]tally.DailyMovement, er
 	return out, wrap(rows.Err(), "sum the movements")
 }
 
-// utcMonth is the SQL of the UTC month (YYYY-MM) of a microsecond column.
-func utcMonth(col string) string {
-	return `strftime('%Y-%m', ` + col + ` / 1000000, 'unixepoch')`
-}
 
 func (r reportTx) OpenLots(ctx context.Context, now time.Time) ([]tally.LotBucket, error) {
 	rows, err := r.tx.QueryContext(ctx, `SELECT pending_until IS NOT NULL AS pending,
-			COALESCE(`+utcMonth("expires_at")+`, '') AS month, COALESCE(expires_at <= ?, 0) AS lapsed,
+			expires_at / ?1 AS day, COALESCE(expires_at <= ?2, 0) AS lapsed,
 			SUM(remaining), COUNT(*)
 		FROM lots WHERE remaining > 0
-		GROUP BY pending, month, lapsed
-		ORDER BY pending, month, lapsed`, micros(now))
+		GROUP BY pending, day, lapsed`, microsPerDay, micros(now))
 	if err != nil {
 		return nil, wrap(err, "sum the open lots")
 	}
@@ -75,8 +70,12 @@ func (r reportTx) OpenLots(ctx context.Context, now time.Time) ([]tally.LotBucke
 	var out []tally.LotBucket
 	for rows.Next() {
 		var b tally.LotBucket
-		if err := rows.Scan(&b.Pending, &b.ExpiryMonth, &b.Lapsed, &b.Points, &b.Lots); err != nil {
+		var day sql.NullInt64
+		if err := rows.Scan(&b.Pending, &day, &b.Lapsed, &b.Points, &b.Lots); err != nil {
 			return nil, wrap(err, "sum the open lots")
+		}
+		if day.Valid {
+			b.Expires = fromMicros(day.Int64 * microsPerDay)
 		}
 		out = append(out, b)
 	}
@@ -84,45 +83,46 @@ func (r reportTx) OpenLots(ctx context.Context, now time.Time) ([]tally.LotBucke
 }
 
 func (r reportTx) Cohorts(ctx context.Context, now time.Time) ([]tally.Cohort, error) {
-	rows, err := r.tx.QueryContext(ctx, `SELECT `+utcMonth("created_at")+` AS month, COUNT(*), SUM(points), SUM(remaining),
+	rows, err := r.tx.QueryContext(ctx, `SELECT created_at / ?2 AS day, COUNT(*), SUM(points), SUM(remaining),
 			SUM(CASE WHEN remaining > 0 AND expires_at <= ?1 THEN remaining ELSE 0 END),
 			SUM(CASE WHEN remaining > 0 AND (expires_at IS NULL OR expires_at > ?1) THEN 1 ELSE 0 END)
-		FROM lots GROUP BY month ORDER BY month`, micros(now))
+		FROM lots GROUP BY day`, micros(now), microsPerDay)
 	if err != nil {
 		return nil, wrap(err, "sum the cohorts")
 	}
 	defer rows.Close()
 	var out []tally.Cohort
-	at := map[string]int{}
+	at := map[int64]int{}
 	for rows.Next() {
 		c := tally.Cohort{Used: map[tally.Kind]int64{}}
-		if err := rows.Scan(&c.Month, &c.Lots, &c.Issued, &c.Remaining, &c.Lapsed, &c.Open); err != nil {
+		var day int64
+		if err := rows.Scan(&day, &c.Lots, &c.Issued, &c.Remaining, &c.Lapsed, &c.Open); err != nil {
 			return nil, wrap(err, "sum the cohorts")
 		}
-		at[c.Month] = len(out)
+		c.Day = fromMicros(day * microsPerDay)
+		at[day] = len(out)
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, wrap(err, "sum the cohorts")
 	}
 	rows.Close()
-	uses, err := r.tx.QueryContext(ctx, `SELECT `+utcMonth("l.created_at")+` AS month, t.kind, SUM(u.points)
+	uses, err := r.tx.QueryContext(ctx, `SELECT l.created_at / ? AS day, t.kind, SUM(u.points)
 		FROM lot_uses u
 		JOIN lots l ON l.seq = u.lot_seq
 		JOIN transactions t ON t.seq = u.debit_seq
-		GROUP BY month, t.kind`)
+		GROUP BY day, t.kind`, microsPerDay)
 	if err != nil {
 		return nil, wrap(err, "sum the cohorts' uses")
 	}
 	defer uses.Close()
 	for uses.Next() {
-		var month string
+		var day, points int64
 		var kind tally.Kind
-		var points int64
-		if err := uses.Scan(&month, &kind, &points); err != nil {
+		if err := uses.Scan(&day, &kind, &points); err != nil {
 			return nil, wrap(err, "sum the cohorts' uses")
 		}
-		if i, ok := at[month]; ok {
+		if i, ok := at[day]; ok {
 			out[i].Used[kind] += points
 		}
 	}
