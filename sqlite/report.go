@@ -56,7 +56,6 @@ func (r reportTx) DailyMovements(ctx context.Context) ([]tally.DailyMovement, er
 	return out, wrap(rows.Err(), "sum the movements")
 }
 
-
 func (r reportTx) OpenLots(ctx context.Context, now time.Time) ([]tally.LotBucket, error) {
 	rows, err := r.tx.QueryContext(ctx, `SELECT pending_until IS NOT NULL AS pending,
 			expires_at / ?1 AS day, COALESCE(expires_at <= ?2, 0) AS lapsed,
