@@ -20,7 +20,11 @@ type ReportTx interface {
 	// CustomerTotals sums the customer accounts.
 	CustomerTotals(ctx context.Context) (CustomerTotals, error)
 	// DailyMovements sums, per UTC day of created_at, kind and direction, what transactions did to
-	// their customer accounts (the customer's postings), ordered by day, kind, then debits first.
+	// their customer accounts, ordered by day, kind, then debits first. A transaction's movement is read
+	// from its own row where its kind fixes it (the ledger posts +amount for an accrual or an adjustment,
+	// whose amount is signed, and -amount for a redemption or an expiry) and from the customer's posting
+	// for a reversal (which mirrors whatever it reverses), so that the sum needs one pass over
+	// transactions and no join with every posting. The reports reconcile the sum with the balances.
 	DailyMovements(ctx context.Context) ([]DailyMovement, error)
 	// OpenLots sums the remaining points of the lots that have some left, by pending or not (pending
 	// until activated: pending_until set), UTC day of expiry (never expiring apart) and lapsed or not

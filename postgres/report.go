@@ -34,12 +34,18 @@ func (r reportTx) CustomerTotals(ctx context.Context) (tally.CustomerTotals, err
 }
 
 func (r reportTx) DailyMovements(ctx context.Context) ([]tally.DailyMovement, error) {
-	rows, err := r.tx.Query(ctx, `SELECT (t.created_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01' AS day,
-			t.kind, p.amount > 0 AS credit, SUM(p.amount)::bigint, COUNT(*)
-		FROM transactions t
-		JOIN postings p ON p.seq = t.seq AND p.account_id = t.account_id
-		GROUP BY day, t.kind, credit
-		ORDER BY day, t.kind, credit`)
+	rows, err := r.tx.Query(ctx, `SELECT day, kind, delta > 0 AS credit, SUM(delta)::bigint, COUNT(*)
+		FROM (SELECT `+utcDay("t.created_at")+` AS day, t.kind,
+				CASE t.kind
+					WHEN 'accrual' THEN t.amount
+					WHEN 'adjustment' THEN t.amount
+					WHEN 'redemption' THEN -t.amount
+					WHEN 'expiry' THEN -t.amount
+					ELSE (SELECT SUM(p.amount) FROM postings p WHERE p.seq = t.seq AND p.account_id = t.account_id)
+				END AS delta
+			FROM transactions t) m
+		GROUP BY day, kind, credit
+		ORDER BY day, kind, credit`)
 	if err != nil {
 		return nil, classify(ctx, "sum the movements", err)
 	}

@@ -33,12 +33,18 @@ func (r reportTx) CustomerTotals(ctx context.Context) (tally.CustomerTotals, err
 }
 
 func (r reportTx) DailyMovements(ctx context.Context) ([]tally.DailyMovement, error) {
-	rows, err := r.tx.QueryContext(ctx, `SELECT t.created_at / ? AS day, t.kind, p.amount > 0 AS credit,
-			SUM(p.amount), COUNT(*)
-		FROM transactions t
-		JOIN postings p ON p.seq = t.seq AND p.account_id = t.account_id
-		GROUP BY day, t.kind, credit
-		ORDER BY day, t.kind, credit`, microsPerDay)
+	rows, err := r.tx.QueryContext(ctx, `SELECT day, kind, delta > 0 AS credit, SUM(delta), COUNT(*)
+		FROM (SELECT t.created_at / ? AS day, t.kind,
+				CASE t.kind
+					WHEN 'accrual' THEN t.amount
+					WHEN 'adjustment' THEN t.amount
+					WHEN 'redemption' THEN -t.amount
+					WHEN 'expiry' THEN -t.amount
+					ELSE (SELECT SUM(p.amount) FROM postings p WHERE p.seq = t.seq AND p.account_id = t.account_id)
+				END AS delta
+			FROM transactions t)
+		GROUP BY day, kind, credit
+		ORDER BY day, kind, credit`, microsPerDay)
 	if err != nil {
 		return nil, wrap(err, "sum the movements")
 	}

@@ -204,7 +204,7 @@ func postLots(w *wtx, posts []lotPost) []int64 {
 			seqs[i] = next[0]
 			key := fmt.Sprintf("report-%d", i)
 			t := tally.Transaction{Seq: seqs[i], Kind: p.kind, AccountID: p.account, Channel: "api", IdempotencyKey: key,
-				RequestHash: "rh-" + key, Amount: max(p.amount, -p.amount), Reason: "test", Actor: "storetest", CreatedAt: p.at, Hash: "h-" + key,
+				RequestHash: "rh-" + key, Amount: amountOf(p.kind, p.amount), Reason: "test", Actor: "storetest", CreatedAt: p.at, Hash: "h-" + key,
 				Postings: []tally.Posting{{AccountID: p.account, Amount: p.amount}, {AccountID: system[p.kind], Amount: -p.amount}}}
 			if err := tx.InsertTransactions(ctx, []tally.Transaction{t}); err != nil {
 				return err
@@ -385,4 +385,13 @@ func testReportsThroughLedger(t *testing.T, h Harness) {
 		t.Fatalf("roll-forward %+v\nwant %+v, reconciled at 250", rf, want)
 	}
 	e.mustVerify()
+}
+
+// amountOf is a transaction's stored amount as the ledger writes it: signed for an adjustment, positive
+// for every other kind.
+func amountOf(kind tally.Kind, delta int64) int64 {
+	if kind == tally.KindAdjustment {
+		return delta
+	}
+	return max(delta, -delta)
 }
