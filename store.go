@@ -46,6 +46,8 @@ type Store interface {
 	Redemption(ctx context.Context, receiptID string) (Redemption, error)
 	// CatalogStore administers the catalog and the fulfillment queue (see catalog.go).
 	CatalogStore
+	// ReportStore reads the aggregates of the finance reports from one snapshot (see report.go).
+	ReportStore
 	// LotStore reads the points lots (see lot_store.go).
 	LotStore
 

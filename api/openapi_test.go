@@ -691,6 +691,27 @@ func oaConformance(t *testing.T, c *oaContract, s *apitest.Server) {
 		}
 	})
 
+	t.Run("reports", func(t *testing.T) {
+		const reports = "/v1/admin/reports/"
+		for _, ex := range []oaExchange{
+			ok("outstanding", "GET", reports+"outstanding", admin, nil, 200),
+			ok("outstanding in money", "GET", reports+"outstanding?point_value=0.01&currency=EUR", admin, nil, 200),
+			ok("rollforward", "GET", reports+"rollforward?period=quarter&point_value=0.01&currency=EUR", admin, nil, 200),
+			ok("rollforward CSV", "GET", reports+"rollforward?format=csv", admin, nil, 200),
+			ok("breakage", "GET", reports+"breakage?point_value=0.01&currency=EUR", admin, nil, 200),
+			ok("breakage CSV by Accept", "GET", reports+"breakage", admin, nil, 200, "Accept", "text/csv"),
+			ok("report without token", "GET", reports+"outstanding", "", nil, 401),
+			ok("report without admin", "GET", reports+"outstanding", read, nil, 403),
+			ok("report, malformed Authorization", "GET", reports+"outstanding", "", nil, 400, "Authorization", "Bearer a b"),
+			bad(ok("unknown report", "GET", reports+"liability", admin, nil, 404)),
+			bad(ok("unknown period", "GET", reports+"rollforward?period=week", admin, nil, 422)),
+			bad(ok("unknown format", "GET", reports+"rollforward?format=xml", admin, nil, 422)),
+			bad(ok("not a date", "GET", reports+"rollforward?from=1%2F2%2F2026", admin, nil, 422)),
+		} {
+			c.do(t, s, ex)
+		}
+	})
+
 	t.Run("portal", func(t *testing.T) {
 		lookup := c.do(t, s, ok("lookup", "POST", "/v1/ledger/balance/lookup", read, []byte(`{"customer_hash":"`+alice+`"}`), 200)).JSON(t)
 		session := lookup["session_token"].(string)
@@ -935,6 +956,13 @@ func (f *oaFaultyStore) RetryRedemption(ctx context.Context, id string, now time
 	return f.Store.RetryRedemption(ctx, id, now)
 }
 
+func (f *oaFaultyStore) Report(ctx context.Context, fn func(context.Context, tally.ReportTx) error) error {
+	if err := f.fault(ctx); err != nil {
+		return err
+	}
+	return f.Store.Report(ctx, fn)
+}
+
 func (f *oaFaultyStore) Ping(ctx context.Context) error {
 	if err := f.fault(ctx); err != nil {
 		return err
@@ -1010,6 +1038,7 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("redemptions", "GET", "/v1/catalog/redemptions", all, nil, 503),
 			ok("retry", "POST", "/v1/catalog/redemptions/R1/retry", all, nil, 503),
 			ok("tier review", "POST", "/v1/admin/tiers/review", all, nil, 503),
+			ok("report", "GET", "/v1/admin/reports/outstanding", all, nil, 503),
 			ok("adjustment", "POST", "/v1/admin/adjustments", all, []byte(`{"idempotency_key":"fa-503","customer_hash":"`+bob+`","amount":1,"reason":"r","actor":"a"}`), 503),
 			ok("reversal", "POST", "/v1/admin/reversals", all, []byte(`{"idempotency_key":"fr-503","transaction_id":1,"reason":"r","actor":"a"}`), 503),
 			ok("clawback", "POST", "/v1/admin/clawbacks", all, []byte(`{"idempotency_key":"fc-503","transaction_id":1,"reason":"r","actor":"a"}`), 503),
@@ -1071,6 +1100,7 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("coupons", "POST", "/v1/catalog/rewards/R1/coupons", all, []byte(`{"codes":["X"]}`), 500),
 			ok("redemptions", "GET", "/v1/catalog/redemptions", all, nil, 500),
 			ok("retry", "POST", "/v1/catalog/redemptions/R1/retry", all, nil, 500),
+			ok("report", "GET", "/v1/admin/reports/rollforward", all, nil, 500),
 			ok("adjustment", "POST", "/v1/admin/adjustments", all, []byte(`{"idempotency_key":"fa-500","customer_hash":"`+bob+`","amount":1,"reason":"r","actor":"a"}`), 500),
 			ok("reversal", "POST", "/v1/admin/reversals", all, []byte(`{"idempotency_key":"fr-500","transaction_id":1,"reason":"r","actor":"a"}`), 500),
 			ok("clawback", "POST", "/v1/admin/clawbacks", all, []byte(`{"idempotency_key":"fc-500","transaction_id":1,"reason":"r","actor":"a"}`), 500),
@@ -1143,6 +1173,7 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("deactivate rule", "DELETE", "/v1/admin/rules/x", all, nil, 429),
 			ok("customer tier", "GET", "/v1/admin/customers/bob/tier", all, nil, 429),
 			ok("tier review", "POST", "/v1/admin/tiers/review", all, nil, 429),
+			ok("report", "GET", "/v1/admin/reports/breakage", all, nil, 429),
 			ok("adjustment", "POST", "/v1/admin/adjustments", all, []byte(`{"idempotency_key":"fa-429","customer_hash":"`+bob+`","amount":1,"reason":"r","actor":"a"}`), 429),
 			ok("reversal", "POST", "/v1/admin/reversals", all, []byte(`{"idempotency_key":"fr-429","transaction_id":1,"reason":"r","actor":"a"}`), 429),
 			ok("clawback", "POST", "/v1/admin/clawbacks", all, []byte(`{"idempotency_key":"fc-429","transaction_id":1,"reason":"r","actor":"a"}`), 429),

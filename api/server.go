@@ -56,6 +56,8 @@ type Options struct {
 	// (default 5 s); beyond it lookups read the primary.
 	ReadMaxStaleness time.Duration
 	LogRequests      bool
+	// PointValue and Currency are the reports' default money per point ("" for points only).
+	PointValue, Currency string
 }
 
 // Server is the HTTP service.
@@ -137,6 +139,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /v1/catalog/rewards/{id}/coupons", s.admit(s.authorize(admin, s.handleAddCoupons)))
 	mux.Handle("GET /v1/catalog/redemptions", s.admit(s.authorize(admin, s.handleAdminRedemptions)))
 	mux.Handle("POST /v1/catalog/redemptions/{receipt_id}/retry", s.admit(s.authorize(admin, s.handleRetryRedemption)))
+	mux.Handle("GET /v1/admin/reports/{name}", s.admit(s.authorize(admin, s.handleReport)))
 	mux.Handle("POST /v1/admin/adjustments", s.admit(s.authorize(admin, s.handleAdjustment)))
 	mux.Handle("POST /v1/admin/reversals", s.admit(s.authorize(admin, s.handleReversal)))
 	mux.Handle("POST /v1/admin/clawbacks", s.admit(s.authorize(admin, s.handleClawback)))

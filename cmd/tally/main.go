@@ -73,6 +73,7 @@ func commands() []command {
 		{"rewards", "manage the reward catalog, stock, coupon codes and dead letters", runRewards},
 		{"rules", "list, show and test the earning rules (list, show NAME, test --event FILE)", runRules},
 		{"tiers", "show a customer's tier, or run the end-of-period tier review", runTiers},
+		{"report", "finance reports: outstanding, rollforward, breakage (CSV or JSON)", runReport},
 		{"bench", "measure ledger and HTTP throughput", runBench},
 		{"sim", "emulate Genesys Cloud against a running tally serve and check the invariants", runSim},
 		{"keygen", "print a new ledger key for TALLY_LEDGER_KEY", runKeygen},

@@ -23,6 +23,7 @@ import (
 	"github.com/tally-ledger/tally/ledger"
 	"github.com/tally-ledger/tally/metrics"
 	"github.com/tally-ledger/tally/postgres"
+	"github.com/tally-ledger/tally/report"
 )
 
 // serveConfig is everything serve reads from flags and the environment.
@@ -48,6 +49,7 @@ type serveConfig struct {
 	fulfillment                            fulfillmentConfig
 	mirror                                 mirrorConfig
 	spool                                  spoolConfig
+	pointValue, currency                   string // the reports' money per point
 }
 
 func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -73,6 +75,8 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	checkpointEvery := durationFlag(fs, "checkpoint-every", "TALLY_CHECKPOINT_EVERY", time.Minute, "how often to checkpoint the ledger head while it changes (0 turns it off)")
 	lotsEvery := durationFlag(fs, "lots-every", "TALLY_LOTS_EVERY", time.Minute, "how often to activate due pending points and expire lapsed points (0 turns it off)")
 	corsOrigins := fs.String("cors-origins", envDefault("TALLY_CORS_ORIGINS", ""), "comma-separated exact origins (https://host[:port]) whose pages may embed the widget and call the portal API (env TALLY_CORS_ORIGINS; default none)")
+	fs.StringVar(&c.pointValue, "point-value", envDefault("TALLY_POINT_VALUE", ""), "money per point in the reports, such as 0.01 (env TALLY_POINT_VALUE; default points only)")
+	fs.StringVar(&c.currency, "currency", envDefault("TALLY_CURRENCY", ""), "ISO 4217 currency of --point-value, such as EUR (env TALLY_CURRENCY)")
 	fs.BoolVar(&c.logRequests, "log-requests", envDefault("TALLY_LOG_REQUESTS", "") == "true", "log every request (env TALLY_LOG_REQUESTS=true)")
 	ints := []struct {
 		p    *int
@@ -120,6 +124,15 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		return nil, fmt.Errorf("serve takes no arguments, got %q", fs.Arg(0))
 	}
 	c.db = *db
+	if c.pointValue == "" && c.currency == "" && c.programme != "" {
+		var err error
+		if c.pointValue, c.currency, err = report.ProgrammeValue(c.programme); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := report.ParsePointValue(c.pointValue, c.currency); err != nil {
+		return nil, fmt.Errorf("--point-value/--currency: %s", tally.ErrorMessage(err))
+	}
 	origins, err := api.ParseOrigins(*corsOrigins)
 	if err != nil {
 		return nil, fmt.Errorf("--cors-origins: %w", err)
@@ -314,7 +327,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	}, api.Options{
 		BodyLimit: int64(c.bodyLimit), MaxInFlight: c.maxInFlight, AdmissionWait: c.admissionWait,
 		LookupDeadline: c.lookupDeadline, WriteDeadline: c.writeDeadline, SessionTTL: c.sessionTTL, LogRequests: c.logRequests,
-		CORSOrigins: c.corsOrigins, ReadMaxStaleness: c.readMaxStaleness,
+		CORSOrigins: c.corsOrigins, ReadMaxStaleness: c.readMaxStaleness, PointValue: c.pointValue, Currency: c.currency,
 	})
 
 	if c.demo {
