@@ -46,6 +46,8 @@ type Store interface {
 	Redemption(ctx context.Context, receiptID string) (Redemption, error)
 	// CatalogStore administers the catalog and the fulfillment queue (see catalog.go).
 	CatalogStore
+	// ErasureStore re-keys forgotten customers' accounts (see erasure.go).
+	ErasureStore
 
 	// Audit reads the whole ledger for verification; it never writes.
 	Audit() Auditor
@@ -80,6 +82,8 @@ type Auditor interface {
 	// ScanRecordedHeads calls fn for every head recorded by the checkpoints numbered up to through,
 	// ordered by checkpoint number, then account id.
 	ScanRecordedHeads(ctx context.Context, through int64, fn func(checkpoint int64, h Head) error) error
+	// Erasures is Store.Erasures: which checkpoints' roots an erasure re-keyed away.
+	Erasures(ctx context.Context) ([]Erasure, error)
 }
 
 // CheckpointTx is the work of one checkpoint (see Checkpoint).

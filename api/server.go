@@ -102,6 +102,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /v1/ledger/transaction/process", s.admit(s.authorize(write, s.handleProcess)))
 	mux.Handle("GET /v1/ledger/accounts/{customer}/history", s.admit(s.authorize(read, s.handleHistory)))
 	mux.Handle("POST /v1/ledger/accounts/{customer}/status", s.admit(s.authorize(admin, s.handleStatus)))
+	mux.Handle("POST /v1/admin/customers/{customer}/forget", s.admit(s.authorize(admin, s.handleForget)))
 	mux.Handle("GET /v1/ledger/transactions/{seq}", s.admit(s.authorize(read, s.handleTransaction)))
 	mux.Handle("GET /v1/catalog/rewards", s.admit(s.authorize(read, s.handleRewards)))
 	mux.Handle("GET /v1/catalog/rewards/{id}", s.admit(s.authorize(read, s.handleReward)))

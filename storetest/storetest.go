@@ -46,6 +46,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Fulfillment", func(t *testing.T) { t.Parallel(); testFulfillment(t, h) })
 	t.Run("Mirror", func(t *testing.T) { t.Parallel(); testMirror(t, h) })
 	t.Run("Catalog", func(t *testing.T) { t.Parallel(); testCatalog(t, h) })
+	t.Run("Erasure", func(t *testing.T) { t.Parallel(); testErasure(t, h) })
 }
 
 // env is one test's ledger over one fresh store.

@@ -1,0 +1,123 @@
+package storetest
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/ledger"
+)
+
+// testErasure forgets a customer who has transactions, a redemption, a mirrored contact and heads
+// recorded by a checkpoint, and checks that nothing left in the database names the old id, that
+// balances and system totals are unchanged, that verify stays green with and without the checkpoints
+// taken before and after, and that forgetting again, or someone never seen, says so and changes nothing.
+func testErasure(t *testing.T, h Harness) {
+	e := newEnv(t, h)
+	raw := "forget-me@example.com"
+	victim, other := e.customer(raw), e.customer("keep-me@example.com")
+	e.mustAccrue(victim, "v1", 100)
+	reward := MustPutReward(t, e.store, "erasure-mug", tally.MethodWebhook, "https://example.com/hook", 30)
+	red := MustRedeem(t, e.ledger, victim, reward)
+	e.mustAccrue(other, "o1", 50)
+	if ms, ok := e.store.(tally.MirrorStore); ok {
+		if err := ms.WantMirror(e.ctx, victim, e.key.Seal([]byte(raw), []byte(victim)), 3, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp1 := e.mustCheckpoint()
+	e.mustAccrue(victim, "v2", 5) // a head newer than the one recorded
+	before, err := e.ledger.Balance(e.ctx, victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued, err := e.store.Account(e.ctx, tally.AccountIssuance)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	er, err := e.ledger.Forget(e.ctx, victim, "dpo@example.com", "GDPR art. 17 request 42")
+	if err != nil {
+		t.Fatalf("forget: %v", err)
+	}
+	if er.No == 0 || er.AccountID == victim || !tally.IsCustomerHash(er.AccountID) || er.Actor != "dpo@example.com" ||
+		er.Reason != "GDPR art. 17 request 42" || er.Transactions != 4 || er.CheckpointThrough != cp1.No || er.ErasedAt.IsZero() {
+		t.Fatalf("erasure record %+v", er)
+	}
+	if _, err := e.ledger.Balance(e.ctx, victim); tally.ErrorCode(err) != tally.ENOTFOUND {
+		t.Fatalf("balance by the old hash after forgetting: %v, want not found", err)
+	}
+	after, err := e.ledger.Balance(e.ctx, er.AccountID)
+	if err != nil || after.Balance != before.Balance || after.BalanceVersion != before.BalanceVersion || !after.CreatedAt.Equal(before.CreatedAt) {
+		t.Fatalf("pseudonymous account %+v (%v), want the balance and version of %+v", after, err, before)
+	}
+	if got, err := e.store.Account(e.ctx, tally.AccountIssuance); err != nil || got.Balance != issued.Balance {
+		t.Fatalf("issuance after forgetting %d (%v), want %d", got.Balance, err, issued.Balance)
+	}
+	page, err := e.ledger.History(e.ctx, er.AccountID, "", 10)
+	if err != nil || len(page.Transactions) != 4 {
+		t.Fatalf("history of the pseudonym: %d transactions (%v), want 4", len(page.Transactions), err)
+	}
+	if r, err := e.store.Redemption(e.ctx, red.ReceiptID); err != nil || r.AccountID != er.AccountID {
+		t.Fatalf("redemption after forgetting: %+v, %v: want it on the pseudonym", r, err)
+	}
+	// A replay of a request made before the erasure names the old id: it is refused, not replayed.
+	_, err = e.ledger.Write(e.ctx, ledger.Request{Kind: tally.KindAccrual, Account: victim, Key: "v1", Amount: 100, Reason: "test"})
+	wantCode(t, err, tally.EIDEMPOTENCY)
+
+	rep, err := ledger.Verify(e.ctx, e.store.Audit(), ledger.VerifyOptions{Key: e.key, Checkpoints: []tally.Checkpoint{cp1}})
+	if err != nil || rep.Erasures != 1 || rep.ErasedRoots != 1 {
+		t.Fatalf("verify with the checkpoint taken before forgetting: %+v, %v", rep, err)
+	}
+	cp2, err := ledger.TakeCheckpoint(e.ctx, e.store, e.key, time.Now(), false, &cp1)
+	if err != nil {
+		t.Fatalf("checkpoint after forgetting: %v", err)
+	}
+	e.mustAccrue(er.AccountID, "p1", 7) // the pseudonym goes on earning
+	cp3, err := ledger.TakeCheckpoint(e.ctx, e.store, e.key, time.Now(), false, &cp2)
+	if err != nil {
+		t.Fatalf("checkpoint after forgetting: %v", err)
+	}
+	rep, err = ledger.Verify(e.ctx, e.store.Audit(), ledger.VerifyOptions{Key: e.key, Checkpoints: []tally.Checkpoint{cp1, cp2, cp3}})
+	if err != nil || rep.ErasedRoots != 1 || rep.Checkpoints != 3 {
+		t.Fatalf("verify with checkpoints before and after forgetting: %+v, %v", rep, err)
+	}
+
+	dump := e.h.Dump(t, e.store)
+	if !bytes.Contains(dump, []byte(er.AccountID)) || !bytes.Contains(dump, []byte(other)) {
+		t.Fatal("the dump holds neither the pseudonym nor the other customer: it is not a dump of the data")
+	}
+	if bytes.Contains(dump, []byte(victim)) {
+		t.Error("the old customer hash is still in the database")
+	}
+
+	t.Run("again", func(t *testing.T) {
+		_, err := e.ledger.Forget(e.ctx, victim, "dpo@example.com", "again")
+		wantCode(t, err, tally.ENOTFOUND)
+		_, err = e.ledger.Forget(e.ctx, e.customer("never-seen"), "dpo@example.com", "typo")
+		wantCode(t, err, tally.ENOTFOUND)
+		if list, err := e.store.Erasures(e.ctx); err != nil || len(list) != 1 {
+			t.Fatalf("erasures %+v, %v: want the one", list, err)
+		}
+	})
+	t.Run("bad input", func(t *testing.T) {
+		for _, c := range []struct{ account, actor, reason string }{
+			{other, "", "why"}, {other, "dpo", ""}, {"not-a-hash", "dpo", "why"},
+		} {
+			_, err := e.ledger.Forget(e.ctx, c.account, c.actor, c.reason)
+			wantCode(t, err, tally.EINVALID)
+		}
+		if e.balance(other) != 50 {
+			t.Fatal("a refused erasure changed the account")
+		}
+	})
+	t.Run("forged record", func(t *testing.T) {
+		e.exec("UPDATE erasures SET checkpoint_through = 99")
+		_, err := ledger.Verify(e.ctx, e.store.Audit(), ledger.VerifyOptions{Key: e.key})
+		if err == nil || !strings.Contains(err.Error(), "erasure record") {
+			t.Fatalf("verify with an altered erasure record: %v, want a breach", err)
+		}
+	})
+}
