@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/ledger"
+	"github.com/tally-ledger/tally/sqlite"
+)
+
+// TestCLIForget forgets a customer whose heads a checkpoint in the file beside the database recorded,
+// then checks that verify (which reads that file) stays green, and that forgetting again says so.
+func TestCLIForget(t *testing.T) {
+	t.Parallel()
+	db := tempDB(t)
+	path := strings.TrimPrefix(db, "sqlite:")
+	mustCLI(t, "migrate", "--db", db)
+	const secret = "cli-forget-secret-0123456789"
+	if err := os.WriteFile(path+".secret", []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h, err := tally.NewCustomerHasher([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ledger.New(store, ledger.Options{Key: mustKeyFile(t, path)})
+	for i, c := range []string{"ann@example.com", "bob@example.com", "ann@example.com"} {
+		if _, err := l.Accrue(ctx, ledger.Request{Account: h.Hash(c), Key: fmt.Sprint("k", i), Amount: 10}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	store.Close()
+	mustCLI(t, "checkpoint", "--db", db)
+
+	_, err = cli(t, "customers", "forget", "--db", db, "ann@example.com")
+	wantOneLineError(t, err, "--reason")
+	out := mustCLI(t, "customers", "forget", "--db", db, "ann@example.com", "--reason", "GDPR request 9", "--actor", "dpo")
+	if !strings.HasPrefix(out, "forgotten: erasure 1, 2 transactions") || strings.Contains(out, "ann") {
+		t.Fatalf("forget printed %q", out)
+	}
+	if out := mustCLI(t, "verify", "--db", db, "--quiet"); !strings.HasPrefix(out, "ledger verified: ") {
+		t.Fatalf("verify after forgetting printed %q", out)
+	}
+	mustCLI(t, "checkpoint", "--db", db)
+	if out := mustCLI(t, "verify", "--db", db, "--quiet"); !strings.HasPrefix(out, "ledger verified: 6 accounts, 3 transactions") {
+		t.Fatalf("verify after forgetting and a new checkpoint printed %q", out)
+	}
+	if out := mustCLI(t, "customers", "forget", "--db", db, "ann@example.com", "--reason", "again"); !strings.HasPrefix(out, "nothing to forget") {
+		t.Fatalf("forgetting again printed %q", out)
+	}
+	out = mustCLI(t, "customers", "erasures", "--db", db)
+	if !strings.Contains(out, "\tdpo\tth_") || !strings.Contains(out, "GDPR request 9") || strings.Count(out, "\n") != 1 || strings.Contains(out, h.Hash("ann@example.com")) {
+		t.Fatalf("erasures printed %q", out)
+	}
+}
