@@ -135,11 +135,19 @@ func customerHashOf(s *openedStore, id string, isHash bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	h, err := tally.NewCustomerHasher([]byte(secret))
+	h, err := newHasher(secret)
 	if err != nil {
-		return "", fmt.Errorf("customer secret: %w", err)
+		return "", err
 	}
 	return h.Hash(id), nil
+}
+
+func newHasher(secret string) (*tally.CustomerHasher, error) {
+	h, err := tally.NewCustomerHasher([]byte(secret))
+	if err != nil {
+		return nil, fmt.Errorf("customer secret: %w", err)
+	}
+	return h, nil
 }
 
 // customersErasures lists the erasure records: pseudonyms, never raw ids.

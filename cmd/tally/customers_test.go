@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -62,4 +63,41 @@ func TestCLIForget(t *testing.T) {
 	if !strings.Contains(out, "\tdpo\tth_") || !strings.Contains(out, "GDPR request 9") || strings.Count(out, "\n") != 1 || strings.Contains(out, h.Hash("ann@example.com")) {
 		t.Fatalf("erasures printed %q", out)
 	}
+}
+
+// TestCLIImport imports a file twice (the second run imports nothing again), and reports rejected rows
+// by line with exit status 4.
+func TestCLIImport(t *testing.T) {
+	t.Parallel()
+	db := tempDB(t)
+	path := strings.TrimPrefix(db, "sqlite:")
+	mustCLI(t, "migrate", "--db", db)
+	if err := os.WriteFile(path+".secret", []byte("cli-import-secret-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "opening.csv")
+	if err := os.WriteFile(file, []byte("customer_id,points,kind,reference\nann,100,opening,A-1\nbob,50,accrual,\nbad,-1,accrual,\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cli(t, "import", "--db", db, file, "--actor", "ops")
+	if exitCode(err) != exitRejected || !strings.Contains(out, "3 rows: 2 imported (150 points), 0 imported before, 1 rejected") ||
+		!strings.Contains(out, "line 4: points must be") {
+		t.Fatalf("first import: %q, %v", out, err)
+	}
+	out, err = cli(t, "import", "--db", db, "--quiet", file)
+	if exitCode(err) != exitRejected || !strings.Contains(out, "0 imported (0 points), 2 imported before, 1 rejected") {
+		t.Fatalf("second import: %q, %v", out, err)
+	}
+	if out := mustCLI(t, "verify", "--db", db, "--quiet"); !strings.HasPrefix(out, "ledger verified: 6 accounts, 2 transactions") {
+		t.Fatalf("verify printed %q", out)
+	}
+	good := filepath.Join(t.TempDir(), "good.csv")
+	if err := os.WriteFile(good, []byte("customer_id,points\ncarl,5\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustCLI(t, "import", "--db", db, good); !strings.HasPrefix(out, "1 rows: 1 imported") {
+		t.Fatalf("clean import printed %q", out)
+	}
+	_, err = cli(t, "import", "--db", db, filepath.Join(t.TempDir(), "missing.csv"))
+	wantOneLineError(t, err, "missing.csv")
 }

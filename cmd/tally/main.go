@@ -70,6 +70,7 @@ func commands() []command {
 		{"clients", "manage OAuth clients (create, list, revoke)", runClients},
 		{"rewards", "manage the reward catalog, stock, coupon codes and dead letters", runRewards},
 		{"customers", "forget a customer (erasure), list erasures", runCustomers},
+		{"import", "import opening balances and historical accruals from CSV", runImport},
 		{"bench", "measure ledger and HTTP throughput", runBench},
 		{"sim", "emulate Genesys Cloud against a running tally serve and check the invariants", runSim},
 		{"keygen", "print a new ledger key for TALLY_LEDGER_KEY", runKeygen},
