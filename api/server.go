@@ -103,6 +103,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /v1/ledger/accounts/{customer}/history", s.admit(s.authorize(read, s.handleHistory)))
 	mux.Handle("POST /v1/ledger/accounts/{customer}/status", s.admit(s.authorize(admin, s.handleStatus)))
 	mux.Handle("POST /v1/admin/customers/{customer}/forget", s.admit(s.authorize(admin, s.handleForget)))
+	mux.Handle("POST /v1/admin/imports", s.admit(s.authorize(admin, s.handleImport)))
 	mux.Handle("GET /v1/ledger/transactions/{seq}", s.admit(s.authorize(read, s.handleTransaction)))
 	mux.Handle("GET /v1/catalog/rewards", s.admit(s.authorize(read, s.handleRewards)))
 	mux.Handle("GET /v1/catalog/rewards/{id}", s.admit(s.authorize(read, s.handleReward)))
