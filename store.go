@@ -48,6 +48,8 @@ type Store interface {
 	CatalogStore
 	// ErasureStore re-keys forgotten customers' accounts (see erasure.go).
 	ErasureStore
+	// WebhookStore keeps webhook subscriptions and their outbox (see webhook.go).
+	WebhookStore
 
 	// Audit reads the whole ledger for verification; it never writes.
 	Audit() Auditor
@@ -202,4 +204,9 @@ type WriteTx interface {
 	RedemptionsOf(ctx context.Context, seqs []int64) (map[int64]Redemption, error)
 	// SetRedemptionStatus sets the status of redemptions. EINTERNAL when one does not exist.
 	SetRedemptionStatus(ctx context.Context, receiptIDs []string, status string, now time.Time) error
+
+	// InsertEvents writes events to the webhook outbox: one pending delivery, due at the event's time, for
+	// each active subscription of its type (and, for points.expiring_soon, of its Days). An event already
+	// written for a subscription is left as it was. With no subscription it writes nothing.
+	InsertEvents(ctx context.Context, events []Event) error
 }

@@ -455,6 +455,9 @@ func (b *batchRun) write(ctx context.Context) error {
 		if err := b.writeRewards(ctx); err != nil {
 			return err
 		}
+		if err := b.writeEvents(ctx); err != nil {
+			return err
+		}
 	}
 	return b.recordOutcomes(ctx)
 }

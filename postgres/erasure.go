@@ -122,6 +122,11 @@ func rekey(ctx context.Context, tx pgx.Tx, id string, st tally.ErasureState, rk 
 		rk.NewID, id, nos, headHashes); err != nil {
 		return tally.Erasure{}, classify(ctx, "re-key recorded heads", err)
 	}
+	// Events waiting to be delivered (or kept as delivered) name the customer in their payload too.
+	if _, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET account_id = $1, payload = replace(payload, $2, $1) WHERE account_id = $2`,
+		rk.NewID, id); err != nil {
+		return tally.Erasure{}, classify(ctx, "re-key webhook deliveries", err)
+	}
 	for _, table := range rekeyedTables {
 		if _, err := tx.Exec(ctx, `UPDATE `+table+` SET account_id = $1 WHERE account_id = $2`, rk.NewID, id); err != nil {
 			return tally.Erasure{}, classify(ctx, "re-key "+table, err)

@@ -104,6 +104,11 @@ func rekey(ctx context.Context, tx *sql.Tx, id string, st tally.ErasureState, rk
 			return wrap(err, "re-key recorded heads")
 		}
 	}
+	// Events waiting to be delivered (or kept as delivered) name the customer in their payload too.
+	if _, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET account_id = ?, payload = replace(payload, ?, ?) WHERE account_id = ?`,
+		rk.NewID, id, rk.NewID, id); err != nil {
+		return wrap(err, "re-key webhook deliveries")
+	}
 	for _, table := range rekeyedTables {
 		if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET account_id = ? WHERE account_id = ?`, rk.NewID, id); err != nil {
 			return wrap(err, "re-key "+table)
