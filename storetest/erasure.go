@@ -18,6 +18,11 @@ func testErasure(t *testing.T, h Harness) {
 	e := newEnv(t, h)
 	raw := "forget-me@example.com"
 	victim, other := e.customer(raw), e.customer("keep-me@example.com")
+	// Events about the customer wait in the webhook outbox: they name it too.
+	if err := e.store.PutSubscription(e.ctx, tally.WebhookSubscription{ID: "whs_erasure", URL: "https://example.com/hook",
+		EventTypes: []string{tally.EventPointsEarned}, SecretVersion: 1, Active: true, CreatedAt: time.Now(), UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
 	e.mustAccrue(victim, "v1", 100)
 	reward := MustPutReward(t, e.store, "erasure-mug", tally.MethodWebhook, "https://example.com/hook", 30)
 	red := MustRedeem(t, e.ledger, victim, reward)
@@ -88,6 +93,16 @@ func testErasure(t *testing.T, h Harness) {
 	dump := e.h.Dump(t, e.store)
 	if !bytes.Contains(dump, []byte(er.AccountID)) || !bytes.Contains(dump, []byte(other)) {
 		t.Fatal("the dump holds neither the pseudonym nor the other customer: it is not a dump of the data")
+	}
+	ds, err := e.store.Deliveries(e.ctx, "whs_erasure", "", 10)
+	named := 0
+	for _, d := range ds {
+		if bytes.Contains(d.Payload, []byte(er.AccountID)) {
+			named++
+		}
+	}
+	if err != nil || len(ds) != 5 || named != 4 {
+		t.Fatalf("events after forgetting: %d (%v), %d naming the pseudonym; want 5, 4", len(ds), err, named)
 	}
 	if bytes.Contains(dump, []byte(victim)) {
 		t.Error("the old customer hash is still in the database")
