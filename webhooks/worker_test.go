@@ -256,16 +256,22 @@ func TestValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, mod := range map[string]func(*tally.WebhookSubscription){
-		"no url":         func(s *tally.WebhookSubscription) { s.URL = "" },
-		"ftp url":        func(s *tally.WebhookSubscription) { s.URL = "ftp://example.com" },
-		"no types":       func(s *tally.WebhookSubscription) { s.EventTypes = nil },
-		"unknown type":   func(s *tally.WebhookSubscription) { s.EventTypes = []string{"points.stolen"} },
-		"repeated type":  func(s *tally.WebhookSubscription) { s.EventTypes = []string{tally.EventPointsEarned, tally.EventPointsEarned} },
-		"bad filter":     func(s *tally.WebhookSubscription) { s.Filter = "$.a ==" },
-		"days, no type":  func(s *tally.WebhookSubscription) { s.ExpiringDays = 7 },
-		"type, no days":  func(s *tally.WebhookSubscription) { s.EventTypes = []string{tally.EventPointsExpiringSoon} },
-		"too many days":  func(s *tally.WebhookSubscription) { s.EventTypes, s.ExpiringDays = []string{tally.EventPointsExpiringSoon}, 1000 },
-		"negative days":  func(s *tally.WebhookSubscription) { s.EventTypes, s.ExpiringDays = []string{tally.EventPointsExpiringSoon}, -1 },
+		"no url":       func(s *tally.WebhookSubscription) { s.URL = "" },
+		"ftp url":      func(s *tally.WebhookSubscription) { s.URL = "ftp://example.com" },
+		"no types":     func(s *tally.WebhookSubscription) { s.EventTypes = nil },
+		"unknown type": func(s *tally.WebhookSubscription) { s.EventTypes = []string{"points.stolen"} },
+		"repeated type": func(s *tally.WebhookSubscription) {
+			s.EventTypes = []string{tally.EventPointsEarned, tally.EventPointsEarned}
+		},
+		"bad filter":    func(s *tally.WebhookSubscription) { s.Filter = "$.a ==" },
+		"days, no type": func(s *tally.WebhookSubscription) { s.ExpiringDays = 7 },
+		"type, no days": func(s *tally.WebhookSubscription) { s.EventTypes = []string{tally.EventPointsExpiringSoon} },
+		"too many days": func(s *tally.WebhookSubscription) {
+			s.EventTypes, s.ExpiringDays = []string{tally.EventPointsExpiringSoon}, 1000
+		},
+		"negative days": func(s *tally.WebhookSubscription) {
+			s.EventTypes, s.ExpiringDays = []string{tally.EventPointsExpiringSoon}, -1
+		},
 		"nul in filter":  func(s *tally.WebhookSubscription) { s.Filter = "$.a = '\x00'" },
 		"no host in url": func(s *tally.WebhookSubscription) { s.URL = "https:///x" },
 	} {
