@@ -27,6 +27,7 @@ type Metrics struct {
 	StaleAnswers       prometheus.Counter
 	BatchSize          prometheus.Histogram
 	FulfillmentEvents  *prometheus.CounterVec // event: attempt, delivered, failed, dead, refunded
+	WebhookEvents      *prometheus.CounterVec // event: attempt, delivered, failed, dead, skipped
 }
 
 // New registers every collector, plus the Go runtime's and the process's, on a new registry.
@@ -67,7 +68,12 @@ func New() *Metrics {
 			Name: "tally_fulfillment_events_total",
 			Help: "Fulfillment deliveries by event: attempt (a delivery tried), delivered, failed (to be retried), dead (out of attempts), refunded (a dead letter refunded).",
 		}, []string{"event"}),
+		WebhookEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_webhook_events_total",
+			Help: "Event deliveries to webhook subscriptions: attempt, delivered, failed (to be retried), dead (out of attempts), skipped (filtered out or inactive).",
+		}, []string{"event"}),
 	}
+	m.Registry.MustRegister(m.WebhookEvents)
 	m.Registry.MustRegister(m.Requests, m.RequestDuration, m.LedgerOps, m.Replays, m.Shed, m.CircuitState,
 		m.CircuitTransitions, m.StaleAnswers, m.BatchSize, m.FulfillmentEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -101,3 +101,51 @@ func TestCLIImport(t *testing.T) {
 	_, err = cli(t, "import", "--db", db, filepath.Join(t.TempDir(), "missing.csv"))
 	wantOneLineError(t, err, "missing.csv")
 }
+
+// TestCLIWebhooks administers a subscription from the command line; an accrual written afterwards
+// waits in its outbox.
+func TestCLIWebhooks(t *testing.T) {
+	t.Parallel()
+	db := tempDB(t)
+	path := strings.TrimPrefix(db, "sqlite:")
+	mustCLI(t, "migrate", "--db", db)
+	_, err := cli(t, "webhooks", "create", "--db", db, "--url", "https://crm.example.com/tally", "--events", "points.earned,points.stolen")
+	wantOneLineError(t, err, "points.stolen")
+	out := mustCLI(t, "webhooks", "create", "--db", db, "--url", "https://crm.example.com/tally", "--events", "points.earned, points.expiring_soon", "--expiring-days", "14")
+	id, _, _ := strings.Cut(out, "\t")
+	if !strings.HasPrefix(id, "whs_") || !strings.Contains(out, "expiring_days=14") || !strings.Contains(out, "secret (give it") {
+		t.Fatalf("create printed %q", out)
+	}
+	secret := strings.TrimSpace(out[strings.LastIndex(out, ": ")+2:])
+	if got := strings.TrimSpace(mustCLI(t, "webhooks", "secret", "--db", db, id)); got != secret {
+		t.Fatalf("secret %q, create said %q", got, secret)
+	}
+	if out := mustCLI(t, "webhooks", "update", id, "--db", db, "--active", "false"); !strings.Contains(out, "\tinactive\t") {
+		t.Fatalf("update printed %q", out)
+	}
+	mustCLI(t, "webhooks", "update", id, "--db", db, "--active", "true")
+	if rotated := strings.TrimSpace(mustCLI(t, "webhooks", "rotate-secret", "--db", db, id)); rotated == secret || len(rotated) != 64 {
+		t.Fatalf("rotated secret %q", rotated)
+	}
+
+	store, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ledger.New(store, ledger.Options{Key: mustKeyFile(t, path)})
+	h, _ := tally.NewCustomerHasher([]byte("cli-webhooks-secret-0123456789"))
+	if _, err := l.Accrue(context.Background(), ledger.Request{Account: h.Hash("ann"), Key: "k1", Amount: 10}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	store.Close()
+	if out := mustCLI(t, "webhooks", "deliveries", "--db", db, id, "--status", "pending"); !strings.Contains(out, "\tpoints.earned\tpending\t0 attempts") {
+		t.Fatalf("deliveries printed %q", out)
+	}
+	if out := mustCLI(t, "webhooks", "list", "--db", db); strings.Count(out, "\n") != 1 || !strings.Contains(out, id) {
+		t.Fatalf("list printed %q", out)
+	}
+	mustCLI(t, "webhooks", "delete", "--db", db, id)
+	_, err = cli(t, "webhooks", "delete", "--db", db, id)
+	wantOneLineError(t, err, "no webhook subscription")
+}

@@ -71,6 +71,7 @@ func commands() []command {
 		{"rewards", "manage the reward catalog, stock, coupon codes and dead letters", runRewards},
 		{"customers", "forget a customer (erasure), list erasures", runCustomers},
 		{"import", "import opening balances and historical accruals from CSV", runImport},
+		{"webhooks", "manage webhook subscriptions for events out (create, list, update, delete, secret, deliveries)", runWebhooks},
 		{"bench", "measure ledger and HTTP throughput", runBench},
 		{"sim", "emulate Genesys Cloud against a running tally serve and check the invariants", runSim},
 		{"keygen", "print a new ledger key for TALLY_LEDGER_KEY", runKeygen},

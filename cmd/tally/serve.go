@@ -269,9 +269,14 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		return err
 	}
 
+	subscriptions, err := startWebhooks(runCtx, store, guarded, key, m, log, jobs.Go)
+	if err != nil {
+		return err
+	}
+
 	srv := api.New(api.Deps{
 		Ledger: l, Store: guarded, Hasher: hasher, Programme: programme, Issuer: issuer, Verifier: verifier,
-		Clients: store.creds, Cache: cache, Metrics: m, Logger: log, Mirror: mirror,
+		Clients: store.creds, Cache: cache, Metrics: m, Logger: log, Mirror: mirror, Webhooks: subscriptions,
 	}, api.Options{
 		BodyLimit: int64(c.bodyLimit), MaxInFlight: c.maxInFlight, AdmissionWait: c.admissionWait,
 		LookupDeadline: c.lookupDeadline, WriteDeadline: c.writeDeadline, SessionTTL: c.sessionTTL, LogRequests: c.logRequests,
