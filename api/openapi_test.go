@@ -327,7 +327,9 @@ func TestOpenAPIConformance(t *testing.T) {
 	c := oaMustLoad(t)
 	for _, b := range apitest.Backends {
 		t.Run(string(b), func(t *testing.T) {
-			oaConformance(t, c, apitest.Start(t, b, apitest.Config{}))
+			s := apitest.Start(t, b, apitest.Config{})
+			oaConformance(t, c, s)
+			t.Run("lifecycle", func(t *testing.T) { oaLifecycle(t, c, s) })
 		})
 	}
 	t.Run("faults", func(t *testing.T) { oaFaults(t, c) })
@@ -952,6 +954,8 @@ func oaFaults(t *testing.T, c *oaContract) {
 		c.do(t, s, ok("token", "POST", "/oauth/token", "", []byte("grant_type=client_credentials"), 503,
 			"Content-Type", "application/x-www-form-urlencoded", "Authorization", basic))
 	})
+
+	t.Run("lifecycle", func(t *testing.T) { oaLifecycleFaults(t, c, s, store, all) })
 
 	t.Run("internal", func(t *testing.T) {
 		store.mode.Store(oaModeInternal)
