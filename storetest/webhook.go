@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +77,52 @@ func testWebhooks(t *testing.T, h Harness) {
 	}
 	if soon := list("whs_soon", ""); len(soon) != 1 || !strings.Contains(string(soon[0].Payload), `"days":7`) {
 		t.Fatalf("expiring_soon deliveries %+v", soon)
+	}
+
+	// An expiry posts points.expired; a tier change, written in a transaction of its own as the tier
+	// job would, tier.changed; a transaction that rolls back leaves no event.
+	put("whs_life", []string{tally.EventPointsExpired, tally.EventTierChanged}, 0, true)
+	expired := e.mustWrite(ledger.Request{Kind: tally.KindExpiry, Account: c, Key: "x1", Amount: 5, Reason: "lapsed"})
+	tier, err := ledger.TierChangedEvent(c, "t1", "silver", "gold", "qualifying points", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Update(e.ctx, func(ctx context.Context, tx tally.WriteTx) error { return tx.InsertEvents(ctx, []tally.Event{tier}) }); err != nil {
+		t.Fatal(err)
+	}
+	rolledBack, err := ledger.TierChangedEvent(c, "t2", "gold", "silver", "period end", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	abort := errors.New("abort")
+	if err := e.store.Update(e.ctx, func(ctx context.Context, tx tally.WriteTx) error {
+		if err := tx.InsertEvents(ctx, []tally.Event{rolledBack}); err != nil {
+			return err
+		}
+		return abort
+	}); !errors.Is(err, abort) {
+		t.Fatalf("rolled back update: %v", err)
+	}
+	life := list("whs_life", "")
+	if len(life) != 2 {
+		t.Fatalf("lifecycle deliveries %+v, want the expiry and the committed tier change", life)
+	}
+	for _, d := range life {
+		switch d.EventType {
+		case tally.EventPointsExpired:
+			if d.EventID != "evt_"+itoa(int(expired.Transaction.Seq)) || !strings.Contains(string(d.Payload), `"balance":75`) {
+				t.Fatalf("expiry event %+v", d)
+			}
+		case tally.EventTierChanged:
+			if d.EventID != "evt_tier_t1" || !strings.Contains(string(d.Payload), `"to":"gold"`) {
+				t.Fatalf("tier event %+v", d)
+			}
+		default:
+			t.Fatalf("unexpected %+v", d)
+		}
+	}
+	if err := e.store.DeleteSubscription(e.ctx, "whs_life"); err != nil {
+		t.Fatal(err)
 	}
 
 	// Leases: two owners at once share nothing; finishing needs the lease.
