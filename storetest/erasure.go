@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -135,4 +136,51 @@ func testErasure(t *testing.T, h Harness) {
 			t.Fatalf("verify with an altered erasure record: %v, want a breach", err)
 		}
 	})
+}
+
+// testErasureWhileWriting forgets a customer while writers keep accruing to it and to others: every
+// accrual that succeeded is on the pseudonym or, when it came after the erasure, on a new account under
+// the old hash; nothing is lost or doubled, and the ledger verifies.
+func testErasureWhileWriting(t *testing.T, h Harness) {
+	e := newEnv(t, h)
+	victim := e.customer("busy-customer")
+	e.mustAccrue(victim, "first", 1)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	succeeded := int64(1)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 25 {
+				account := victim
+				if i%2 == 1 {
+					account = e.customer("bystander-" + itoa(w))
+				}
+				_, err := e.ledger.Write(e.ctx, ledger.Request{Kind: tally.KindAccrual, Account: account, Key: "w" + itoa(w) + "-" + itoa(i), Amount: 1})
+				if err == nil && account == victim {
+					mu.Lock()
+					succeeded++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	er, err := e.ledger.Forget(e.ctx, victim, "dpo", "while writing")
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("forget while writing: %v", err)
+	}
+	var got int64
+	for _, id := range []string{er.AccountID, victim} {
+		if a, err := e.store.Account(e.ctx, id); err == nil {
+			got += a.Balance
+		} else if tally.ErrorCode(err) != tally.ENOTFOUND {
+			t.Fatal(err)
+		}
+	}
+	if got != succeeded {
+		t.Fatalf("the pseudonym and the old hash hold %d points, %d accruals succeeded", got, succeeded)
+	}
+	e.mustVerify()
 }

@@ -47,6 +47,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Mirror", func(t *testing.T) { t.Parallel(); testMirror(t, h) })
 	t.Run("Catalog", func(t *testing.T) { t.Parallel(); testCatalog(t, h) })
 	t.Run("Erasure", func(t *testing.T) { t.Parallel(); testErasure(t, h) })
+	t.Run("ErasureWhileWriting", func(t *testing.T) { t.Parallel(); testErasureWhileWriting(t, h) })
 	t.Run("Webhooks", func(t *testing.T) { t.Parallel(); testWebhooks(t, h) })
 }
 
