@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strconv"
 
 	"github.com/tally-ledger/tally"
 )
@@ -23,8 +24,15 @@ func (db *DB) Erase(ctx context.Context, id string, plan func(tally.ErasureState
 		return tally.Erasure{}, err
 	}
 	var out tally.Erasure
+	// Freed space is zeroed while the account is re-keyed, so that the old id's bytes do not linger in
+	// the file's free pages; the setting is put back afterwards on the one writer connection, so that
+	// ledger writes do not pay for it.
+	var secureDelete int64
+	if err := db.writer.QueryRowContext(ctx, `PRAGMA secure_delete`).Scan(&secureDelete); err != nil {
+		return out, wrap(err, "read secure delete")
+	}
+	defer db.writer.ExecContext(context.WithoutCancel(ctx), `PRAGMA secure_delete = `+strconv.FormatInt(secureDelete, 10))
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		// Freed space is zeroed, so that the old id's bytes do not linger in the file's free pages.
 		if _, err := tx.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
 			return wrap(err, "turn on secure delete")
 		}
