@@ -125,12 +125,14 @@ func testWebhooks(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 
-	// Leases: two owners at once share nothing; finishing needs the lease.
-	a, err := e.store.LeaseDeliveries(e.ctx, "a", now.Add(time.Second), now.Add(time.Minute), 2)
+	// Leases: two owners at once share nothing; finishing needs the lease. Times are a minute past every
+	// event's, so that all are due whatever the machine's speed.
+	now = time.Now().UTC().Add(time.Minute)
+	a, err := e.store.LeaseDeliveries(e.ctx, "a", now, now.Add(time.Minute), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := e.store.LeaseDeliveries(e.ctx, "b", now.Add(time.Second), now.Add(time.Minute), 10)
+	b, err := e.store.LeaseDeliveries(e.ctx, "b", now, now.Add(time.Minute), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
