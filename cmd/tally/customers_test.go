@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/ledger"
@@ -148,4 +149,37 @@ func TestCLIWebhooks(t *testing.T) {
 	mustCLI(t, "webhooks", "delete", "--db", db, id)
 	_, err = cli(t, "webhooks", "delete", "--db", db, id)
 	wantOneLineError(t, err, "no webhook subscription")
+}
+
+// TestImportProgress: a bar redrawn in place on a terminal, plain lines now and then elsewhere, nothing
+// with --quiet.
+func TestImportProgress(t *testing.T) {
+	t.Parallel()
+	var tty strings.Builder
+	bar := &importProgress{w: &tty, tty: true, total: 4, last: time.Now().Add(time.Hour)}
+	bar.update(1) // drawn just now (last in the future): nothing yet
+	bar.last = time.Now().Add(-time.Hour)
+	bar.update(2)
+	bar.finish()
+	if got := tty.String(); got != "\r["+strings.Repeat("=", 20)+strings.Repeat(" ", 20)+"] 2/4 rows\r["+strings.Repeat("=", 40)+"] 2/2 rows\n" {
+		t.Fatalf("terminal progress %q", got)
+	}
+	var log strings.Builder
+	plain := newImportProgress(&log, 10, false)
+	plain.last = time.Now().Add(time.Hour)
+	plain.update(3)
+	plain.last = time.Now().Add(-time.Hour)
+	plain.update(4)
+	plain.finish()
+	if got := log.String(); got != "import: 4 of about 10 rows\n" {
+		t.Fatalf("plain progress %q", got)
+	}
+	var quiet strings.Builder
+	q := newImportProgress(&quiet, 10, true)
+	q.last = q.last.Add(-time.Minute)
+	q.update(5)
+	q.finish()
+	if quiet.Len() != 0 {
+		t.Fatalf("quiet progress %q", quiet.String())
+	}
 }

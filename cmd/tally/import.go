@@ -77,7 +77,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	l := ledger.New(s, ledger.Options{Key: key})
 	defer l.Close()
-	bar := newProgressBar(stderr, total-1, *quiet)
+	bar := newImportProgress(stderr, total-1, *quiet)
 	start := time.Now()
 	sum, err := csvimport.Import(ctx, l, bufio.NewReaderSize(f, 1<<16), csvimport.Options{
 		Hasher: hasher, Actor: *actor, Progress: bar.update,
@@ -139,7 +139,7 @@ type importProgress struct {
 	drawn bool
 }
 
-func newProgressBar(w io.Writer, total int, quiet bool) *importProgress {
+func newImportProgress(w io.Writer, total int, quiet bool) *importProgress {
 	return &importProgress{w: w, tty: isTerminal(w), off: quiet, total: max(total, 1), last: time.Now()}
 }
 
