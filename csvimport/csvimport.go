@@ -4,6 +4,7 @@
 // A file has a header row naming its columns, in any order: customer_id and points are required; kind
 // (opening | accrual, default accrual), earned_at and expires_at (RFC 3339 or YYYY-MM-DD), and reference
 // are optional. Every row is an accrual from the issuance account on the reserved channel "import"; its
+// lot expires at expires_at (else by the programme's expiry policy, counted from the import), and its
 // metadata records the row's kind, dates and reference. The idempotency key is "ref:" and the reference
 // when the row has one, else "row:" and a digest of the row's values and how many identical rows came
 // before it in the file, so that re-running a file, even with rows added or reordered, imports each row
@@ -368,6 +369,9 @@ func (p *parser) parse(line int, rec []string) row {
 	rw.req = ledger.Request{
 		Kind: tally.KindAccrual, Channel: Channel, Internal: true, Key: key, Account: account, Amount: points,
 		Reason: reason, Actor: p.opts.Actor, Metadata: meta, Identity: hex.EncodeToString(id.Sum(nil)),
+	}
+	if !expires.IsZero() {
+		rw.req.ExpiresAt = &expires // the row's lot expires then, not by the programme's policy
 	}
 	return rw
 }

@@ -115,6 +115,12 @@ func TestImportTwiceImportsOnce(t *testing.T) {
 			t.Fatalf("imported transaction %+v (%v)", tx, err)
 		}
 
+		// bob's rows carry an expiry: their lots expire then.
+		lots, err := s.AccountLots(ctx, hasher.Hash("bob@example.com"))
+		if err != nil || len(lots) != 2 || lots[0].ExpiresAt == nil || !lots[0].ExpiresAt.Equal(time.Date(2027, 1, 15, 0, 0, 0, 0, time.UTC)) {
+			t.Fatalf("bob's lots %+v (%v), want two expiring on 2027-01-15", lots, err)
+		}
+
 		// Again, by someone else, with a row added: only the new row is written.
 		opts.Actor, opts.Progress = "someone else", nil
 		again, err := csvimport.Import(ctx, l, strings.NewReader(file+"erin@example.com,5,,,,\n"), opts)

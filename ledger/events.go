@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -126,4 +128,39 @@ func (b *batchRun) writeEvents(ctx context.Context) error {
 // the webhook outbox. Events written before (same id) are not written again.
 func (s *Service) EmitEvents(ctx context.Context, events []tally.Event) error {
 	return s.store.EmitEvents(ctx, events)
+}
+
+// tierChangeEvents are the tier.changed events of tier changes, written with them. An upgrade's event is
+// named by the accrual that earned it; a review's by a random id, the review itself happening once per
+// customer and period (never by the account: an event id is never rewritten by an erasure).
+func tierChangeEvents(changes []tally.TierChange) ([]tally.Event, error) {
+	var out []tally.Event
+	for _, c := range changes {
+		name := "up_" + strconv.FormatInt(c.Seq, 10)
+		if c.Seq == 0 {
+			b := make([]byte, 12)
+			if _, err := rand.Read(b); err != nil {
+				return nil, err
+			}
+			name = "review_" + hex.EncodeToString(b)
+		}
+		e, err := TierChangedEvent(c.AccountID, name, c.From, c.To, c.Reason, c.At)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// setTiers records tier changes and their events in one write transaction.
+func setTiers(ctx context.Context, tx tally.WriteTx, tiers []tally.CustomerTier, changes []tally.TierChange) error {
+	if err := tx.SetTiers(ctx, tiers, changes); err != nil {
+		return err
+	}
+	events, err := tierChangeEvents(changes)
+	if err != nil {
+		return err
+	}
+	return tx.InsertEvents(ctx, events)
 }

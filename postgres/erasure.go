@@ -13,7 +13,7 @@ import (
 // rekeyedTables are the tables, besides the ledger's own, whose account_id column names a customer
 // account; an erasure moves their rows to the pseudonym. A table added later that keeps an account id
 // belongs here (or in forgottenTables, when its rows must go instead).
-var rekeyedTables = []string{"redemptions"}
+var rekeyedTables = []string{"redemptions", "lots", "rule_usage", "customer_tiers", "tier_changes"}
 
 // forgottenTables hold rows that would link the pseudonym to the customer: an erasure deletes them.
 var forgottenTables = []string{"contact_mirror"}
@@ -34,8 +34,8 @@ func (db *DB) Erase(ctx context.Context, id string, plan func(tally.ErasureState
 		return tally.Erasure{}, classify(ctx, "lock checkpoints", err)
 	}
 	var st tally.ErasureState
-	a, err := scanAccount(tx.QueryRow(ctx, `SELECT id, status, balance, balance_version, last_tx_hash, created_at
-		FROM accounts WHERE id = $1 AND kind = 'customer' FOR UPDATE`, id))
+	a, err := scanAccount(tx.QueryRow(ctx, `SELECT `+accountColumns+` FROM accounts a
+		WHERE a.id = $1 AND a.kind = 'customer' FOR UPDATE`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tally.Erasure{}, tally.Errorf(tally.ENOTFOUND, "no account for this customer")
 	}
@@ -83,8 +83,8 @@ func (db *DB) Erase(ctx context.Context, id string, plan func(tally.ErasureState
 
 func rekey(ctx context.Context, tx pgx.Tx, id string, st tally.ErasureState, rk tally.Rekeying) (tally.Erasure, error) {
 	// The new row first: transactions, postings and the rest reference accounts.
-	_, err := tx.Exec(ctx, `INSERT INTO accounts (id, customer_hash, kind, status, balance, balance_version, last_tx_hash, created_at)
-		SELECT $1, $1, kind, status, balance, balance_version, $2, created_at FROM accounts WHERE id = $3`,
+	_, err := tx.Exec(ctx, `INSERT INTO accounts (id, customer_hash, kind, status, balance, balance_version, last_tx_hash, created_at, pending, overdraft_limit)
+		SELECT $1, $1, kind, status, balance, balance_version, $2, created_at, pending, overdraft_limit FROM accounts WHERE id = $3`,
 		rk.NewID, rk.LastTxHash, id)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolation {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strconv"
 
 	"github.com/tally-ledger/tally"
 )
@@ -12,7 +11,7 @@ import (
 // rekeyedTables are the tables, besides the ledger's own, whose account_id column names a customer
 // account; an erasure moves their rows to the pseudonym. A table added later that keeps an account id
 // belongs here (or in forgottenTables, when its rows must go instead).
-var rekeyedTables = []string{"redemptions"}
+var rekeyedTables = []string{"redemptions", "lots", "rule_usage", "customer_tiers", "tier_changes"}
 
 // forgottenTables hold rows that would link the pseudonym to the customer: an erasure deletes them.
 var forgottenTables = []string{"contact_mirror"}
@@ -24,18 +23,8 @@ func (db *DB) Erase(ctx context.Context, id string, plan func(tally.ErasureState
 		return tally.Erasure{}, err
 	}
 	var out tally.Erasure
-	// Freed space is zeroed while the account is re-keyed, so that the old id's bytes do not linger in
-	// the file's free pages; the setting is put back afterwards on the one writer connection, so that
-	// ledger writes do not pay for it.
-	var secureDelete int64
-	if err := db.writer.QueryRowContext(ctx, `PRAGMA secure_delete`).Scan(&secureDelete); err != nil {
-		return out, wrap(err, "read secure delete")
-	}
-	defer db.writer.ExecContext(context.WithoutCancel(ctx), `PRAGMA secure_delete = `+strconv.FormatInt(secureDelete, 10))
+	// The writer zeroes the space it frees (secure_delete, see Open): the old id's bytes do not linger.
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
-			return wrap(err, "turn on secure delete")
-		}
 		var st tally.ErasureState
 		a, err := scanAccount(tx.QueryRowContext(ctx, accountSelect+` WHERE a.id = ? AND a.kind = 'customer'`, id))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -80,8 +69,8 @@ func (db *DB) Erase(ctx context.Context, id string, plan func(tally.ErasureState
 
 func rekey(ctx context.Context, tx *sql.Tx, id string, st tally.ErasureState, rk tally.Rekeying, out *tally.Erasure) error {
 	// The new row first: transactions, postings and the rest reference accounts.
-	if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, customer_hash, kind, status, balance, balance_version, last_tx_hash, created_at)
-		SELECT ?, ?, kind, status, balance, balance_version, ?, created_at FROM accounts WHERE id = ?`,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, customer_hash, kind, status, balance, balance_version, last_tx_hash, created_at, pending, overdraft_limit)
+		SELECT ?, ?, kind, status, balance, balance_version, ?, created_at, pending, overdraft_limit FROM accounts WHERE id = ?`,
 		rk.NewID, rk.NewID, rk.LastTxHash, id); err != nil {
 		if isUniqueViolation(err) {
 			return tally.Errorf(tally.ECONFLICT, "the pseudonym is taken")

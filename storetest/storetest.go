@@ -46,9 +46,13 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Fulfillment", func(t *testing.T) { t.Parallel(); testFulfillment(t, h) })
 	t.Run("Mirror", func(t *testing.T) { t.Parallel(); testMirror(t, h) })
 	t.Run("Catalog", func(t *testing.T) { t.Parallel(); testCatalog(t, h) })
+	t.Run("LotStore", func(t *testing.T) { t.Parallel(); testLotStore(t, h) })
+	t.Run("Lots", func(t *testing.T) { t.Parallel(); testLots(t, h) })
+	t.Run("Programme", func(t *testing.T) { t.Parallel(); testProgramme(t, h) })
 	t.Run("Erasure", func(t *testing.T) { t.Parallel(); testErasure(t, h) })
 	t.Run("ErasureWhileWriting", func(t *testing.T) { t.Parallel(); testErasureWhileWriting(t, h) })
 	t.Run("Webhooks", func(t *testing.T) { t.Parallel(); testWebhooks(t, h) })
+	t.Run("TierEvents", func(t *testing.T) { t.Parallel(); testTierEvents(t, h) })
 }
 
 // env is one test's ledger over one fresh store.

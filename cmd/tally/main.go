@@ -69,6 +69,8 @@ func commands() []command {
 		{"purge-events", "delete remembered event outcomes older than the retention", runPurgeEvents},
 		{"clients", "manage OAuth clients (create, list, revoke)", runClients},
 		{"rewards", "manage the reward catalog, stock, coupon codes and dead letters", runRewards},
+		{"rules", "list, show and test the earning rules (list, show NAME, test --event FILE)", runRules},
+		{"tiers", "show a customer's tier, or run the end-of-period tier review", runTiers},
 		{"customers", "forget a customer (erasure), list erasures", runCustomers},
 		{"import", "import opening balances and historical accruals from CSV", runImport},
 		{"webhooks", "manage webhook subscriptions for events out (create, list, update, delete, secret, deliveries)", runWebhooks},
