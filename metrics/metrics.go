@@ -32,9 +32,9 @@ type Metrics struct {
 	FulfillmentEvents  *prometheus.CounterVec // event: attempt, delivered, failed, dead, refunded
 	SpoolAppends       *prometheus.CounterVec // result: ok, full, error
 	SpoolReplayed      *prometheus.CounterVec // outcome: applied, replayed, refused
+	WebhookEvents      *prometheus.CounterVec // event: attempt, delivered, failed, dead, skipped
 
-	spoolWatched  atomic.Bool
-	WebhookEvents *prometheus.CounterVec // event: attempt, delivered, failed, dead, skipped
+	spoolWatched atomic.Bool
 }
 
 // New registers every collector, plus the Go runtime's and the process's, on a new registry.
