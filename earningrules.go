@@ -98,14 +98,20 @@ type TierWriteTx interface {
 	InsertAccrualRules(ctx context.Context, lines []AccrualRule) error
 	// CustomerTiers returns the stored tiers of the given accounts (sorted); those without one are left out.
 	CustomerTiers(ctx context.Context, accounts []string) (map[string]CustomerTier, error)
+	// TierStandings is CustomerTiers and QualifyingPointsOf(accounts, since, the far future) in one read:
+	// what an accrual needs to know whether it raises a tier.
+	TierStandings(ctx context.Context, accounts []string, since time.Time) (map[string]CustomerTier, map[string]int64, error)
 	// QualifyingPointsOf is ProgrammeStore.QualifyingPoints for several accounts (sorted), as this
 	// transaction sees them (its own accruals included); accounts with none are left out.
 	QualifyingPointsOf(ctx context.Context, accounts []string, since, until time.Time) (map[string]int64, error)
 	// SetTiers stores tiers (insert or replace, by account) and appends changes to the tier history.
 	SetTiers(ctx context.Context, tiers []CustomerTier, changes []TierChange) error
-	// TiersToReview returns up to limit stored tiers with account id > after, in id order, whose
-	// ReviewedThrough is before periodEnd and whose Since is before periodEnd.
-	TiersToReview(ctx context.Context, periodEnd time.Time, after string, limit int) ([]CustomerTier, error)
+	// TiersToReview returns up to limit stored tiers other than base with account id > after, in id
+	// order, whose ReviewedThrough is before periodEnd and whose Since is before periodEnd.
+	TiersToReview(ctx context.Context, periodEnd time.Time, base, after string, limit int) ([]CustomerTier, error)
+	// AccountsWithoutTier returns up to limit customer accounts with id > after, in id order, that have
+	// no stored tier.
+	AccountsWithoutTier(ctx context.Context, after string, limit int) ([]string, error)
 }
 
 // MaxRuleNameLen bounds a rule's name.

@@ -126,7 +126,12 @@ func (s *Server) eventRequest(ctx context.Context, body []byte, rep strictjson.R
 	req := ledger.Request{Kind: ledger.KindNone, Event: true, Channel: ev.Channel, Key: ev.ID, Identity: eventIdentity(hash)}
 	earns, err := s.Earning.Earns(ctx, ev.Fields)
 	if err != nil {
-		return ev, ledger.Request{}, err
+		// The rules cannot be read (the store is down and this replica has none yet): an event that names
+		// a customer goes to the ledger, which decides what it earns (or the spool keeps it meanwhile).
+		if hash == "" {
+			return ev, ledger.Request{}, err
+		}
+		earns = true
 	}
 	if earns {
 		if hash == "" {

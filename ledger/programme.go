@@ -43,6 +43,7 @@ var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 // programmeRun is what one batch attempt knows of tiers and earning.
 type programmeRun struct {
 	stored  map[string]tally.CustomerTier // stored tiers of the accounts that accrue or redeem gated rewards
+	before  map[string]int64              // their qualifying points before this batch
 	earning EarningRun
 	lines   map[int][]tally.AccrualRule // op index -> the rule lines of its accrual
 	accrued map[string]int              // account -> the last op of the batch that accrued to it
@@ -67,11 +68,11 @@ func (b *batchRun) prepareProgramme(ctx context.Context) error {
 	pr := &b.pr
 	pr.stored, pr.lines, pr.accrued = map[string]tally.CustomerTier{}, map[int][]tally.AccrualRule{}, map[string]int{}
 	if b.tiers != nil && len(tiered) > 0 {
-		m, err := b.tx.CustomerTiers(ctx, sortedUnique(tiered))
+		m, q, err := b.tx.TierStandings(ctx, sortedUnique(tiered), b.tiers.QualifyingSince(b.now))
 		if err != nil {
 			return err
 		}
-		pr.stored = m
+		pr.stored, pr.before = m, q
 	}
 	if b.earner != nil && len(earning) > 0 {
 		run, err := b.earner.BeginEarning(ctx, b.tx, sortedUnique(earning), b.now)
@@ -144,14 +145,33 @@ func (b *batchRun) upgradeTiers(ctx context.Context) error {
 	if p == nil || len(b.pr.accrued) == 0 {
 		return nil
 	}
+	top := p.TierOf(tally.MaxAmount)
 	var ids []string
 	for id := range b.pr.accrued {
-		ids = append(ids, id)
+		if b.tierOf(id) != top { // the top tier cannot rise: its qualifying points need no reading
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
 	}
 	sort.Strings(ids)
-	q, err := b.tx.QualifyingPointsOf(ctx, ids, p.QualifyingSince(b.now), farFuture)
-	if err != nil {
-		return err
+	// Qualifying points now: those read under the lock before the batch, and the batch's own accruals,
+	// less the accruals it reversed that counted.
+	since := p.QualifyingSince(b.now)
+	q := make(map[string]int64, len(ids))
+	for id, n := range b.pr.before {
+		q[id] = n
+	}
+	for _, t := range b.txs {
+		switch {
+		case t.Kind == tally.KindAccrual:
+			q[t.AccountID] += t.Amount
+		case t.Kind == tally.KindReversal:
+			if target, ok := b.targets[t.ReversesSeq]; ok && target.Kind == tally.KindAccrual && !target.CreatedAt.Before(since) {
+				q[t.AccountID] -= target.Amount
+			}
+		}
 	}
 	var tiers []tally.CustomerTier
 	var changes []tally.TierChange
@@ -206,7 +226,7 @@ func (s *Service) ReviewTiers(ctx context.Context, periodEnd time.Time) (TierRev
 		var last string
 		err := s.store.Update(ctx, func(ctx context.Context, tx tally.WriteTx) error {
 			n, down, last = 0, 0, ""
-			due, err := tx.TiersToReview(ctx, periodEnd, after, reviewBatch)
+			due, err := tx.TiersToReview(ctx, periodEnd, p.TierOf(0), after, reviewBatch)
 			if err != nil || len(due) == 0 {
 				return err
 			}
@@ -270,4 +290,63 @@ func (s *Service) ReviewTiers(ctx context.Context, periodEnd time.Time) (TierRev
 func rank(p tally.TierPolicy, tier string) int {
 	r, _ := p.Rank(tier)
 	return r
+}
+
+// BackfillTiers stores a tier for every customer account that has none: the tier its qualifying points
+// reach now (base included, so that each account is looked at once), with the reason recorded when above
+// base. It brings a ledger written before tiers were stored (when the tier followed the balance) to
+// stored tiers; serve runs it at start. Safe to run again and from several replicas at once.
+func (s *Service) BackfillTiers(ctx context.Context) (int, error) {
+	p := s.opts.Tiers
+	if p == nil {
+		return 0, tally.Errorf(tally.EINVALID, "the programme has no tiers")
+	}
+	base, raised, after := p.TierOf(0), 0, ""
+	for {
+		var last string
+		var n int
+		err := s.store.Update(ctx, func(ctx context.Context, tx tally.WriteTx) error {
+			now := tally.LedgerTime(s.opts.Clock())
+			last, n = "", 0
+			ids, err := tx.AccountsWithoutTier(ctx, after, reviewBatch)
+			if err != nil || len(ids) == 0 {
+				return err
+			}
+			last = ids[len(ids)-1]
+			if _, err := tx.LockAccounts(ctx, ids); err != nil {
+				return err
+			}
+			stored, err := tx.CustomerTiers(ctx, ids) // an accrual may have raised one meanwhile
+			if err != nil {
+				return err
+			}
+			q, err := tx.QualifyingPointsOf(ctx, ids, p.QualifyingSince(now), farFuture)
+			if err != nil {
+				return err
+			}
+			var tiers []tally.CustomerTier
+			var changes []tally.TierChange
+			for _, id := range ids {
+				if _, ok := stored[id]; ok {
+					continue
+				}
+				tier := p.TierOf(q[id])
+				tiers = append(tiers, tally.CustomerTier{AccountID: id, Tier: tier, Since: now})
+				if tier != base {
+					n++
+					changes = append(changes, tally.TierChange{AccountID: id, From: base, To: tier, At: now,
+						Reason: fmt.Sprintf("first stored tier: %d qualifying points reach %s", q[id], tier)})
+				}
+			}
+			return setTiers(ctx, tx, tiers, changes)
+		})
+		if err != nil {
+			return raised, err
+		}
+		raised += n
+		if last == "" {
+			return raised, nil
+		}
+		after = last
+	}
 }

@@ -319,9 +319,10 @@ func (w *writeTx) SetTiers(ctx context.Context, tiers []tally.CustomerTier, chan
 }
 
 // TiersToReview implements tally.TierWriteTx.
-func (w *writeTx) TiersToReview(ctx context.Context, periodEnd time.Time, after string, limit int) ([]tally.CustomerTier, error) {
+func (w *writeTx) TiersToReview(ctx context.Context, periodEnd time.Time, base, after string, limit int) ([]tally.CustomerTier, error) {
 	rows, err := w.query(ctx, "tiers to review", `SELECT account_id, tier, since, reviewed_through FROM customer_tiers
-		WHERE account_id > $1 AND reviewed_through < $2 AND since < $2 ORDER BY account_id LIMIT $3`, after, periodEnd.UTC(), limit)
+		WHERE account_id > $1 AND reviewed_through < $2 AND since < $2 AND tier <> $4 ORDER BY account_id LIMIT $3`,
+		after, periodEnd.UTC(), limit, base)
 	if err != nil {
 		return nil, err
 	}
@@ -330,4 +331,59 @@ func (w *writeTx) TiersToReview(ctx context.Context, periodEnd time.Time, after 
 		return nil, w.fail(ctx, "tiers to review", err)
 	}
 	return out, nil
+}
+
+// AccountsWithoutTier implements tally.TierWriteTx.
+func (w *writeTx) AccountsWithoutTier(ctx context.Context, after string, limit int) ([]string, error) {
+	rows, err := w.query(ctx, "accounts without tier", `SELECT a.id FROM accounts a
+		WHERE a.kind = 'customer' AND a.id > $1 AND NOT EXISTS (SELECT 1 FROM customer_tiers t WHERE t.account_id = a.id)
+		ORDER BY a.id LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, w.fail(ctx, "accounts without tier", err)
+	}
+	return ids, nil
+}
+
+// TierStandings implements tally.TierWriteTx in one statement (one round trip per batch).
+func (w *writeTx) TierStandings(ctx context.Context, accounts []string, since time.Time) (map[string]tally.CustomerTier, map[string]int64, error) {
+	tiers, q := map[string]tally.CustomerTier{}, map[string]int64{}
+	if len(accounts) == 0 {
+		return tiers, q, nil
+	}
+	rows, err := w.query(ctx, "tier standings", `SELECT a.id, t.tier, t.since, t.reviewed_through,
+			(SELECT coalesce(sum(x.amount), 0)::bigint FROM transactions x
+				WHERE x.account_id = a.id AND x.kind = 'accrual' AND x.created_at >= $2
+					AND NOT EXISTS (SELECT 1 FROM transactions r WHERE r.reverses_seq = x.seq))
+		FROM unnest($1::text[]) AS a(id) LEFT JOIN customer_tiers t ON t.account_id = a.id`, accounts, since.UTC())
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var tier *string
+		var since, reviewed *time.Time
+		var points int64
+		if err := rows.Scan(&id, &tier, &since, &reviewed, &points); err != nil {
+			return nil, nil, w.fail(ctx, "tier standings", err)
+		}
+		if tier != nil {
+			t := tally.CustomerTier{AccountID: id, Tier: *tier, Since: since.UTC(), ReviewedThrough: reviewed.UTC()}
+			if t.ReviewedThrough.Equal(epoch) {
+				t.ReviewedThrough = time.Time{}
+			}
+			tiers[id] = t
+		}
+		if points != 0 {
+			q[id] = points
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, w.fail(ctx, "tier standings", err)
+	}
+	return tiers, q, nil
 }

@@ -317,10 +317,10 @@ func (w *writeTx) SetTiers(ctx context.Context, tiers []tally.CustomerTier, chan
 }
 
 // TiersToReview implements tally.TierWriteTx.
-func (w *writeTx) TiersToReview(ctx context.Context, periodEnd time.Time, after string, limit int) ([]tally.CustomerTier, error) {
+func (w *writeTx) TiersToReview(ctx context.Context, periodEnd time.Time, base, after string, limit int) ([]tally.CustomerTier, error) {
 	rows, err := w.tx.QueryContext(ctx, `SELECT account_id, tier, since, reviewed_through FROM customer_tiers
-		WHERE account_id > ? AND reviewed_through < ? AND since < ? ORDER BY account_id LIMIT ?`,
-		after, micros(periodEnd), micros(periodEnd), limit)
+		WHERE account_id > ? AND reviewed_through < ? AND since < ? AND tier <> ? ORDER BY account_id LIMIT ?`,
+		after, micros(periodEnd), micros(periodEnd), base, limit)
 	if err != nil {
 		return nil, wrap(err, "tiers to review")
 	}
@@ -335,3 +335,35 @@ func (w *writeTx) TiersToReview(ctx context.Context, periodEnd time.Time, after 
 	}
 	return out, wrap(rows.Err(), "tiers to review")
 }
+
+// AccountsWithoutTier implements tally.TierWriteTx.
+func (w *writeTx) AccountsWithoutTier(ctx context.Context, after string, limit int) ([]string, error) {
+	rows, err := w.tx.QueryContext(ctx, `SELECT a.id FROM accounts a
+		WHERE a.kind = 'customer' AND a.id > ? AND NOT EXISTS (SELECT 1 FROM customer_tiers t WHERE t.account_id = a.id)
+		ORDER BY a.id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, wrap(err, "accounts without tier")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, wrap(err, "accounts without tier")
+		}
+		out = append(out, id)
+	}
+	return out, wrap(rows.Err(), "accounts without tier")
+}
+
+// TierStandings implements tally.TierWriteTx (two statements: SQLite reads are local).
+func (w *writeTx) TierStandings(ctx context.Context, accounts []string, since time.Time) (map[string]tally.CustomerTier, map[string]int64, error) {
+	tiers, err := customerTiers(ctx, w.tx, accounts)
+	if err != nil {
+		return nil, nil, err
+	}
+	q, err := qualifyingPoints(ctx, w.tx, accounts, since, farFuture)
+	return tiers, q, err
+}
+
+var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -28,6 +28,7 @@ func testProgramme(t *testing.T, h Harness) {
 		{"replay after a rule change", testRuleReplay},
 		{"tier upgrade at once", testTierUpgrade},
 		{"tier review at period end", testTierReview},
+		{"tier backfill", testTierBackfill},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { t.Parallel(); tc.fn(t, h) })
@@ -346,5 +347,39 @@ func testTierReview(t *testing.T, h Harness) {
 	}
 	if _, err := p.l.ReviewTiers(p.ctx, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)); tally.ErrorCode(err) != tally.EINVALID {
 		t.Fatalf("review of a period not ended: %v", err)
+	}
+}
+
+func testTierBackfill(t *testing.T, h Harness) {
+	p := newProgrammeEnv(t, h, tierProgramme)
+	// Written by a ledger that stored no tiers (as before tiers were stored).
+	rich, poor := p.customer("rich"), p.customer("poor")
+	p.mustAccrue(rich, "r1", 600)
+	p.mustAccrue(poor, "p1", 50)
+	if p.tier(rich) != "base" {
+		t.Fatalf("tier before the backfill: %s", p.tier(rich))
+	}
+	var wg sync.WaitGroup
+	raised := make([]int, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := p.l.BackfillTiers(context.Background())
+			if err != nil {
+				t.Error(err)
+			}
+			raised[i] = n
+		}()
+	}
+	wg.Wait()
+	if raised[0]+raised[1] != 1 || p.tier(rich) != "gold" || p.tier(poor) != "base" {
+		t.Fatalf("backfill raised %v: rich %s, poor %s", raised, p.tier(rich), p.tier(poor))
+	}
+	if n, err := p.l.BackfillTiers(p.ctx); err != nil || n != 0 {
+		t.Fatalf("backfill again: %d %v", n, err)
+	}
+	if hist, err := p.ps.TierChanges(p.ctx, rich); err != nil || len(hist) != 1 || hist[0].To != "gold" {
+		t.Fatalf("history %+v %v", hist, err)
 	}
 }

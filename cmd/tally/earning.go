@@ -28,9 +28,15 @@ func startEarning(ctx context.Context, store tally.Store, programme *earning.Pro
 	return engine, nil
 }
 
-// tierReviewLoop runs the end-of-period tier review now and then. A period is reviewed once whoever runs
+// tierReviewLoop stores a tier for the customers who have none yet (a ledger written before tiers were
+// stored), then runs the end-of-period tier review now and then. A period is reviewed once whoever runs
 // it, so every replica may run the loop.
 func tierReviewLoop(ctx context.Context, l *ledger.Service, programme *earning.Programme, every time.Duration, log *slog.Logger) {
+	if n, err := l.BackfillTiers(ctx); err != nil && ctx.Err() == nil {
+		log.Warn("storing the first tiers failed", "err", err)
+	} else if n > 0 {
+		log.Info("first tiers stored above base", "customers", n)
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
