@@ -27,6 +27,7 @@ type writeResponse struct {
 	CustomerHash   string     `json:"customer_hash,omitempty"`
 	Amount         int64      `json:"amount,omitempty"`
 	Balance        *int64     `json:"balance,omitempty"`
+	PendingPoints  int64      `json:"pending_points,omitempty"`
 	BalanceVersion *int64     `json:"balance_version,omitempty"`
 	Reason         string     `json:"reason,omitempty"`
 	CreatedAt      *time.Time `json:"created_at,omitempty"`
@@ -183,6 +184,8 @@ type transactionRequest struct {
 	ReversesTransactionID int64           `json:"reverses_transaction_id"`
 	BalanceVersion        *int64          `json:"balance_version"`
 	RewardID              string          `json:"reward_id"`
+	PendingUntil          *time.Time      `json:"pending_until"`
+	ExpiresAt             *time.Time      `json:"expires_at"`
 }
 
 // adminKinds are the kinds only a client with the admin scope may write.
@@ -236,7 +239,7 @@ func (s *Server) transactionRequest(tr transactionRequest, client string) (ledge
 	req := ledger.Request{
 		Kind: tr.Kind, Channel: tr.Channel, Key: tr.IdempotencyKey, Amount: tr.Amount, Reason: tr.Reason,
 		Actor: tr.Actor, Metadata: tr.Metadata, ReversesSeq: tr.ReversesTransactionID, ExpectedVersion: tr.BalanceVersion,
-		RewardID: tr.RewardID,
+		RewardID: tr.RewardID, PendingUntil: tr.PendingUntil, ExpiresAt: tr.ExpiresAt,
 	}
 	if req.Actor == "" && adminKinds[tr.Kind] {
 		req.Actor = "client:" + client
@@ -290,7 +293,7 @@ func render(rc ledger.Receipt, req ledger.Request) writeResponse {
 	}
 	created := t.CreatedAt
 	resp.Status, resp.TransactionID, resp.Kind, resp.CustomerHash = "applied", t.Seq, t.Kind, publicHash(t.AccountID)
-	resp.Amount, resp.Balance, resp.BalanceVersion = t.Amount, &rc.Balance, &rc.BalanceVersion
+	resp.Amount, resp.Balance, resp.BalanceVersion, resp.PendingPoints = t.Amount, &rc.Balance, &rc.BalanceVersion, rc.Pending
 	resp.Reason, resp.CreatedAt, resp.Hash = t.Reason, &created, t.Hash
 	resp.Rules = rc.Rules
 	if rc.TierChange != nil {

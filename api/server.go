@@ -143,6 +143,11 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /v1/catalog/rewards/{id}/coupons", s.admit(s.authorize(admin, s.handleAddCoupons)))
 	mux.Handle("GET /v1/catalog/redemptions", s.admit(s.authorize(admin, s.handleAdminRedemptions)))
 	mux.Handle("POST /v1/catalog/redemptions/{receipt_id}/retry", s.admit(s.authorize(admin, s.handleRetryRedemption)))
+	mux.Handle("POST /v1/admin/adjustments", s.admit(s.authorize(admin, s.handleAdjustment)))
+	mux.Handle("POST /v1/admin/reversals", s.admit(s.authorize(admin, s.handleReversal)))
+	mux.Handle("POST /v1/admin/clawbacks", s.admit(s.authorize(admin, s.handleClawback)))
+	mux.Handle("POST /v1/admin/transactions/{seq}/activate", s.admit(s.authorize(admin, s.handleActivate)))
+	mux.Handle("POST /v1/admin/expiry/run", s.admit(s.authorize(admin, s.handleExpiryRun)))
 
 	mux.Handle("GET /v1/admin/rules", s.admit(s.authorize(admin, s.handleRules)))
 	mux.Handle("POST /v1/admin/rules", s.admit(s.authorize(admin, s.handleCreateRule)))

@@ -58,6 +58,9 @@ func exported(t *testing.T) map[string]bool {
 	names := map[string]bool{}
 	v := reflect.ValueOf(m).Elem()
 	for i := 0; i < v.NumField(); i++ {
+		if !v.Type().Field(i).IsExported() {
+			continue
+		}
 		c, ok := v.Field(i).Interface().(prometheus.Collector)
 		if !ok || v.Field(i).Type() == reflect.TypeOf(m.Registry) {
 			continue
