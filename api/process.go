@@ -82,7 +82,7 @@ func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request) {
 
 // processEvent turns an event into an accrual, or into a remembered "ignored".
 func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byte, rep strictjson.Report) {
-	ev, req, err := s.eventRequest(r.Context(), body, rep)
+	ev, req, err := s.eventRequest(r.Context(), body, rep, time.Time{})
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -108,7 +108,8 @@ func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byt
 
 // eventRequest builds the ledger request of an event: the one code path of a live event and of a
 // spooled one replayed, so that both make the same request and idempotency decides between them.
-func (s *Server) eventRequest(ctx context.Context, body []byte, rep strictjson.Report) (earning.Event, ledger.Request, error) {
+// received is when a spooled event arrived (zero for a live one): the rules in force then decide it.
+func (s *Server) eventRequest(ctx context.Context, body []byte, rep strictjson.Report, received time.Time) (earning.Event, ledger.Request, error) {
 	ev, err := earning.ParseEvent(body)
 	if err != nil {
 		return ev, ledger.Request{}, err
@@ -125,7 +126,7 @@ func (s *Server) eventRequest(ctx context.Context, body []byte, rep strictjson.R
 	// Events have idempotency channels of their own, apart from explicit transactions' (the ledger keeps
 	// them apart): an event whose channel is "api" cannot replay or block an explicit transaction's key.
 	req := ledger.Request{Kind: ledger.KindNone, Event: true, Channel: ev.Channel, Key: ev.ID, Identity: eventIdentity(hash)}
-	earns, err := s.Earning.Earns(ctx, ev.Fields)
+	earns, err := s.Earning.EarnsAt(ctx, ev.Fields, received)
 	if err != nil {
 		// The rules cannot be read (the store is down and this replica has none yet): an event that names
 		// a customer goes to the ledger, which decides what it earns (or the spool keeps it meanwhile).
@@ -139,7 +140,7 @@ func (s *Server) eventRequest(ctx context.Context, body []byte, rep strictjson.R
 			return ev, ledger.Request{}, tally.Errorf(tally.EINVALID, "the event earns points but names no customer (user_id, customer_hash or externalContactId)")
 		}
 		// The ledger computes the amount (rules, tier multiplier, caps) under the customer's lock.
-		req.Kind, req.Account, req.Earn = tally.KindAccrual, hash, ev.Fields
+		req.Kind, req.Account, req.Earn, req.EarnAt = tally.KindAccrual, hash, ev.Fields, received
 	}
 	return ev, req, nil
 }
@@ -258,6 +259,9 @@ func (s *Server) transactionRequest(tr transactionRequest, client string) (ledge
 
 // write applies a ledger write within the write deadline.
 func (s *Server) write(parent context.Context, req ledger.Request) (ledger.Receipt, error) {
+	if err := s.spoolConflict(req); err != nil {
+		return ledger.Receipt{}, err
+	}
 	ctx, cancel := context.WithTimeout(parent, s.opts.WriteDeadline)
 	defer cancel()
 	rc, err := s.Ledger.Write(ctx, req)

@@ -41,6 +41,9 @@ type Deps struct {
 	ReadReplica ReadReplica
 	// Webhooks administers webhook subscriptions (nil: /v1/admin/webhooks answers 503).
 	Webhooks *webhooks.Subscriptions
+	// Clock stamps the arrival of spooled accruals, which are earned as of then; nil: time.Now. Give it
+	// the clock of the ledger and the earning engine.
+	Clock func() time.Time
 }
 
 // Options tune the server. Zero values take the defaults.
@@ -102,6 +105,9 @@ func New(d Deps, opts Options) *Server {
 	}
 	if d.Earning == nil {
 		d.Earning = earning.NewEngine(nil, d.Programme, nil)
+	}
+	if d.Clock == nil {
+		d.Clock = time.Now
 	}
 	s := &Server{Deps: d, opts: opts, log: d.Logger, metrics: d.Metrics, slots: make(chan struct{}, opts.MaxInFlight)}
 	s.handler = s.observe(s.cors(s.routes()))

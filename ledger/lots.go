@@ -171,7 +171,7 @@ func (b *batchRun) creditLot(a *tally.Account, r Request, amount int64, p *lotPl
 		t := r.ExpiresAt.UTC()
 		l.ExpiresAt = &t
 	} else {
-		l.ExpiresAt = b.policy.Expiry.ExpiresAt(b.now)
+		l.ExpiresAt = b.policy.Expiry.ExpiresAt(b.earnedAt(r)) // points earned before an outage age from then
 	}
 	if r.PendingUntil != nil && r.PendingUntil.After(b.now) {
 		t := r.PendingUntil.UTC()
