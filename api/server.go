@@ -15,6 +15,7 @@ import (
 	"github.com/tally-ledger/tally/ledger"
 	"github.com/tally-ledger/tally/metrics"
 	"github.com/tally-ledger/tally/spool"
+	"github.com/tally-ledger/tally/webhooks"
 )
 
 // Deps are what the server calls. Store is the store the ledger runs on (already wrapped by the circuit
@@ -38,6 +39,8 @@ type Deps struct {
 	// ReadReplica, when set, is a standby that balance lookups read from while it is no further behind
 	// than Options.ReadMaxStaleness (see readreplica.go).
 	ReadReplica ReadReplica
+	// Webhooks administers webhook subscriptions (nil: /v1/admin/webhooks answers 503).
+	Webhooks *webhooks.Subscriptions
 	// Clock stamps the arrival of spooled accruals, which are earned as of then; nil: time.Now. Give it
 	// the clock of the ledger and the earning engine.
 	Clock func() time.Time
@@ -129,6 +132,15 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /v1/ledger/transaction/process", s.admit(s.authorize(write, s.handleProcess)))
 	mux.Handle("GET /v1/ledger/accounts/{customer}/history", s.admit(s.authorize(read, s.handleHistory)))
 	mux.Handle("POST /v1/ledger/accounts/{customer}/status", s.admit(s.authorize(admin, s.handleStatus)))
+	mux.Handle("POST /v1/admin/customers/{customer}/forget", s.admit(s.authorize(admin, s.handleForget)))
+	mux.Handle("POST /v1/admin/imports", s.admit(s.authorize(admin, s.handleImport)))
+	mux.Handle("GET /v1/admin/webhooks", s.admit(s.authorize(admin, s.handleListWebhooks)))
+	mux.Handle("POST /v1/admin/webhooks", s.admit(s.authorize(admin, s.handleCreateWebhook)))
+	mux.Handle("GET /v1/admin/webhooks/{id}", s.admit(s.authorize(admin, s.handleGetWebhook)))
+	mux.Handle("PATCH /v1/admin/webhooks/{id}", s.admit(s.authorize(admin, s.handlePatchWebhook)))
+	mux.Handle("DELETE /v1/admin/webhooks/{id}", s.admit(s.authorize(admin, s.handleDeleteWebhook)))
+	mux.Handle("POST /v1/admin/webhooks/{id}/secret", s.admit(s.authorize(admin, s.handleRotateWebhookSecret)))
+	mux.Handle("GET /v1/admin/webhooks/{id}/deliveries", s.admit(s.authorize(admin, s.handleWebhookDeliveries)))
 	mux.Handle("GET /v1/ledger/transactions/{seq}", s.admit(s.authorize(read, s.handleTransaction)))
 	mux.Handle("GET /v1/catalog/rewards", s.admit(s.authorize(read, s.handleRewards)))
 	mux.Handle("GET /v1/catalog/rewards/{id}", s.admit(s.authorize(read, s.handleReward)))

@@ -494,6 +494,9 @@ func (b *batchRun) write(ctx context.Context) error {
 		if err := b.writeProgramme(ctx); err != nil {
 			return err
 		}
+		if err := b.writeEvents(ctx); err != nil {
+			return err
+		}
 	}
 	return b.recordOutcomes(ctx)
 }

@@ -193,7 +193,7 @@ func (b *batchRun) upgradeTiers(ctx context.Context) error {
 		changes = append(changes, c)
 		b.results[i].receipt.TierChange = &c
 	}
-	return b.tx.SetTiers(ctx, tiers, changes)
+	return setTiers(ctx, b.tx, tiers, changes) // with their tier.changed events
 }
 
 // TierReview is what one ReviewTiers run did.
@@ -276,7 +276,7 @@ func (s *Service) ReviewTiers(ctx context.Context, periodEnd time.Time) (TierRev
 				t.ReviewedThrough = periodEnd
 				tiers = append(tiers, t)
 			}
-			return tx.SetTiers(ctx, tiers, changes)
+			return setTiers(ctx, tx, tiers, changes)
 		})
 		if err != nil {
 			return out, err
@@ -341,7 +341,7 @@ func (s *Service) BackfillTiers(ctx context.Context) (int, error) {
 						Reason: fmt.Sprintf("first stored tier: %d qualifying points reach %s", q[id], tier)})
 				}
 			}
-			return tx.SetTiers(ctx, tiers, changes)
+			return setTiers(ctx, tx, tiers, changes)
 		})
 		if err != nil {
 			return raised, err

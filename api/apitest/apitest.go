@@ -23,11 +23,13 @@ import (
 	"github.com/tally-ledger/tally/balancecache"
 	"github.com/tally-ledger/tally/breaker"
 	"github.com/tally-ledger/tally/earning"
+	"github.com/tally-ledger/tally/fulfillment"
 	"github.com/tally-ledger/tally/ledger"
 	"github.com/tally-ledger/tally/metrics"
 	"github.com/tally-ledger/tally/postgres/pgtest"
 	"github.com/tally-ledger/tally/spool"
 	"github.com/tally-ledger/tally/sqlite"
+	"github.com/tally-ledger/tally/webhooks"
 )
 
 // Backend names a store kind.
@@ -177,9 +179,14 @@ func StartOn(t testing.TB, store tally.Store, creds tally.CredentialStore, cfg C
 	if cfg.Mirror != nil {
 		mirror = cfg.Mirror(store)
 	}
+	signer, err := fulfillment.NewSigner(Key.WebhookKey())
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := api.New(api.Deps{
 		Ledger: l, Store: guarded, Hasher: hasher, Programme: programme, Earning: engine, Issuer: issuer, Verifier: verifier, Clients: creds,
 		Cache: cache, Metrics: m, Logger: log, Mirror: mirror, Spool: cfg.Spool, Clock: cfg.Clock,
+		Webhooks: &webhooks.Subscriptions{Store: guarded, Signer: signer},
 	}, cfg.Options)
 	hs.Config.Handler = srv
 	hs.Start()

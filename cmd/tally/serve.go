@@ -320,10 +320,14 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	if readReplica != nil {
 		defer readReplica.Close()
 	}
+	subscriptions, err := startWebhooks(runCtx, store, guarded, key, m, log, jobs.Go)
+	if err != nil {
+		return err
+	}
 	srv := api.New(api.Deps{
 		Ledger: l, Store: guarded, Hasher: hasher, Programme: programme, Earning: engine, Issuer: issuer, Verifier: verifier,
 		Clients: store.creds, Cache: cache, Metrics: m, Logger: log, Mirror: mirror, Spool: sp,
-		ReadReplica: readReplica.replica(),
+		ReadReplica: readReplica.replica(), Webhooks: subscriptions,
 	}, api.Options{
 		BodyLimit: int64(c.bodyLimit), MaxInFlight: c.maxInFlight, AdmissionWait: c.admissionWait,
 		LookupDeadline: c.lookupDeadline, WriteDeadline: c.writeDeadline, SessionTTL: c.sessionTTL, LogRequests: c.logRequests,
