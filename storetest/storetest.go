@@ -53,6 +53,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Erasure", func(t *testing.T) { t.Parallel(); testErasure(t, h) })
 	t.Run("ErasureWhileWriting", func(t *testing.T) { t.Parallel(); testErasureWhileWriting(t, h) })
 	t.Run("Webhooks", func(t *testing.T) { t.Parallel(); testWebhooks(t, h) })
+	t.Run("WarnExpiring", func(t *testing.T) { t.Parallel(); testWarnExpiring(t, h) })
 	t.Run("TierEvents", func(t *testing.T) { t.Parallel(); testTierEvents(t, h) })
 }
 
