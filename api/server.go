@@ -4,6 +4,7 @@ package api
 
 import (
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/tally-ledger/tally/earning"
 	"github.com/tally-ledger/tally/ledger"
 	"github.com/tally-ledger/tally/metrics"
+	"github.com/tally-ledger/tally/ratelimit"
 )
 
 // Deps are what the server calls. Store is the store the ledger runs on (already wrapped by the circuit
@@ -30,6 +32,9 @@ type Deps struct {
 	Metrics   *metrics.Metrics
 	Logger    *slog.Logger
 	Mirror    ContactMirror // nil: the Genesys contact mirror is off
+	// AuthFailures locks the token endpoint out after repeated failed client authentications; nil: an
+	// in-memory limiter of this replica with ratelimit's defaults (10 failures in a sliding minute).
+	AuthFailures ratelimit.Failures
 }
 
 // Options tune the server. Zero values take the defaults.
@@ -42,6 +47,9 @@ type Options struct {
 	WriteDeadline  time.Duration // bound on a write's wait for its commit (default 10 s)
 	SessionTTL     time.Duration // lifetime of portal session tokens (default 15 min)
 	LogRequests    bool
+	ClientRate     float64 // requests a second each OAuth client may make, after authentication (0: no limit)
+	ClientBurst    int     // requests an OAuth client may make at once above its rate (default 2 s of ClientRate)
+	HSTS           bool    // send Strict-Transport-Security on every answer (the server is reached over TLS)
 }
 
 // Server is the HTTP service.
@@ -54,6 +62,9 @@ type Server struct {
 	revoke   revocations
 	sessions sessions
 	handler  http.Handler
+
+	authFailures ratelimit.Failures
+	clientRate   *ratelimit.Buckets
 }
 
 // New builds the server and its route table.
@@ -82,8 +93,15 @@ func New(d Deps, opts Options) *Server {
 	if d.Programme == nil {
 		d.Programme = earning.DefaultProgramme()
 	}
-	s := &Server{Deps: d, opts: opts, log: d.Logger, metrics: d.Metrics, slots: make(chan struct{}, opts.MaxInFlight)}
-	s.handler = s.observe(s.cors(s.routes()))
+	if d.AuthFailures == nil {
+		d.AuthFailures = ratelimit.NewMemory(ratelimit.FailureConfig{})
+	}
+	if opts.ClientBurst <= 0 {
+		opts.ClientBurst = int(math.Ceil(2 * opts.ClientRate))
+	}
+	s := &Server{Deps: d, opts: opts, log: d.Logger, metrics: d.Metrics, slots: make(chan struct{}, opts.MaxInFlight),
+		authFailures: d.AuthFailures, clientRate: ratelimit.NewBuckets(opts.ClientRate, opts.ClientBurst)}
+	s.handler = s.observe(s.secure(s.cors(s.routes())))
 	return s
 }
 
@@ -95,7 +113,7 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	read, write, admin := tally.ScopeLedgerRead, tally.ScopeLedgerWrite, tally.ScopeAdmin
 
-	mux.Handle("POST /oauth/token", s.admit(auth.NewTokenService(s.Issuer, s.Clients, s.log)))
+	mux.Handle("POST /oauth/token", s.guardToken(s.admit(auth.NewTokenService(s.Issuer, s.Clients, s.log))))
 	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
 
 	mux.Handle("POST /v1/ledger/balance/lookup", s.admit(s.authorize(read, s.handleLookup)))
@@ -113,7 +131,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /v1/catalog/redemptions", s.admit(s.authorize(admin, s.handleAdminRedemptions)))
 	mux.Handle("POST /v1/catalog/redemptions/{receipt_id}/retry", s.admit(s.authorize(admin, s.handleRetryRedemption)))
 
-	mux.Handle("GET /portal/", portalFiles())
+	mux.Handle("GET /portal/", portalFiles(s.opts.CORSOrigins))
 	mux.Handle("GET /v1/portal/me", s.admit(http.HandlerFunc(s.handlePortalMe)))
 	mux.Handle("POST /v1/portal/session/refresh", s.admit(http.HandlerFunc(s.handleSessionRefresh)))
 	mux.Handle("POST /v1/portal/session/verify", s.admit(http.HandlerFunc(s.handleSessionVerify)))
@@ -126,7 +144,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.HandleFunc("GET /openapi.json", s.handleOpenAPI)
 
-	mux.Handle("GET /{$}", portalPage())
+	mux.Handle("GET /{$}", portalPage(s.opts.CORSOrigins))
 	mux.HandleFunc("GET /widget/{version}/bundle.min.js", handleWidgetBundle)
 	return routed(mux)
 }
