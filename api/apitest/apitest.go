@@ -26,6 +26,7 @@ import (
 	"github.com/tally-ledger/tally/ledger"
 	"github.com/tally-ledger/tally/metrics"
 	"github.com/tally-ledger/tally/postgres/pgtest"
+	"github.com/tally-ledger/tally/ratelimit"
 	"github.com/tally-ledger/tally/sqlite"
 )
 
@@ -50,6 +51,8 @@ type Config struct {
 	Cache     balancecache.Cache
 	// Mirror, when set, builds the Genesys contact mirror's outbox over the real store.
 	Mirror func(tally.Store) api.ContactMirror
+	// AuthFailures, when set, is the token endpoint's failure limiter (default: the server's own).
+	AuthFailures ratelimit.Failures
 }
 
 // Server is a running test server.
@@ -155,7 +158,7 @@ func StartOn(t testing.TB, store tally.Store, creds tally.CredentialStore, cfg C
 	}
 	srv := api.New(api.Deps{
 		Ledger: l, Store: guarded, Hasher: hasher, Issuer: issuer, Verifier: verifier, Clients: creds,
-		Cache: cache, Metrics: m, Logger: log, Mirror: mirror,
+		Cache: cache, Metrics: m, Logger: log, Mirror: mirror, AuthFailures: cfg.AuthFailures,
 	}, cfg.Options)
 	hs.Config.Handler = srv
 	hs.Start()
