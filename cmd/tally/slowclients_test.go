@@ -107,3 +107,28 @@ func mustRequest(t *testing.T, method, url string) *http.Request {
 	}
 	return req
 }
+
+// TestServeAbuseFlags: the abuse limits' flags and their environment variables.
+func TestServeAbuseFlags(t *testing.T) {
+	c, err := parseServe(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.authFailures != 10 || c.authWindow != time.Minute || c.authLockout != time.Minute || c.clientRate != 10000 || c.clientBurst != 0 || c.hsts {
+		t.Fatalf("defaults: %+v", c)
+	}
+	t.Setenv("TALLY_AUTH_FAILURES", "25")
+	t.Setenv("TALLY_HSTS", "true")
+	c, err = parseServe([]string{"--client-rate", "0", "--auth-lockout", "5m", "--auth-failure-window", "30s", "--client-burst", "7"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.authFailures != 25 || c.authLockout != 5*time.Minute || c.authWindow != 30*time.Second || c.clientRate != 0 || c.clientBurst != 7 || !c.hsts {
+		t.Fatalf("set: %+v", c)
+	}
+	for _, bad := range [][]string{{"--auth-failures", "0"}, {"--client-rate", "-1"}, {"--auth-lockout", "0s"}, {"--auth-failure-window", "x"}} {
+		if _, err := parseServe(bad, io.Discard); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
