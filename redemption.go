@@ -44,10 +44,14 @@ type Redemption struct {
 	UpdatedAt     time.Time `json:"updated_at"`
 }
 
-// TierPolicy tells the ledger which tier a customer holds, for rewards that a tier gates.
+// TierPolicy is the programme's tier ladder, as the ledger applies it: a customer's tier is stored
+// (CustomerTier), raised at once by the accrual that earns enough qualifying points, and lowered only by
+// a review at the end of a period (see ledger.ReviewTiers).
 type TierPolicy interface {
-	// TierOf returns the tier that a customer with this balance holds.
-	TierOf(balance int64) string
+	// TierOf returns the tier that this many qualifying points reach.
+	TierOf(points int64) string
 	// Rank orders tiers: a higher rank reaches every reward a lower one does. false for an unknown tier.
 	Rank(tier string) (int, bool)
+	// QualifyingSince returns where the rolling window of qualifying points that ends at now begins.
+	QualifyingSince(now time.Time) time.Time
 }

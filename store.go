@@ -46,6 +46,8 @@ type Store interface {
 	Redemption(ctx context.Context, receiptID string) (Redemption, error)
 	// CatalogStore administers the catalog and the fulfillment queue (see catalog.go).
 	CatalogStore
+	// LotStore reads the points lots (see lot_store.go).
+	LotStore
 
 	// Audit reads the whole ledger for verification; it never writes.
 	Audit() Auditor
@@ -80,6 +82,8 @@ type Auditor interface {
 	// ScanRecordedHeads calls fn for every head recorded by the checkpoints numbered up to through,
 	// ordered by checkpoint number, then account id.
 	ScanRecordedHeads(ctx context.Context, through int64, fn func(checkpoint int64, h Head) error) error
+	// ScanLots calls fn for every lot, ordered by (AccountID, Seq).
+	ScanLots(ctx context.Context, fn func(Lot) error) error
 }
 
 // CheckpointTx is the work of one checkpoint (see Checkpoint).
@@ -158,7 +162,7 @@ type WriteTx interface {
 	// LockAccounts locks and returns the customer accounts that exist among ids; absent ids and system
 	// accounts are left out.
 	LockAccounts(ctx context.Context, ids []string) (map[string]Account, error)
-	// UpdateAccounts writes the balance, version, last hash and status of accounts that LockAccounts
+	// UpdateAccounts writes the balance, pending, overdraft limit, version, last hash and status of accounts that LockAccounts
 	// returned in this transaction. An id that is not an existing customer account is EINTERNAL; so is a
 	// negative balance (InvariantViolated, NegativeBalance: the database's BalanceConstraint refused it);
 	// a status the schema does not know is EINVALID.
@@ -198,4 +202,9 @@ type WriteTx interface {
 	RedemptionsOf(ctx context.Context, seqs []int64) (map[int64]Redemption, error)
 	// SetRedemptionStatus sets the status of redemptions. EINTERNAL when one does not exist.
 	SetRedemptionStatus(ctx context.Context, receiptIDs []string, status string, now time.Time) error
+
+	// LotWriteTx writes the points lots (see lot_store.go).
+	LotWriteTx
+	// TierWriteTx keeps earning-rule usage and tiers (see earningrules.go).
+	TierWriteTx
 }

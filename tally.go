@@ -82,7 +82,17 @@ type Account struct {
 	BalanceVersion int64         `json:"balance_version"`
 	LastTxHash     string        `json:"last_tx_hash,omitempty"`
 	CreatedAt      time.Time     `json:"created_at"`
+	// Pending is the part of Balance not spendable yet (the remainders of pending lots); Balance counts
+	// it, as it counts every posted point. Customers spend Balance - Pending (Spendable).
+	Pending int64 `json:"pending,omitempty"`
+	// OverdraftLimit is how far below zero the spendable balance may go: set by a clawback under the
+	// allow_negative return policy, 0 otherwise.
+	OverdraftLimit int64 `json:"overdraft_limit,omitempty"`
 }
+
+// Spendable is what the customer can spend: the balance less its pending points. It goes below zero
+// only after a clawback under the allow_negative return policy.
+func (a Account) Spendable() int64 { return a.Balance - a.Pending }
 
 // Posting moves Amount points into (positive) or out of (negative) an account.
 // The postings of one transaction sum to zero.

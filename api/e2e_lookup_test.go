@@ -85,7 +85,8 @@ func TestE2ELookupAfterAccruals(t *testing.T) {
 		}
 		e2eWrite(t, srv, srv.Token(tally.ScopeLedgerWrite), map[string]any{"idempotency_key": "red-1", "customer_hash": a.CustomerHash,
 			"kind": "redemption", "amount": 100, "reason": "RWD-8842", "balance_version": a.BalanceVersion}, http.StatusCreated)
-		if got := e2eLookup(t, srv, []byte(`{"customer_hash":"`+cust+`"}`)); got.Balance != 4950 || got.BalanceVersion != 3 || got.Tier != "base" {
+		if got := e2eLookup(t, srv, []byte(`{"customer_hash":"`+cust+`"}`)); got.Balance != 4950 || got.BalanceVersion != 3 || got.Tier != "silver" {
+			// Redemptions do not lower qualifying points: the tier earned stays.
 			t.Errorf("after a redemption by th_ hash: %+v", got)
 		}
 		// Surrounding white space does not make another customer.

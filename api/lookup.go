@@ -46,17 +46,23 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.LookupDeadline)
-	acct, err := s.Ledger.Balance(ctx, hash)
+	acct, lag, err := s.balance(ctx, hash)
 	cancel()
-	now := time.Now().UTC()
+	now := time.Now().UTC().Add(-lag)
 	resp := lookupResponse{CustomerHash: publicHash(hash), AsOf: now}
 	switch code := tally.ErrorCode(err); {
 	case err == nil:
 		resp.Balance, resp.BalanceVersion = acct.Balance, acct.BalanceVersion
-		resp.Tier = s.Programme.TierFor(acct.Balance)
+		tctx, cancel := context.WithTimeout(r.Context(), s.opts.LookupDeadline)
+		resp.Tier, err = s.Earning.Tier(tctx, hash)
+		cancel()
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
 		s.remember(r.Context(), balancecache.Entry{CustomerHash: hash, Balance: acct.Balance, BalanceVersion: acct.BalanceVersion, Tier: resp.Tier, AsOf: now})
 	case code == tally.ENOTFOUND:
-		resp.Tier = s.Programme.TierFor(0)
+		resp.Tier = s.Programme.BaseTier()
 	case code == tally.EUNAVAILABLE || ctx.Err() != nil && r.Context().Err() == nil:
 		e, ok := s.lastKnown(r.Context(), hash)
 		if !ok {

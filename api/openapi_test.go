@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -31,6 +32,7 @@ import (
 	"github.com/tally-ledger/tally/api/apitest"
 	"github.com/tally-ledger/tally/breaker"
 	"github.com/tally-ledger/tally/ledger"
+	"github.com/tally-ledger/tally/spool"
 )
 
 // The OpenAPI tests hold api/openapi.json to the server: every route of server.go is described, and every
@@ -632,6 +634,61 @@ func oaConformance(t *testing.T, c *oaContract, s *apitest.Server) {
 		}
 	})
 
+	t.Run("programme", func(t *testing.T) {
+		const rules = "/v1/admin/rules"
+		def := []byte(`{"name":"oa-voice","filter":"$.type = 'Voice'","points":"5 + handle_time_seconds / 60","caps":{"day":100},"priority":3,"stackable":true}`)
+		c.do(t, s, ok("create rule", "POST", rules, admin, def, 201))
+		c.do(t, s, ok("list rules", "GET", rules, admin, nil, 200))
+		c.do(t, s, ok("edit rule", "PUT", rules+"/oa-voice", admin, []byte(`{"filter":"$.type = 'Voice'","points":7,"expected_version":1}`), 200))
+		c.do(t, s, ok("rule history", "GET", rules+"/oa-voice", admin, nil, 200))
+		c.do(t, s, ok("test an event", "POST", rules+"/test", admin, []byte(`{"event_id":"oa-t1","type":"Voice","handle_time_seconds":600,"user_id":"`+alice+`"}`), 200))
+		c.do(t, s, ok("deactivate rule", "DELETE", rules+"/oa-voice", admin, nil, 200))
+		c.do(t, s, ok("customer tier", "GET", "/v1/admin/customers/"+alice+"/tier", admin, nil, 200))
+		c.do(t, s, ok("tier review", "POST", "/v1/admin/tiers/review", admin, nil, 200))
+		c.do(t, s, ok("tier review of a given period", "POST", "/v1/admin/tiers/review", admin, []byte(`{"period_end":"2026-01-01T00:00:00Z"}`), 200))
+		for _, ex := range []oaExchange{
+			ok("rules without token", "GET", rules, "", nil, 401),
+			ok("rules without admin", "GET", rules, write, nil, 403),
+			ok("rules, malformed Authorization", "GET", rules, "", nil, 400, "Authorization", "Bearer a b"),
+			ok("create without token", "POST", rules, "", def, 401),
+			ok("create without admin", "POST", rules, write, def, 403),
+			ok("create an existing rule", "POST", rules, admin, def, 409),
+			bad(ok("create malformed", "POST", rules, admin, []byte(`{`), 400)),
+			ok("create with a bad filter", "POST", rules, admin, []byte(`{"name":"x","filter":"$.a =","points":1}`), 422),
+			ok("create with a float expression", "POST", rules, admin, []byte(`{"name":"x","filter":"$.a = 1","points":"1.5 * 2"}`), 422),
+			ok("create named test", "POST", rules, admin, []byte(`{"name":"test","filter":"$.a = 1","points":1}`), 422),
+			ok("test without token", "POST", rules+"/test", "", []byte(`{"event_id":"x"}`), 401),
+			ok("test without admin", "POST", rules+"/test", write, []byte(`{"event_id":"x"}`), 403),
+			bad(ok("test malformed", "POST", rules+"/test", admin, []byte(`{`), 400)),
+			bad(ok("test of no event", "POST", rules+"/test", admin, []byte(`{"foo":1}`), 422)),
+			ok("history without token", "GET", rules+"/oa-voice", "", nil, 401),
+			ok("history without admin", "GET", rules+"/oa-voice", write, nil, 403),
+			ok("history, malformed Authorization", "GET", rules+"/oa-voice", "", nil, 400, "Authorization", "Bearer a b"),
+			ok("history of nothing", "GET", rules+"/nope", admin, nil, 404),
+			ok("edit without token", "PUT", rules+"/oa-voice", "", def, 401),
+			ok("edit without admin", "PUT", rules+"/oa-voice", write, def, 403),
+			ok("edit of nothing", "PUT", rules+"/nope", admin, []byte(`{"filter":"$.a = 1","points":1}`), 404),
+			ok("edit of a stale version", "PUT", rules+"/oa-voice", admin, []byte(`{"filter":"$.a = 1","points":1,"expected_version":1}`), 409),
+			bad(ok("edit malformed", "PUT", rules+"/oa-voice", admin, []byte(`{`), 400)),
+			bad(ok("edit without points", "PUT", rules+"/oa-voice", admin, []byte(`{"filter":"$.a = 1"}`), 422)),
+			ok("deactivate without token", "DELETE", rules+"/oa-voice", "", nil, 401),
+			ok("deactivate without admin", "DELETE", rules+"/oa-voice", write, nil, 403),
+			ok("deactivate, malformed Authorization", "DELETE", rules+"/oa-voice", "", nil, 400, "Authorization", "Bearer a b"),
+			ok("deactivate an inactive rule", "DELETE", rules+"/oa-voice", admin, nil, 409),
+			ok("deactivate nothing", "DELETE", rules+"/nope", admin, nil, 404),
+			ok("tier without token", "GET", "/v1/admin/customers/"+alice+"/tier", "", nil, 401),
+			ok("tier without admin", "GET", "/v1/admin/customers/"+alice+"/tier", read, nil, 403),
+			ok("tier, malformed Authorization", "GET", "/v1/admin/customers/"+alice+"/tier", "", nil, 400, "Authorization", "Bearer a b"),
+			bad(ok("tier of a bad hash", "GET", "/v1/admin/customers/th_XYZ/tier", admin, nil, 422)),
+			ok("review without token", "POST", "/v1/admin/tiers/review", "", nil, 401),
+			ok("review without admin", "POST", "/v1/admin/tiers/review", write, nil, 403),
+			bad(ok("review malformed", "POST", "/v1/admin/tiers/review", admin, []byte(`{`), 400)),
+			ok("review of a period not ended", "POST", "/v1/admin/tiers/review", admin, []byte(`{"period_end":"2999-01-01T00:00:00Z"}`), 422),
+		} {
+			c.do(t, s, ex)
+		}
+	})
+
 	t.Run("portal", func(t *testing.T) {
 		lookup := c.do(t, s, ok("lookup", "POST", "/v1/ledger/balance/lookup", read, []byte(`{"customer_hash":"`+alice+`"}`), 200)).JSON(t)
 		session := lookup["session_token"].(string)
@@ -936,6 +993,7 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("coupons", "POST", "/v1/catalog/rewards/R1/coupons", all, []byte(`{"codes":["X"]}`), 503),
 			ok("redemptions", "GET", "/v1/catalog/redemptions", all, nil, 503),
 			ok("retry", "POST", "/v1/catalog/redemptions/R1/retry", all, nil, 503),
+			ok("tier review", "POST", "/v1/admin/tiers/review", all, nil, 503),
 			ok("ready", "GET", "/readyz", "", nil, 503),
 			ok("portal without a remembered balance", "GET", "/v1/portal/me", carol, nil, 503),
 			ok("catalog", "GET", "/v1/portal/catalog", carol, nil, 503),
@@ -951,6 +1009,25 @@ func oaFaults(t *testing.T, c *oaContract) {
 		defer creds.mode.Store(oaModeOK)
 		c.do(t, s, ok("token", "POST", "/oauth/token", "", []byte("grant_type=client_credentials"), 503,
 			"Content-Type", "application/x-www-form-urlencoded", "Authorization", basic))
+	})
+
+	t.Run("spooled", func(t *testing.T) {
+		// A server with an accrual spool over the same faulty store: accruals are queued, 202.
+		sp, err := spool.OpenFile(filepath.Join(t.TempDir(), "tally.spool"), spool.FileOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sp.Close()
+		spooled := apitest.StartOn(t, plain.Store, plain.Creds, apitest.Config{
+			Breaker: breaker.Config{Failures: 1 << 30}, Spool: sp, SpoolInterval: time.Hour,
+			WrapStore: func(tally.Store) tally.Store { return store },
+		})
+		tok := spooled.Token(apitest.AllScopes...)
+		store.mode.Store(oaModeUnavailable)
+		defer store.mode.Store(oaModeOK)
+		c.do(t, spooled, ok("queued event", "POST", "/v1/ledger/transaction/process", tok, []byte(`{"event_id":"f-q1","type":"WebChat","state":"closed","user_id":"`+bob+`"}`), 202))
+		c.do(t, spooled, ok("queued accrual", "POST", "/v1/ledger/transaction/process", tok,
+			[]byte(`{"idempotency_key":"q-1","customer_hash":"`+bob+`","kind":"accrual","amount":5,"reason":"queued"}`), 202))
 	})
 
 	t.Run("internal", func(t *testing.T) {
@@ -1032,6 +1109,14 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("coupons", "POST", "/v1/catalog/rewards/R1/coupons", all, []byte(`{"codes":["X"]}`), 429),
 			ok("redemptions", "GET", "/v1/catalog/redemptions", all, nil, 429),
 			ok("retry", "POST", "/v1/catalog/redemptions/R1/retry", all, nil, 429),
+			ok("rules", "GET", "/v1/admin/rules", all, nil, 429),
+			ok("create rule", "POST", "/v1/admin/rules", all, []byte(`{"name":"x","filter":"$.a = 1","points":1}`), 429),
+			ok("test rules", "POST", "/v1/admin/rules/test", all, []byte(`{"event_id":"x"}`), 429),
+			ok("rule", "GET", "/v1/admin/rules/x", all, nil, 429),
+			ok("put rule", "PUT", "/v1/admin/rules/x", all, []byte(`{"filter":"$.a = 1","points":1}`), 429),
+			ok("deactivate rule", "DELETE", "/v1/admin/rules/x", all, nil, 429),
+			ok("customer tier", "GET", "/v1/admin/customers/bob/tier", all, nil, 429),
+			ok("tier review", "POST", "/v1/admin/tiers/review", all, nil, 429),
 			ok("portal", "GET", "/v1/portal/me", session, nil, 429),
 			ok("health is not admitted", "GET", "/healthz", "", nil, 200),
 		} {

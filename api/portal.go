@@ -49,7 +49,7 @@ func (s *Server) handlePortalMe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp.Balance, resp.Stale, resp.AsOf = b.Balance, b.stale, b.asOf
-	resp.Tier = s.Programme.TierFor(resp.Balance)
+	resp.Tier = b.tier
 	rewards, err := s.Store.Rewards(r.Context())
 	if err != nil && !resp.Stale {
 		writeError(w, r, err)

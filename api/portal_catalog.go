@@ -48,7 +48,7 @@ func (s *Server) handlePortalCatalog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp.Balance, resp.BalanceVersion, resp.Stale, resp.AsOf = b.Balance, b.BalanceVersion, b.stale, b.asOf
-	resp.Tier = s.Programme.TierOf(resp.Balance)
+	resp.Tier = b.tier
 	have, _ := s.Programme.Rank(resp.Tier)
 	rewards, err := s.Store.Rewards(r.Context())
 	if err != nil {
@@ -89,6 +89,7 @@ type portalState struct {
 	tally.Account
 	stale bool
 	asOf  string // when stale: when the balance was last known
+	tier  string // the stored tier (when stale: the last known)
 }
 
 // portalBalance reads a customer's balance for the portal: the ledger's, zero for a customer with no
@@ -97,14 +98,17 @@ func (s *Server) portalBalance(ctx context.Context, hash string) (portalState, e
 	acct, err := s.Ledger.Balance(ctx, hash)
 	switch {
 	case err == nil:
-		return portalState{Account: acct}, nil
+		var tier string
+		if tier, err = s.Earning.Tier(ctx, hash); err == nil {
+			return portalState{Account: acct, tier: tier}, nil
+		}
 	case tally.ErrorCode(err) == tally.ENOTFOUND:
-		return portalState{}, nil
+		return portalState{tier: s.Programme.BaseTier()}, nil
 	}
 	e, ok := s.lastKnown(ctx, hash)
 	if !ok {
 		return portalState{}, err
 	}
 	return portalState{Account: tally.Account{Balance: e.Balance, BalanceVersion: e.BalanceVersion}, stale: true,
-		asOf: e.AsOf.UTC().Format(time.RFC3339)}, nil
+		asOf: e.AsOf.UTC().Format(time.RFC3339), tier: e.Tier}, nil
 }

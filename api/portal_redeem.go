@@ -93,7 +93,7 @@ func (in *redeemRequest) validate() error {
 // answerRedeem applies a redemption and answers its receipt: 201 when applied now, 200 for a replay.
 // Refusals the portal user acts on answer 409 (insufficient points, a changed cost, no stock).
 func (s *Server) answerRedeem(w http.ResponseWriter, r *http.Request, req ledger.Request, key string) {
-	rc, err := s.write(r, req)
+	rc, err := s.write(r.Context(), req)
 	if err != nil {
 		if tally.ErrorCode(err) == tally.EINSUFFICIENT {
 			p := problemFor(err)

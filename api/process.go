@@ -18,7 +18,7 @@ import (
 // writeResponse is the body of every answer of transaction/process. It is rendered only from the stored
 // receipt and the request's idempotency key, so a replay renders the same bytes as the first answer.
 type writeResponse struct {
-	Status         string     `json:"status"` // applied or ignored
+	Status         string     `json:"status"` // applied, ignored, or queued (202: kept in the spool)
 	EventID        string     `json:"event_id,omitempty"`
 	IdempotencyKey string     `json:"idempotency_key,omitempty"`
 	Channel        string     `json:"channel"`
@@ -33,6 +33,10 @@ type writeResponse struct {
 	Hash           string     `json:"hash,omitempty"`
 	// Receipt is the receipt of a redemption that named a reward (its coupon code included).
 	Receipt *writeReceipt `json:"receipt,omitempty"`
+	// Rules are the earning rules (versions) that paid an event's accrual, and what each paid.
+	Rules []tally.AccrualRule `json:"rules,omitempty"`
+	// Tier is the tier the accrual raised the customer to, when it did.
+	Tier string `json:"tier_upgrade,omitempty"`
 }
 
 // writeReceipt is what an explicit redemption of a reward answers of its receipt.
@@ -77,34 +81,21 @@ func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request) {
 
 // processEvent turns an event into an accrual, or into a remembered "ignored".
 func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byte, rep strictjson.Report) {
-	ev, err := earning.ParseEvent(body)
+	ev, req, err := s.eventRequest(r.Context(), body, rep)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	if err := checkEventBody(ev.Shape, rep); err != nil {
-		writeError(w, r, err)
+	if s.spoolFirst(req) {
+		s.spoolWrite(w, r, body, req, nil)
 		return
 	}
-	var hash string
-	if ev.Customer != "" {
-		if hash, err = s.customerHash(ev.Customer); err != nil {
-			writeError(w, r, err)
-			return
-		}
-	}
-	// Events have idempotency channels of their own, apart from explicit transactions' (the ledger keeps
-	// them apart): an event whose channel is "api" cannot replay or block an explicit transaction's key.
-	req := ledger.Request{Kind: ledger.KindNone, Event: true, Channel: ev.Channel, Key: ev.ID, Identity: eventIdentity(hash)}
-	if rule, ok := s.Programme.Match(ev); ok {
-		if hash == "" {
-			writeError(w, r, tally.Errorf(tally.EINVALID, "the event earns points but names no customer (user_id, customer_hash or externalContactId)"))
-			return
-		}
-		req.Kind, req.Account, req.Amount, req.Reason = tally.KindAccrual, hash, rule.Points, "earning rule "+rule.Name
-	}
-	rc, err := s.write(r, req)
+	rc, err := s.write(r.Context(), req)
 	if err != nil {
+		if s.spoolable(r, req, err) {
+			s.spoolWrite(w, r, body, req, err)
+			return
+		}
 		writeError(w, r, err)
 		return
 	}
@@ -112,6 +103,44 @@ func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byt
 	resp := render(rc, req)
 	resp.EventID, resp.IdempotencyKey, resp.Channel = ev.ID, "", ev.Channel
 	s.answerWrite(w, rc, resp)
+}
+
+// eventRequest builds the ledger request of an event: the one code path of a live event and of a
+// spooled one replayed, so that both make the same request and idempotency decides between them.
+func (s *Server) eventRequest(ctx context.Context, body []byte, rep strictjson.Report) (earning.Event, ledger.Request, error) {
+	ev, err := earning.ParseEvent(body)
+	if err != nil {
+		return ev, ledger.Request{}, err
+	}
+	if err := checkEventBody(ev.Shape, rep); err != nil {
+		return ev, ledger.Request{}, err
+	}
+	var hash string
+	if ev.Customer != "" {
+		if hash, err = s.customerHash(ev.Customer); err != nil {
+			return ev, ledger.Request{}, err
+		}
+	}
+	// Events have idempotency channels of their own, apart from explicit transactions' (the ledger keeps
+	// them apart): an event whose channel is "api" cannot replay or block an explicit transaction's key.
+	req := ledger.Request{Kind: ledger.KindNone, Event: true, Channel: ev.Channel, Key: ev.ID, Identity: eventIdentity(hash)}
+	earns, err := s.Earning.Earns(ctx, ev.Fields)
+	if err != nil {
+		// The rules cannot be read (the store is down and this replica has none yet): an event that names
+		// a customer goes to the ledger, which decides what it earns (or the spool keeps it meanwhile).
+		if hash == "" {
+			return ev, ledger.Request{}, err
+		}
+		earns = true
+	}
+	if earns {
+		if hash == "" {
+			return ev, ledger.Request{}, tally.Errorf(tally.EINVALID, "the event earns points but names no customer (user_id, customer_hash or externalContactId)")
+		}
+		// The ledger computes the amount (rules, tier multiplier, caps) under the customer's lock.
+		req.Kind, req.Account, req.Earn = tally.KindAccrual, hash, ev.Fields
+	}
+	return ev, req, nil
 }
 
 // checkEventBody refuses what an event's shape makes dangerous. The integration guide's webhook event is
@@ -160,58 +189,87 @@ type transactionRequest struct {
 var adminKinds = map[tally.Kind]bool{tally.KindAdjustment: true, tally.KindReversal: true}
 
 func (s *Server) processTransaction(w http.ResponseWriter, r *http.Request, body []byte) {
-	var tr transactionRequest
-	if err := decodeStrict(body, &tr); err != nil {
+	tr, err := decodeTransaction(body)
+	if err != nil {
 		writeError(w, r, err)
-		return
-	}
-	if !tr.Kind.Valid() {
-		writeError(w, r, tally.Errorf(tally.EINVALID, "kind must be one of accrual, redemption, expiry, adjustment, reversal"))
 		return
 	}
 	if adminKinds[tr.Kind] && !requireScope(w, r, tally.ScopeAdmin) {
 		return
 	}
-	req := ledger.Request{
-		Kind: tr.Kind, Channel: tr.Channel, Key: tr.IdempotencyKey, Amount: tr.Amount, Reason: tr.Reason,
-		Actor: tr.Actor, Metadata: tr.Metadata, ReversesSeq: tr.ReversesTransactionID, ExpectedVersion: tr.BalanceVersion,
-		RewardID: tr.RewardID,
-	}
-	if req.Actor == "" && adminKinds[tr.Kind] {
-		req.Actor = "client:" + principal(r).ClientID
-	}
-	if tr.Kind != tally.KindReversal {
-		hash, err := s.customerHash(tr.CustomerHash)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		req.Account = hash
-	} else if tr.CustomerHash != "" {
-		writeError(w, r, tally.Errorf(tally.EINVALID, "a reversal takes its customer from the reversed transaction: omit customer_hash"))
+	req, err := s.transactionRequest(tr, principal(r).ClientID)
+	if err != nil {
+		writeError(w, r, err)
 		return
 	}
-	rc, err := s.write(r, req)
+	if s.spoolFirst(req) {
+		s.spoolWrite(w, r, body, req, nil)
+		return
+	}
+	rc, err := s.write(r.Context(), req)
 	if err != nil {
+		if s.spoolable(r, req, err) {
+			s.spoolWrite(w, r, body, req, err)
+			return
+		}
 		writeError(w, r, err)
 		return
 	}
 	s.answerWrite(w, rc, render(rc, req))
 }
 
+// decodeTransaction decodes an explicit transaction's body.
+func decodeTransaction(body []byte) (transactionRequest, error) {
+	var tr transactionRequest
+	if err := decodeStrict(body, &tr); err != nil {
+		return tr, err
+	}
+	if !tr.Kind.Valid() {
+		return tr, tally.Errorf(tally.EINVALID, "kind must be one of accrual, redemption, expiry, adjustment, reversal")
+	}
+	return tr, nil
+}
+
+// transactionRequest builds the ledger request of an explicit transaction sent by client: the one code
+// path of a live transaction and of a spooled one replayed.
+func (s *Server) transactionRequest(tr transactionRequest, client string) (ledger.Request, error) {
+	req := ledger.Request{
+		Kind: tr.Kind, Channel: tr.Channel, Key: tr.IdempotencyKey, Amount: tr.Amount, Reason: tr.Reason,
+		Actor: tr.Actor, Metadata: tr.Metadata, ReversesSeq: tr.ReversesTransactionID, ExpectedVersion: tr.BalanceVersion,
+		RewardID: tr.RewardID,
+	}
+	if req.Actor == "" && adminKinds[tr.Kind] {
+		req.Actor = "client:" + client
+	}
+	if tr.Kind != tally.KindReversal {
+		hash, err := s.customerHash(tr.CustomerHash)
+		if err != nil {
+			return req, err
+		}
+		req.Account = hash
+	} else if tr.CustomerHash != "" {
+		return req, tally.Errorf(tally.EINVALID, "a reversal takes its customer from the reversed transaction: omit customer_hash")
+	}
+	return req, nil
+}
+
 // write applies a ledger write within the write deadline.
-func (s *Server) write(r *http.Request, req ledger.Request) (ledger.Receipt, error) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.opts.WriteDeadline)
+func (s *Server) write(parent context.Context, req ledger.Request) (ledger.Receipt, error) {
+	ctx, cancel := context.WithTimeout(parent, s.opts.WriteDeadline)
 	defer cancel()
 	rc, err := s.Ledger.Write(ctx, req)
 	if err == nil && rc.Transaction.Seq != 0 && !rc.Replayed {
 		t := rc.Transaction
-		s.remember(r.Context(), balancecache.Entry{CustomerHash: t.AccountID, Balance: rc.Balance, BalanceVersion: rc.BalanceVersion,
-			Tier: s.Programme.TierFor(rc.Balance), AsOf: t.CreatedAt})
+		if s.Cache != nil {
+			if tier, terr := s.Earning.Tier(parent, t.AccountID); terr == nil {
+				s.remember(parent, balancecache.Entry{CustomerHash: t.AccountID, Balance: rc.Balance, BalanceVersion: rc.BalanceVersion,
+					Tier: tier, AsOf: t.CreatedAt})
+			}
+		}
 		if s.Mirror != nil {
 			// Any write of a mirrored customer (an adjustment, a redemption, a reversal) moves the balance
 			// Genesys shows, not only the events that first named the contact.
-			if merr := s.Mirror.Refresh(r.Context(), t.AccountID, rc.BalanceVersion); merr != nil {
+			if merr := s.Mirror.Refresh(parent, t.AccountID, rc.BalanceVersion); merr != nil {
 				s.log.Warn("genesys mirror: refresh", "err", merr)
 			}
 		}
@@ -234,6 +292,10 @@ func render(rc ledger.Receipt, req ledger.Request) writeResponse {
 	resp.Status, resp.TransactionID, resp.Kind, resp.CustomerHash = "applied", t.Seq, t.Kind, publicHash(t.AccountID)
 	resp.Amount, resp.Balance, resp.BalanceVersion = t.Amount, &rc.Balance, &rc.BalanceVersion
 	resp.Reason, resp.CreatedAt, resp.Hash = t.Reason, &created, t.Hash
+	resp.Rules = rc.Rules
+	if rc.TierChange != nil {
+		resp.Tier = rc.TierChange.To
+	}
 	if red := rc.Redemption; red != nil {
 		resp.Receipt = &writeReceipt{ReceiptID: red.ReceiptID, RewardID: red.RewardID,
 			Fulfillment: receiptFulfillment{Method: red.Method, Status: red.Status, CouponCode: red.CouponCode}}

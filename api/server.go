@@ -16,6 +16,7 @@ import (
 	"github.com/tally-ledger/tally/ledger"
 	"github.com/tally-ledger/tally/metrics"
 	"github.com/tally-ledger/tally/ratelimit"
+	"github.com/tally-ledger/tally/spool"
 )
 
 // Deps are what the server calls. Store is the store the ledger runs on (already wrapped by the circuit
@@ -25,13 +26,20 @@ type Deps struct {
 	Store     tally.Store
 	Hasher    *tally.CustomerHasher
 	Programme *earning.Programme
-	Issuer    *auth.Issuer
-	Verifier  *auth.Verifier
-	Clients   tally.CredentialStore
-	Cache     balancecache.Cache
-	Metrics   *metrics.Metrics
-	Logger    *slog.Logger
-	Mirror    ContactMirror // nil: the Genesys contact mirror is off
+	// Earning applies the earning rules (the ledger's Earner must be the same engine); nil: the
+	// programme's own rules, without a database (events then need a ledger with that engine too).
+	Earning  *earning.Engine
+	Issuer   *auth.Issuer
+	Verifier *auth.Verifier
+	Clients  tally.CredentialStore
+	Cache    balancecache.Cache
+	Metrics  *metrics.Metrics
+	Logger   *slog.Logger
+	Mirror   ContactMirror // nil: the Genesys contact mirror is off
+	Spool    spool.Spool   // nil: accruals are refused (503) while the store is unavailable
+	// ReadReplica, when set, is a standby that balance lookups read from while it is no further behind
+	// than Options.ReadMaxStaleness (see readreplica.go).
+	ReadReplica ReadReplica
 	// AuthFailures locks the token endpoint out after repeated failed client authentications; nil: an
 	// in-memory limiter of this replica with ratelimit's defaults (10 failures in a sliding minute).
 	AuthFailures ratelimit.Failures
@@ -46,10 +54,13 @@ type Options struct {
 	LookupDeadline time.Duration // after this a lookup answers from the cache (default 1 s)
 	WriteDeadline  time.Duration // bound on a write's wait for its commit (default 10 s)
 	SessionTTL     time.Duration // lifetime of portal session tokens (default 15 min)
-	LogRequests    bool
-	ClientRate     float64 // requests a second each OAuth client may make, after authentication (0: no limit)
-	ClientBurst    int     // requests an OAuth client may make at once above its rate (default 2 s of ClientRate)
-	HSTS           bool    // send Strict-Transport-Security on every answer (the server is reached over TLS)
+	// ReadMaxStaleness is how far behind its primary the read replica may be for a lookup to read it
+	// (default 5 s); beyond it lookups read the primary.
+	ReadMaxStaleness time.Duration
+	LogRequests      bool
+	ClientRate       float64 // requests a second each OAuth client may make, after authentication (0: no limit)
+	ClientBurst      int     // requests an OAuth client may make at once above its rate (default 2 s of ClientRate)
+	HSTS             bool    // send Strict-Transport-Security on every answer (the server is reached over TLS)
 }
 
 // Server is the HTTP service.
@@ -62,6 +73,7 @@ type Server struct {
 	revoke   revocations
 	sessions sessions
 	handler  http.Handler
+	spooled  spoolState
 
 	authFailures ratelimit.Failures
 	clientRate   *ratelimit.Buckets
@@ -84,6 +96,9 @@ func New(d Deps, opts Options) *Server {
 	if opts.WriteDeadline <= 0 {
 		opts.WriteDeadline = 10 * time.Second
 	}
+	if opts.ReadMaxStaleness <= 0 {
+		opts.ReadMaxStaleness = 5 * time.Second
+	}
 	if opts.SessionTTL <= 0 {
 		opts.SessionTTL = 15 * time.Minute
 	}
@@ -92,6 +107,9 @@ func New(d Deps, opts Options) *Server {
 	}
 	if d.Programme == nil {
 		d.Programme = earning.DefaultProgramme()
+	}
+	if d.Earning == nil {
+		d.Earning = earning.NewEngine(nil, d.Programme, nil)
 	}
 	if d.AuthFailures == nil {
 		d.AuthFailures = ratelimit.NewMemory(ratelimit.FailureConfig{})
@@ -102,6 +120,7 @@ func New(d Deps, opts Options) *Server {
 	s := &Server{Deps: d, opts: opts, log: d.Logger, metrics: d.Metrics, slots: make(chan struct{}, opts.MaxInFlight),
 		authFailures: d.AuthFailures, clientRate: ratelimit.NewBuckets(opts.ClientRate, opts.ClientBurst)}
 	s.handler = s.observe(s.secure(s.cors(s.routes())))
+	s.startSpool()
 	return s
 }
 
@@ -131,6 +150,15 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /v1/catalog/redemptions", s.admit(s.authorize(admin, s.handleAdminRedemptions)))
 	mux.Handle("POST /v1/catalog/redemptions/{receipt_id}/retry", s.admit(s.authorize(admin, s.handleRetryRedemption)))
 
+	mux.Handle("GET /v1/admin/rules", s.admit(s.authorize(admin, s.handleRules)))
+	mux.Handle("POST /v1/admin/rules", s.admit(s.authorize(admin, s.handleCreateRule)))
+	mux.Handle("POST /v1/admin/rules/test", s.admit(s.authorize(admin, s.handleTestRules)))
+	mux.Handle("GET /v1/admin/rules/{name}", s.admit(s.authorize(admin, s.handleRule)))
+	mux.Handle("PUT /v1/admin/rules/{name}", s.admit(s.authorize(admin, s.handlePutRule)))
+	mux.Handle("DELETE /v1/admin/rules/{name}", s.admit(s.authorize(admin, s.handleDeleteRule)))
+	mux.Handle("GET /v1/admin/customers/{customer}/tier", s.admit(s.authorize(admin, s.handleCustomerTier)))
+	mux.Handle("POST /v1/admin/tiers/review", s.admit(s.authorize(admin, s.handleTierReview)))
+
 	mux.Handle("GET /portal/", portalFiles(s.opts.CORSOrigins))
 	mux.Handle("GET /v1/portal/me", s.admit(http.HandlerFunc(s.handlePortalMe)))
 	mux.Handle("POST /v1/portal/session/refresh", s.admit(http.HandlerFunc(s.handleSessionRefresh)))
@@ -158,13 +186,21 @@ func routed(mux *http.ServeMux) http.Handler {
 			mux.ServeHTTP(w, r)
 			return
 		}
-		var allowed []string
+		var allowed, literal []string
 		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 			other := r.Clone(r.Context())
 			other.Method = m
 			if _, pattern := mux.Handler(other); pattern != "" {
 				allowed = append(allowed, m)
+				if !strings.Contains(pattern, "{") {
+					literal = append(literal, m)
+				}
 			}
+		}
+		if len(literal) > 0 {
+			// A path routed literally for some methods (/v1/admin/rules/test) is that route, not an
+			// instance of a wildcard route of other methods (/v1/admin/rules/{name}).
+			allowed = literal
 		}
 		if len(allowed) == 0 {
 			writeError(w, r, tally.Errorf(tally.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))

@@ -52,7 +52,7 @@ func TestParseEventShapes(t *testing.T) {
 	}
 	p := DefaultProgramme()
 	for _, ev := range []Event{guide, end, bridge} {
-		if r, ok := p.Match(ev); !ok || r.Points != DefaultPoints {
+		if r, ok := p.Match(ev); !ok || r.Fixed != DefaultPoints {
 			t.Fatalf("%s event does not earn under the guide rule", ev.Shape)
 		}
 	}
@@ -117,7 +117,7 @@ func TestProgramme(t *testing.T) {
 		t.Fatal(err)
 	}
 	voice := Event{Fields: map[string]any{"type": "Voice", "interactingDurationMs": 412877.0}}
-	if r, ok := p.Match(voice); !ok || r.Name != "long-voice" || r.Points != 25 {
+	if r, ok := p.Match(voice); !ok || r.Name != "long-voice" || r.Fixed != 25 {
 		t.Fatalf("voice rule: %+v %v", r, ok)
 	}
 	if p.TierFor(0) != "member" || p.TierFor(99) != "member" || p.TierFor(100) != "gold" {

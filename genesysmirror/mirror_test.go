@@ -53,7 +53,7 @@ func (r *rig) worker(rdb *redis.Client) {
 // newWorker returns a worker that is not running.
 func (r *rig) newWorker(rdb *redis.Client) *genesysmirror.Worker {
 	return genesysmirror.New(genesysmirror.Options{
-		Outbox: r.outbox, Accounts: r.srv.Store, TierOf: earning.DefaultProgramme().TierOf,
+		Outbox: r.outbox, Accounts: r.srv.Store, TierOf: earning.NewEngine(r.srv.Store.(tally.ProgrammeStore), earning.DefaultProgramme(), nil).Tier,
 		Client: &genesysmirror.Client{API: r.fake.api.URL,
 			Tokens: genesysmirror.NewTokens(r.fake.login.URL+"/oauth/token", r.fake.id, r.fake.secret, rdb)},
 		Fields: genesysmirror.Fields{Balance: "loyaltyBalance_number", Tier: "loyaltyTier_text"},

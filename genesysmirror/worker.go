@@ -23,7 +23,7 @@ type Options struct {
 	Accounts interface {
 		Account(ctx context.Context, id string) (tally.Account, error)
 	}
-	TierOf func(balance int64) string // nil sends no tier
+	TierOf func(ctx context.Context, account string) (string, error) // the stored tier; nil sends no tier
 	Client *Client
 	Fields Fields
 	Logger *slog.Logger
@@ -163,7 +163,11 @@ func (w *Worker) mirror(ctx context.Context, m tally.ContactMirror) (int64, erro
 	}
 	fields := map[string]any{w.o.Fields.Balance: acct.Balance}
 	if w.o.Fields.Tier != "" && w.o.TierOf != nil {
-		fields[w.o.Fields.Tier] = w.o.TierOf(acct.Balance)
+		tier, err := w.o.TierOf(ctx, m.AccountID)
+		if err != nil {
+			return 0, err
+		}
+		fields[w.o.Fields.Tier] = tier
 	}
 	if err := w.o.Client.SetCustomFields(ctx, contact, fields); err != nil {
 		return 0, err

@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"math/rand/v2"
 	"sort"
 	"time"
@@ -100,8 +99,8 @@ func (s *Service) apply(ctx context.Context, batch []*op) (results []result, rer
 		return nil, nil, err
 	}
 	err = s.store.Update(ctx, func(ctx context.Context, tx tally.WriteTx) error {
-		b := &batchRun{tx: tx, chain: chain, tiers: s.opts.Tiers, ops: batch, now: tally.LedgerTime(s.opts.Clock()), results: make([]result, len(batch)),
-			rerun: make([]bool, len(batch))}
+		b := &batchRun{tx: tx, chain: chain, tiers: s.opts.Tiers, earner: s.opts.Earner, ops: batch, now: tally.LedgerTime(s.opts.Clock()), results: make([]result, len(batch)),
+			rerun: make([]bool, len(batch)), policy: s.opts.Lots}
 		if err := b.run(ctx); err != nil {
 			return err
 		}
@@ -131,6 +130,10 @@ type batchRun struct {
 	dirty    map[string]bool
 
 	tiers        tally.TierPolicy
+	policy       tally.LotPolicy
+	lots         lotRun
+	earner       Earner
+	pr           programmeRun
 	rw           rewardRun
 	redemptionTx []*tally.Transaction // the transaction of each of rw.redemptions
 }
@@ -265,6 +268,12 @@ func (b *batchRun) lock(ctx context.Context) error {
 		}
 		b.reversed = r
 	}
+	if err := b.loadLots(ctx); err != nil {
+		return err
+	}
+	if err := b.prepareProgramme(ctx); err != nil {
+		return err
+	}
 	return b.lockRewards(ctx, targetSeqs)
 }
 
@@ -319,14 +328,26 @@ func (b *batchRun) decide(i int) {
 	case a.Status == tally.StatusClosed:
 		fail(tally.ECLOSED, "the account is closed")
 		return
-	case a.Status == tally.StatusFrozen && r.Kind != tally.KindAdjustment && r.Kind != tally.KindReversal:
+	case a.Status == tally.StatusFrozen && r.Kind != tally.KindAdjustment && r.Kind != tally.KindReversal && !r.Lapsed:
 		fail(tally.EFROZEN, "the account is frozen")
 		return
 	}
 	var postings []tally.Posting
 	amount := r.Amount
+	var earned *Award
 	switch r.Kind {
 	case tally.KindAccrual:
+		if r.Earn != nil {
+			aw, ok := b.award(i, a.ID)
+			if !ok {
+				return
+			}
+			if aw.Points <= 0 { // nothing earned (a cap reached, a window closed): remembered as ignored
+				b.results[i] = result{}
+				return
+			}
+			earned, amount, r.Reason = &aw, aw.Points, aw.Reason
+		}
 		postings = pair(a.ID, amount, tally.AccountIssuance)
 	case tally.KindRedemption:
 		if r.RewardID != "" {
@@ -368,10 +389,18 @@ func (b *batchRun) decide(i int) {
 	if r.Kind == tally.KindReversal {
 		delta = -target.Delta()
 	}
-	if a.Balance+delta < 0 {
-		refuse(&tally.Error{Code: tally.EINSUFFICIENT, Details: map[string]int64{"balance": a.Balance},
-			Message: fmt.Sprintf("the balance of %d points does not cover %d", a.Balance, -delta)})
+	// The lots decide whether the account can give what a debit takes (and what a lapsed expiry takes).
+	plan, err := b.planLots(r, a, target, delta, &amount)
+	if err != nil {
+		refuse(err)
 		return
+	}
+	if r.Lapsed {
+		if amount == 0 {
+			b.results[i] = result{receipt: Receipt{Balance: a.Spendable(), Pending: a.Pending, BalanceVersion: a.BalanceVersion}}
+			return
+		}
+		postings, delta = pair(a.ID, -amount, tally.AccountExpired), -amount
 	}
 	if a.Balance+delta > tally.MaxAmount {
 		fail(tally.EINVALID, "the balance would exceed %d points", tally.MaxAmount)
@@ -388,6 +417,7 @@ func (b *batchRun) decide(i int) {
 	}
 	a.Balance += delta
 	a.BalanceVersion++
+	b.applyLots(t, a, plan)
 	b.txs = append(b.txs, t)
 	if b.txOf == nil {
 		b.txOf = map[int]*tally.Transaction{}
@@ -395,9 +425,12 @@ func (b *batchRun) decide(i int) {
 	}
 	b.txOf[i] = t
 	b.dirty[a.ID] = true
-	b.results[i] = result{receipt: Receipt{Balance: a.Balance, BalanceVersion: a.BalanceVersion}}
+	b.results[i] = result{receipt: Receipt{Balance: a.Spendable(), Pending: a.Pending, BalanceVersion: a.BalanceVersion}}
 	if r.RewardID != "" {
 		b.takeReward(i, t)
+	}
+	if r.Kind == tally.KindAccrual {
+		b.granted(i, a.ID, earned)
 	}
 }
 
@@ -439,6 +472,9 @@ func (b *batchRun) write(ctx context.Context) error {
 		if err := b.tx.InsertTransactions(ctx, rows); err != nil {
 			return err
 		}
+		if err := b.writeLots(ctx); err != nil {
+			return err
+		}
 		var accts []tally.Account
 		for id := range b.dirty {
 			a := b.accounts[id]
@@ -453,6 +489,9 @@ func (b *batchRun) write(ctx context.Context) error {
 			return err
 		}
 		if err := b.writeRewards(ctx); err != nil {
+			return err
+		}
+		if err := b.writeProgramme(ctx); err != nil {
 			return err
 		}
 	}

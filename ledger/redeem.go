@@ -88,7 +88,7 @@ func (b *batchRun) rewardPrice(r Request, a *tally.Account) (int64, error) {
 			Message: fmt.Sprintf("reward %q costs %d points now, not %d", rw.ID, rw.PointCost, r.Amount)}
 	}
 	if rw.MinTier != "" {
-		if err := b.tierReaches(a.Balance, rw); err != nil {
+		if err := b.tierReaches(a.ID, rw); err != nil {
 			return 0, err
 		}
 	}
@@ -101,8 +101,8 @@ func (b *batchRun) rewardPrice(r Request, a *tally.Account) (int64, error) {
 	return rw.PointCost, nil
 }
 
-// tierReaches checks that a customer with this balance holds the reward's tier or a higher one.
-func (b *batchRun) tierReaches(balance int64, rw tally.Reward) error {
+// tierReaches checks that the customer holds (stored) the reward's tier or a higher one.
+func (b *batchRun) tierReaches(account string, rw tally.Reward) error {
 	p := b.tiers
 	if p == nil {
 		return tally.Errorf(tally.ETIER, "reward %q needs tier %s, and the programme has no tiers", rw.ID, rw.MinTier)
@@ -111,7 +111,7 @@ func (b *batchRun) tierReaches(balance int64, rw tally.Reward) error {
 	if !ok {
 		return tally.Errorf(tally.ETIER, "reward %q needs tier %q, which the programme does not have", rw.ID, rw.MinTier)
 	}
-	tier := p.TierOf(balance)
+	tier := b.tierOf(account)
 	if have, _ := p.Rank(tier); have < need {
 		return tally.Errorf(tally.ETIER, "reward %q needs tier %s; the customer's tier is %s", rw.ID, rw.MinTier, tier)
 	}

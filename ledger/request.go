@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tally-ledger/tally"
@@ -61,11 +62,29 @@ type Request struct {
 	// checks the reward is active, the customer's tier reaches it and a unit (or coupon code) is left,
 	// takes that unit, and records the redemption for fulfillment, in the same transaction.
 	RewardID string
+	// PendingUntil, for a credit (an accrual or a positive adjustment), holds its points pending until
+	// then: they count in the balance but are not spendable until their lot is activated. A time not
+	// after the write's is ignored.
+	PendingUntil *time.Time
+	// ExpiresAt, for a credit, is when its points expire, instead of the programme's expiry policy.
+	ExpiresAt *time.Time
+	// Lapsed, for an expiry Tally makes itself (Internal), expires whatever remains of the account's lots
+	// that have lapsed when the write is decided; Amount is then 0. Nothing lapsed: no transaction.
+	Lapsed bool
+	// Earn, on an accrual, asks for its amount to be computed from these event fields by the earning
+	// rules (Options.Earner) inside the locked decision, where caps and the customer's tier are read; the
+	// transaction's reason names the paying rules. Amount must then be 0 and Identity set: a redelivered
+	// event replays its first answer even if the rules changed in between.
+	Earn map[string]any
 }
 
 // KindNone records an answer under an idempotency key without moving points: an event that earned
 // nothing is remembered, so that its redeliveries are answered the same.
 const KindNone tally.Kind = "none"
+
+// Validate reports whether Write would refuse r as bad input, without writing anything: what a caller
+// that keeps r to write later (the accrual spool) checks before it acknowledges r.
+func (r Request) Validate() error { return r.normalize() }
 
 // normalize validates r and puts it in the form that is stored and hashed.
 func (r *Request) normalize() error {
@@ -109,7 +128,11 @@ func (r *Request) normalize() error {
 		if !tally.IsCustomerHash(r.Account) {
 			return tally.Errorf(tally.EINVALID, "account must be a customer hash (64 lowercase hex digits)")
 		}
-		if r.RewardID == "" || r.Amount != 0 {
+		if r.Earn != nil {
+			if r.Kind != tally.KindAccrual || r.Amount != 0 || r.Identity == "" {
+				return tally.Errorf(tally.EINVALID, "only an accrual without an amount, with an identity, is earned by the rules")
+			}
+		} else if (r.RewardID == "" || r.Amount != 0) && !r.Lapsed {
 			if err := checkAmount(r.Kind, r.Amount); err != nil {
 				return err
 			}
@@ -122,6 +145,9 @@ func (r *Request) normalize() error {
 		if err := checkText("reward_id", r.RewardID, maxKeyLen, true); err != nil {
 			return err
 		}
+	}
+	if err := r.normalizeLot(); err != nil {
+		return err
 	}
 	if r.Kind == tally.KindAdjustment && (r.Reason == "" || r.Actor == "") {
 		return tally.Errorf(tally.EINVALID, "an adjustment needs a reason and an actor")
@@ -157,7 +183,7 @@ func (r *Request) normalizeChannel() error {
 
 // ReservedChannels are the idempotency channels of the writes Tally makes itself, refused (in any case)
 // to every other write.
-var ReservedChannels = map[string]bool{"portal": true, "fulfillment": true}
+var ReservedChannels = map[string]bool{"portal": true, "fulfillment": true, ExpiryChannel: true}
 
 // isToken reports whether s is made of ASCII letters, digits, '.', '_' and '-' only.
 func isToken(s string) bool {
@@ -255,9 +281,40 @@ func (r *Request) hash() string {
 	if r.RewardID != "" {
 		h.Write([]byte("reward=" + strconv.Quote(r.RewardID) + "\n"))
 	}
+	// Likewise the lot attributes, so that hashes remembered before lots existed stay what they were.
+	if r.PendingUntil != nil {
+		h.Write([]byte("pending_until=" + r.PendingUntil.UTC().Format(time.RFC3339Nano) + "\n"))
+	}
+	if r.ExpiresAt != nil {
+		h.Write([]byte("expires_at=" + r.ExpiresAt.UTC().Format(time.RFC3339Nano) + "\n"))
+	}
+	if r.Lapsed {
+		h.Write([]byte("lapsed\n"))
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
 func (r *Request) outcomeKey() tally.OutcomeKey {
 	return tally.OutcomeKey{Channel: r.Channel, Key: r.Key}
+}
+
+// normalizeLot checks the lot attributes: only credits carry them, and only Tally's own expiries expire
+// what lapsed.
+func (r *Request) normalizeLot() error {
+	credit := r.Kind == tally.KindAccrual || r.Kind == tally.KindAdjustment && r.Amount > 0
+	if (r.PendingUntil != nil || r.ExpiresAt != nil) && !credit {
+		return tally.Errorf(tally.EINVALID, "only a credit (an accrual or a positive adjustment) may be pending or expire")
+	}
+	for name, t := range map[string]*time.Time{"pending_until": r.PendingUntil, "expires_at": r.ExpiresAt} {
+		if t != nil && (t.Year() < 2000 || t.Year() > 9999) {
+			return tally.Errorf(tally.EINVALID, "%s must be a time between the years 2000 and 9999", name)
+		}
+	}
+	if r.PendingUntil != nil && r.ExpiresAt != nil && !r.ExpiresAt.After(*r.PendingUntil) {
+		return tally.Errorf(tally.EINVALID, "expires_at must be after pending_until")
+	}
+	if r.Lapsed && (r.Kind != tally.KindExpiry || !r.Internal || r.Amount != 0) {
+		return tally.Errorf(tally.EINVALID, "only Tally's own expiry, of no set amount, expires lapsed lots")
+	}
+	return nil
 }

@@ -40,6 +40,12 @@ type Options struct {
 	// Tiers tells which tier a customer holds, for rewards a tier gates; without it such rewards are
 	// refused (ETIER).
 	Tiers tally.TierPolicy
+	// Lots is the programme's points lifecycle: when new lots expire, and what a clawback may do
+	// (zero value: points never expire, clawbacks stay within the balance).
+	Lots tally.LotPolicy
+	// Earner computes the amount of accruals made for events (Request.Earn); without it they fail
+	// (EUNAVAILABLE).
+	Earner Earner
 }
 
 // Service is the ledger. It is safe for concurrent use; writes from many goroutines are grouped into
@@ -59,12 +65,19 @@ type Service struct {
 
 // Receipt is the outcome of a successful write: the transaction and the customer balance right after it.
 type Receipt struct {
-	Transaction    tally.Transaction `json:"transaction"`
-	Balance        int64             `json:"balance"`
-	BalanceVersion int64             `json:"balance_version"`
+	Transaction tally.Transaction `json:"transaction"`
+	// Balance is the spendable balance (pending points left out, see tally.Account.Spendable).
+	Balance int64 `json:"balance"`
+	// Pending is the points of the balance not spendable yet.
+	Pending        int64 `json:"pending_points,omitempty"`
+	BalanceVersion int64 `json:"balance_version"`
 	// Redemption is the receipt of a redemption of a reward, as recorded with the transaction (its
 	// fulfillment status may have moved on since: see Store.Redemption).
 	Redemption *tally.Redemption `json:"redemption,omitempty"`
+	// Rules are the earning rules (versions) that paid an event's accrual, and what each paid.
+	Rules []tally.AccrualRule `json:"rules,omitempty"`
+	// TierChange is the upgrade the accrual earned, if it earned one.
+	TierChange *tally.TierChange `json:"tier_change,omitempty"`
 	// Replayed is true when the write was not applied now because its idempotency key had been applied
 	// before (or by a concurrent duplicate); the receipt is then the original one.
 	Replayed bool `json:"-"`

@@ -40,6 +40,8 @@ type VerifyReport struct {
 	// Checkpoints is how many signed checkpoints were proven against the ledger; LastCheckpoint the newest.
 	Checkpoints    int   `json:"checkpoints"`
 	LastCheckpoint int64 `json:"last_checkpoint,omitempty"`
+	// Lots is how many points lots were checked against their accounts' balances.
+	Lots int64 `json:"lots"`
 }
 
 // VerifyOptions are what Verify checks the ledger against.
@@ -147,6 +149,10 @@ func Verify(ctx context.Context, a tally.Auditor, opts VerifyOptions) (VerifyRep
 	if err := heads.checkCovered(chains); err != nil {
 		return rep, err
 	}
+	lots, err := sumLots(ctx, a, &rep)
+	if err != nil {
+		return rep, err
+	}
 	var total0 int64
 	seen := map[string]bool{}
 	err = a.ScanAccounts(ctx, func(acct tally.Account) error {
@@ -169,7 +175,7 @@ func Verify(ctx context.Context, a tally.Auditor, opts VerifyOptions) (VerifyRep
 		if acct.BalanceVersion != c.count {
 			return &Breach{AccountID: acct.ID, Seq: c.last, Problem: fmt.Sprintf("balance_version %d differs from its %d transactions", acct.BalanceVersion, c.count)}
 		}
-		return nil
+		return lots.check(acct, c.last)
 	})
 	if err != nil {
 		return rep, err
@@ -191,6 +197,48 @@ func Verify(ctx context.Context, a tally.Auditor, opts VerifyOptions) (VerifyRep
 		return rep, &Breach{AccountID: "(ledger)", Problem: fmt.Sprintf("balances over all accounts sum to %d, not 0", total0)}
 	}
 	return rep, unsealed
+}
+
+// lotSums are the remainders of each customer account's lots.
+type lotSums map[string]*struct{ pending, active int64 }
+
+// sumLots reads every lot, checking each on its own.
+func sumLots(ctx context.Context, a tally.Auditor, rep *VerifyReport) (lotSums, error) {
+	sums := lotSums{}
+	err := a.ScanLots(ctx, func(l tally.Lot) error {
+		rep.Lots++
+		if l.Points <= 0 || l.Remaining < 0 || l.Remaining > l.Points {
+			return &Breach{AccountID: l.AccountID, Seq: l.Seq, Problem: fmt.Sprintf("lot of %d points has %d remaining", l.Points, l.Remaining)}
+		}
+		s := sums[l.AccountID]
+		if s == nil {
+			s = &struct{ pending, active int64 }{}
+			sums[l.AccountID] = s
+		}
+		if l.Pending() {
+			s.pending += l.Remaining
+		} else {
+			s.active += l.Remaining
+		}
+		return nil
+	})
+	return sums, err
+}
+
+// check holds a customer account to its lots: its pending points are its pending lots' remainders, and
+// its spendable points its active lots' (none when it is overdrawn).
+func (s lotSums) check(acct tally.Account, last int64) error {
+	var pending, active int64
+	if l := s[acct.ID]; l != nil {
+		pending, active = l.pending, l.active
+	}
+	if acct.Pending != pending {
+		return &Breach{AccountID: acct.ID, Seq: last, Problem: fmt.Sprintf("pending %d differs from its pending lots' remainders %d", acct.Pending, pending)}
+	}
+	if want := max(0, acct.Spendable()); active != want {
+		return &Breach{AccountID: acct.ID, Seq: last, Problem: fmt.Sprintf("spendable balance %d is not what its active lots hold (%d)", acct.Spendable(), active)}
+	}
+	return nil
 }
 
 // verifyingChain reads the seal and returns the hasher to check the chains with. A ledger without a seal

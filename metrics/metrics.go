@@ -5,6 +5,8 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -25,8 +27,13 @@ type Metrics struct {
 	CircuitState       prometheus.Gauge
 	CircuitTransitions *prometheus.CounterVec // from, to
 	StaleAnswers       prometheus.Counter
+	ReplicaReads       *prometheus.CounterVec // source: replica, primary (the replica lagged or failed)
 	BatchSize          prometheus.Histogram
 	FulfillmentEvents  *prometheus.CounterVec // event: attempt, delivered, failed, dead, refunded
+	SpoolAppends       *prometheus.CounterVec // result: ok, full, error
+	SpoolReplayed      *prometheus.CounterVec // outcome: applied, replayed, refused
+
+	spoolWatched atomic.Bool
 }
 
 // New registers every collector, plus the Go runtime's and the process's, on a new registry.
@@ -59,6 +66,10 @@ func New() *Metrics {
 		StaleAnswers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tally_stale_answers_total", Help: "Balance lookups answered from the cache of last-known balances.",
 		}),
+		ReplicaReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_read_replica_lookups_total",
+			Help: "Balance lookups with --read-db, by source: replica, or primary (the replica lagged beyond the staleness allowed, or failed).",
+		}, []string{"source"}),
 		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "tally_ledger_batch_size", Help: "Writes committed per database transaction.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
@@ -67,11 +78,44 @@ func New() *Metrics {
 			Name: "tally_fulfillment_events_total",
 			Help: "Fulfillment deliveries by event: attempt (a delivery tried), delivered, failed (to be retried), dead (out of attempts), refunded (a dead letter refunded).",
 		}, []string{"event"}),
+		SpoolAppends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_spool_appends_total",
+			Help: "Accruals written to the spool while the store was unavailable, by result: ok, full (answered 503), error (answered 503).",
+		}, []string{"result"}),
+		SpoolReplayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_spool_replayed_total",
+			Help: "Spooled accruals replayed into the ledger, by outcome: applied, replayed (the outcome already existed), refused (dropped: the ledger refused it for good).",
+		}, []string{"outcome"}),
 	}
 	m.Registry.MustRegister(m.Requests, m.RequestDuration, m.LedgerOps, m.Replays, m.Shed, m.CircuitState,
-		m.CircuitTransitions, m.StaleAnswers, m.BatchSize, m.FulfillmentEvents,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.CircuitTransitions, m.StaleAnswers, m.BatchSize, m.FulfillmentEvents, m.SpoolAppends, m.SpoolReplayed,
+		m.ReplicaReads, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// WatchSpool registers tally_spool_depth and tally_spool_oldest_age_seconds, read from stats at each
+// scrape; stats must be cheap (a cached value, not a round trip). Only the first call registers them.
+func (m *Metrics) WatchSpool(stats func() (depth int64, oldest time.Time)) {
+	if !m.spoolWatched.CompareAndSwap(false, true) {
+		return
+	}
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tally_spool_depth", Help: "Accruals in the spool, not yet replayed into the ledger.",
+		}, func() float64 {
+			d, _ := stats()
+			return float64(d)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tally_spool_oldest_age_seconds", Help: "Age of the oldest accrual in the spool; 0 when it is empty.",
+		}, func() float64 {
+			d, oldest := stats()
+			if d == 0 || oldest.IsZero() {
+				return 0
+			}
+			return time.Since(oldest).Seconds()
+		}),
+	)
 }
 
 // Handler serves the registry in the Prometheus text format.

@@ -21,6 +21,7 @@ const (
 	codeCheckViolation       = "23514"
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
+	codeReadOnly             = "25006" // read_only_sql_transaction: the server is (now) a standby
 	// The caller's text, not the database: a NUL or a byte that is not UTF-8 (character_not_in_repertoire),
 	// or a \u0000 escape where jsonb would hold it (untranslatable_character).
 	codeBadText        = "22021"
@@ -73,7 +74,7 @@ func isTransient(err error) bool {
 			pgErr.Code == "57P02", // crash_shutdown
 			pgErr.Code == "57P03", // cannot_connect_now: starting up, shutting down, in recovery
 			pgErr.Code == "53300", // too_many_connections
-			pgErr.Code == "25006": // read_only_sql_transaction: connected to a standby
+			pgErr.Code == codeReadOnly:
 			return true
 		}
 		return false

@@ -40,6 +40,9 @@ const (
 type DB struct {
 	pool  *pgxpool.Pool
 	sqlDB *sql.DB // over pool, for goose
+	// unlockedAccounts makes LockAccounts read without locking. Only tests set it (export_test.go), to
+	// show that the linearizability checks notice a ledger without its account lock.
+	unlockedAccounts bool
 }
 
 // Open returns a DB for a postgres:// or postgresql:// URL. Parameters that pgxpool knows

@@ -20,6 +20,7 @@ const maxAttempts = 5
 func (db *DB) Update(ctx context.Context, fn func(ctx context.Context, tx tally.WriteTx) error) error {
 	for attempt := 1; ; attempt++ {
 		retry, err := db.updateOnce(ctx, fn)
+		db.dropIfReadOnly(err)
 		if !retry {
 			return err
 		}
@@ -45,7 +46,7 @@ func (db *DB) updateOnce(ctx context.Context, fn func(ctx context.Context, tx ta
 		}
 	}()
 
-	w := &writeTx{tx: pgtx}
+	w := &writeTx{tx: pgtx, unlockedAccounts: db.unlockedAccounts}
 	err = fn(ctx, w)
 	if err == nil {
 		err = w.flush(ctx) // the deferred writes
@@ -92,5 +93,15 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	case <-t.C:
 		return nil
+	}
+}
+
+// dropIfReadOnly empties the pool when a write met a read-only server: the host it is connected to was
+// demoted to a standby after a failover. Every idle connection goes now and every busy one when it is
+// released, so the next writes connect afresh, and a multi-host URL with target_session_attrs=read-write
+// finds the new primary. The write itself is EUNAVAILABLE (25006 is transient), a 503 to retry.
+func (db *DB) dropIfReadOnly(err error) {
+	if code, _ := pgCode(err); code == codeReadOnly {
+		db.pool.Reset()
 	}
 }

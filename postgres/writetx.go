@@ -22,6 +22,8 @@ type writeTx struct {
 	retry bool
 	// pending are the statements deferred to the next round trip (pipeline.go).
 	pending []deferred
+	// unlockedAccounts is DB.unlockedAccounts (tests only).
+	unlockedAccounts bool
 }
 
 var _ tally.WriteTx = (*writeTx)(nil)
@@ -203,12 +205,16 @@ func (w *writeTx) LockAccounts(ctx context.Context, ids []string) (map[string]ta
 	if len(ids) == 0 {
 		return out, nil
 	}
+	lock := "FOR UPDATE"
+	if w.unlockedAccounts {
+		lock = ""
+	}
 	rows, err := w.query(ctx, "lock accounts", `
-		SELECT id, status, balance, balance_version, last_tx_hash, created_at
+		SELECT id, status, balance, balance_version, last_tx_hash, created_at, pending, overdraft_limit
 		FROM accounts
 		WHERE id = ANY($1) AND kind = 'customer'
 		ORDER BY id
-		FOR UPDATE`,
+		`+lock,
 		ids)
 	if err != nil {
 		return nil, err
@@ -238,15 +244,20 @@ func (w *writeTx) UpdateAccounts(ctx context.Context, accounts []tally.Account) 
 	versions := make([]int64, len(accounts))
 	hashes := make([]string, len(accounts))
 	statuses := make([]string, len(accounts))
+	pending := make([]int64, len(accounts))
+	overdraft := make([]int64, len(accounts))
 	for i, a := range accounts {
 		ids[i], balances[i], versions[i], hashes[i], statuses[i] = a.ID, a.Balance, a.BalanceVersion, a.LastTxHash, string(a.Status)
+		pending[i], overdraft[i] = a.Pending, a.OverdraftLimit
 	}
 	w.pending = append(w.pending, deferred{op: "update accounts", sql: `
 		UPDATE accounts a
-		SET balance = u.balance, balance_version = u.balance_version, last_tx_hash = u.last_tx_hash, status = u.status
-		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[]) AS u(id, balance, balance_version, last_tx_hash, status)
+		SET balance = u.balance, balance_version = u.balance_version, last_tx_hash = u.last_tx_hash, status = u.status,
+			pending = u.pending, overdraft_limit = u.overdraft_limit
+		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
+			AS u(id, balance, balance_version, last_tx_hash, status, pending, overdraft_limit)
 		WHERE a.id = u.id AND a.kind = 'customer'`,
-		args: []any{ids, balances, versions, hashes, statuses},
+		args: []any{ids, balances, versions, hashes, statuses, pending, overdraft},
 		mapErr: func(err error) error {
 			return checkViolation(err, func() string {
 				for _, a := range accounts {

@@ -66,13 +66,13 @@ const accountSelect = `SELECT a.id, a.status,
 	CASE WHEN a.kind = 'system'
 		THEN (SELECT COALESCE(SUM(s.balance), 0) FROM account_shards s WHERE s.account_id = a.id)
 		ELSE a.balance END,
-	a.balance_version, a.last_tx_hash, a.created_at
+	a.balance_version, a.last_tx_hash, a.created_at, a.pending, a.overdraft_limit
 FROM accounts a`
 
 func scanAccount(s scanner) (tally.Account, error) {
 	var a tally.Account
 	var created int64
-	err := s.Scan(&a.ID, &a.Status, &a.Balance, &a.BalanceVersion, &a.LastTxHash, &created)
+	err := s.Scan(&a.ID, &a.Status, &a.Balance, &a.BalanceVersion, &a.LastTxHash, &created, &a.Pending, &a.OverdraftLimit)
 	a.CreatedAt = fromMicros(created)
 	return a, err
 }

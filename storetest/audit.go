@@ -103,6 +103,7 @@ func testAudit(t *testing.T, h Harness) {
 		}, tally.ChainHash)
 		e.rewriteChain(e.customer("bystander"), func(*tally.Transaction) bool { return false }, tally.ChainHash)
 		e.exec(fmt.Sprintf("UPDATE accounts SET balance = 106 WHERE id = '%s'", victim))
+		e.rebaseLots(victim)
 		e.fixShards()
 		e.exec("DELETE FROM ledger_meta")
 		// The forgery is a consistent unkeyed ledger: only its missing seal gives it away...
@@ -128,6 +129,7 @@ func testAudit(t *testing.T, h Harness) {
 	t.Run("deleted account", func(t *testing.T) {
 		t.Parallel()
 		e, victim, cp := newAuditEnv(t, h)
+		e.dropLots(victim)
 		for _, sql := range []string{
 			"DELETE FROM processed_events WHERE tx_seq IN (SELECT seq FROM transactions WHERE account_id = '{a}')",
 			"DELETE FROM postings WHERE seq IN (SELECT seq FROM transactions WHERE account_id = '{a}')",
@@ -238,6 +240,7 @@ func testAudit(t *testing.T, h Harness) {
 			return true
 		}, tally.ChainHash)
 		e.h.Exec(t, e.store, fmt.Sprintf("UPDATE accounts SET balance = 99 WHERE id = '%s'", victim))
+		e.rebaseLots(victim)
 		e.fixShards()
 		e.mustVerify()
 		// ...and caught by the checkpoint that anchors them.
@@ -297,9 +300,41 @@ func (e *env) deleteNewest(account string, t tally.Transaction) {
 		"UPDATE accounts SET balance = balance - ({delta}), balance_version = balance_version - 1, " +
 			"last_tx_hash = (SELECT hash FROM transactions WHERE seq = (SELECT MAX(seq) FROM transactions WHERE account_id = '{a}')) WHERE id = '{a}'",
 	} {
+		if strings.HasPrefix(sql, "DELETE FROM transactions") {
+			e.dropLots(account)
+		}
 		e.exec(strings.NewReplacer("{seq}", itoa(int(t.Seq)), "{delta}", fmt.Sprint(t.Delta()), "{a}", account).Replace(sql))
 	}
+	e.rebaseLots(account)
 	e.fixShards()
+}
+
+// dropLots deletes an account's lots and their uses, as an insider about to delete its transactions must.
+func (e *env) dropLots(account string) {
+	e.t.Helper()
+	for _, sql := range []string{
+		"DELETE FROM lot_uses WHERE lot_seq IN (SELECT seq FROM lots WHERE account_id = '{a}')",
+		"DELETE FROM lot_uses WHERE debit_seq IN (SELECT seq FROM transactions WHERE account_id = '{a}')",
+		"DELETE FROM lots WHERE account_id = '{a}'",
+	} {
+		e.exec(strings.ReplaceAll(sql, "{a}", account))
+	}
+}
+
+// rebaseLots replaces an account's lots by one holding its whole balance, as a careful insider who
+// rewrote the balance would, so that the lots agree with it.
+func (e *env) rebaseLots(account string) {
+	e.t.Helper()
+	e.dropLots(account)
+	for _, sql := range []string{
+		"UPDATE accounts SET pending = 0 WHERE id = '{a}'",
+		`INSERT INTO lots (seq, account_id, points, remaining, created_at)
+		SELECT t.seq, t.account_id, a.balance, a.balance, t.created_at FROM transactions t JOIN accounts a ON a.id = t.account_id
+		WHERE a.balance > 0 AND t.seq = (SELECT MAX(t2.seq) FROM transactions t2 JOIN postings p ON p.seq = t2.seq AND p.account_id = t2.account_id
+			WHERE t2.account_id = '{a}' AND p.amount > 0)`,
+	} {
+		e.exec(strings.ReplaceAll(sql, "{a}", account))
+	}
 }
 
 // fixShards makes the system accounts' shards agree with the postings again, as a careful insider would.

@@ -46,6 +46,9 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Fulfillment", func(t *testing.T) { t.Parallel(); testFulfillment(t, h) })
 	t.Run("Mirror", func(t *testing.T) { t.Parallel(); testMirror(t, h) })
 	t.Run("Catalog", func(t *testing.T) { t.Parallel(); testCatalog(t, h) })
+	t.Run("LotStore", func(t *testing.T) { t.Parallel(); testLotStore(t, h) })
+	t.Run("Lots", func(t *testing.T) { t.Parallel(); testLots(t, h) })
+	t.Run("Programme", func(t *testing.T) { t.Parallel(); testProgramme(t, h) })
 }
 
 // env is one test's ledger over one fresh store.

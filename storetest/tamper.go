@@ -67,6 +67,7 @@ func testTamper(t *testing.T, h Harness) {
 		seq := mid.Transaction.Seq
 		e.h.Exec(t, e.store, fmt.Sprintf("DELETE FROM postings WHERE seq = %d", seq))
 		e.h.Exec(t, e.store, fmt.Sprintf("UPDATE processed_events SET tx_seq = NULL WHERE tx_seq = %d", seq))
+		e.dropLots(victim)
 		e.h.Exec(t, e.store, fmt.Sprintf("DELETE FROM transactions WHERE seq = %d", seq))
 		e.h.Exec(t, e.store, fmt.Sprintf("UPDATE accounts SET balance = balance - 50, balance_version = balance_version - 1 WHERE id = '%s'", victim))
 		_, err := ledger.Verify(e.ctx, e.store.Audit(), ledger.VerifyOptions{Key: e.key})

@@ -27,6 +27,7 @@ import (
 	"github.com/tally-ledger/tally/metrics"
 	"github.com/tally-ledger/tally/postgres/pgtest"
 	"github.com/tally-ledger/tally/ratelimit"
+	"github.com/tally-ledger/tally/spool"
 	"github.com/tally-ledger/tally/sqlite"
 )
 
@@ -53,6 +54,15 @@ type Config struct {
 	Mirror func(tally.Store) api.ContactMirror
 	// AuthFailures, when set, is the token endpoint's failure limiter (default: the server's own).
 	AuthFailures ratelimit.Failures
+	// Spool, when set, keeps accruals while the store is unavailable; the server replays it at start and
+	// then every SpoolInterval (default 20 ms; tests that drain it themselves, with Server.API.DrainSpool,
+	// set it long).
+	Spool         spool.Spool
+	SpoolInterval time.Duration
+	// Programme, when set, replaces the default programme (its rules are seeded into the store).
+	Programme *earning.Programme
+	// Clock, when set, is the ledger's and the earning rules' clock.
+	Clock func() time.Time
 }
 
 // Server is a running test server.
@@ -66,6 +76,7 @@ type Server struct {
 	Hasher  *tally.CustomerHasher
 	Metrics *metrics.Metrics
 	HTTP    *httptest.Server
+	API     *api.Server
 	t       testing.TB
 	mu      sync.Mutex // guards tokens
 	tokens  map[string]string
@@ -133,7 +144,18 @@ func StartOn(t testing.TB, store tally.Store, creds tally.CredentialStore, cfg C
 		}
 	}
 	guarded := breaker.New(inner, cfg.Breaker)
-	l := ledger.New(guarded, ledger.Options{Key: Key, Tiers: earning.DefaultProgramme(), Workers: 2, Observe: m.ObserveWrite, ObserveBatch: func(n int) { m.BatchSize.Observe(float64(n)) }})
+	programme := cfg.Programme
+	if programme == nil {
+		programme = earning.DefaultProgramme()
+	}
+	var rules tally.ProgrammeStore
+	if ps, ok := store.(tally.ProgrammeStore); ok {
+		rules = ps
+	}
+	engine := earning.NewEngine(rules, programme, cfg.Clock)
+	// A store that cannot be reached (a fault test) seeds nothing: events then fail as unavailable.
+	engine.Seed(ctx)
+	l := ledger.New(guarded, ledger.Options{Key: Key, Tiers: programme, Earner: engine, Clock: cfg.Clock, Workers: 2, Observe: m.ObserveWrite, ObserveBatch: func(n int) { m.BatchSize.Observe(float64(n)) }})
 	hasher, err := tally.NewCustomerHasher([]byte(Secret))
 	if err != nil {
 		t.Fatal(err)
@@ -157,14 +179,25 @@ func StartOn(t testing.TB, store tally.Store, creds tally.CredentialStore, cfg C
 		mirror = cfg.Mirror(store)
 	}
 	srv := api.New(api.Deps{
-		Ledger: l, Store: guarded, Hasher: hasher, Issuer: issuer, Verifier: verifier, Clients: creds,
-		Cache: cache, Metrics: m, Logger: log, Mirror: mirror, AuthFailures: cfg.AuthFailures,
+		Ledger: l, Store: guarded, Hasher: hasher, Programme: programme, Earning: engine, Issuer: issuer, Verifier: verifier, Clients: creds,
+		Cache: cache, Metrics: m, Logger: log, Mirror: mirror, Spool: cfg.Spool, AuthFailures: cfg.AuthFailures,
 	}, cfg.Options)
 	hs.Config.Handler = srv
 	hs.Start()
 	t.Cleanup(func() { hs.Close(); l.Close() })
+	if cfg.Spool != nil {
+		interval := cfg.SpoolInterval
+		if interval <= 0 {
+			interval = 20 * time.Millisecond
+		}
+		rctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); srv.RunSpool(rctx, interval) }()
+		// Registered after the server's cleanup, so it runs first: the replayer stops before the ledger.
+		t.Cleanup(func() { stop(); <-done })
+	}
 	return &Server{URL: base, Store: store, Creds: creds, Ledger: l, Breaker: guarded, Issuer: issuer, Hasher: hasher,
-		Metrics: m, HTTP: hs, t: t, tokens: map[string]string{}}
+		Metrics: m, HTTP: hs, API: srv, t: t, tokens: map[string]string{}}
 }
 
 type testWriter struct{ t testing.TB }

@@ -69,6 +69,8 @@ func commands() []command {
 		{"purge-events", "delete remembered event outcomes older than the retention", runPurgeEvents},
 		{"clients", "manage OAuth clients (create, list, revoke)", runClients},
 		{"rewards", "manage the reward catalog, stock, coupon codes and dead letters", runRewards},
+		{"rules", "list, show and test the earning rules (list, show NAME, test --event FILE)", runRules},
+		{"tiers", "show a customer's tier, or run the end-of-period tier review", runTiers},
 		{"bench", "measure ledger and HTTP throughput", runBench},
 		{"sim", "emulate Genesys Cloud against a running tally serve and check the invariants", runSim},
 		{"keygen", "print a new ledger key for TALLY_LEDGER_KEY", runKeygen},

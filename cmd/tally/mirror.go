@@ -93,7 +93,7 @@ func genesysURL(flag, v, def string) (string, error) {
 // startMirror runs this replica's mirror worker until ctx ends and returns the outbox the API queues
 // into; nil when the mirror is off. The worker reads the store itself, not through the circuit breaker
 // (as the fulfillment worker does).
-func startMirror(ctx context.Context, store *openedStore, key *tally.LedgerKey, programme *earning.Programme, rdb *redis.Client,
+func startMirror(ctx context.Context, store *openedStore, key *tally.LedgerKey, engine *earning.Engine, rdb *redis.Client,
 	c mirrorConfig, log *slog.Logger, goFn func(func())) (api.ContactMirror, error) {
 	if !c.on {
 		return nil, nil
@@ -109,7 +109,7 @@ func startMirror(ctx context.Context, store *openedStore, key *tally.LedgerKey, 
 		HTTP:   &http.Client{Timeout: 30 * time.Second},
 	}
 	w := genesysmirror.New(genesysmirror.Options{
-		Outbox: outbox, Accounts: store.Store, TierOf: programme.TierOf, Client: client,
+		Outbox: outbox, Accounts: store.Store, TierOf: engine.Tier, Client: client,
 		Fields: genesysmirror.Fields{Balance: c.balanceField, Tier: c.tierField}, Logger: log,
 	})
 	log.Info("genesys contact mirror", "api", c.apiURL, "balance_field", c.balanceField, "tier_field", c.tierField, "shared_token", rdb != nil)

@@ -30,6 +30,8 @@ import (
 // serveConfig is everything serve reads from flags and the environment.
 type serveConfig struct {
 	addr, db, programme, redisURL          string
+	readDB                                 string
+	readMaxStaleness                       time.Duration
 	pprofAddr                              string
 	issuer, audience                       string
 	extIssuer, extAudience, extJWKS        string
@@ -43,10 +45,12 @@ type serveConfig struct {
 	writeDeadline, breakerOpen, retention  time.Duration
 	tokenTTL, sessionTTL, shutdownDeadline time.Duration
 	checkpointEvery                        time.Duration
+	tierReview                             time.Duration
 	checkpointFile                         string
 	corsOrigins                            []string
 	fulfillment                            fulfillmentConfig
 	mirror                                 mirrorConfig
+	spool                                  spoolConfig
 }
 
 func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -57,6 +61,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	db := dbFlag(fs)
 	fs.BoolVar(&c.demo, "demo", false, "seed a demo catalog, customer and OAuth client, and print them")
 	fs.StringVar(&c.programme, "programme", envDefault("TALLY_PROGRAMME", ""), "programme file with earning rules and tiers (env TALLY_PROGRAMME)")
+	fs.StringVar(&c.readDB, "read-db", envDefault("TALLY_READ_DATABASE_URL", ""), "PostgreSQL standby that balance lookups may read while it lags by no more than --read-db-max-staleness (env TALLY_READ_DATABASE_URL; default: lookups read --db)")
 	fs.StringVar(&c.redisURL, "redis", envDefault("TALLY_REDIS_URL", ""), "Redis URL for the shared balance cache (env TALLY_REDIS_URL)")
 	fs.StringVar(&c.issuer, "issuer", envDefault("TALLY_ISSUER", ""), "issuer URL of Tally's tokens (env TALLY_ISSUER; default http://ADDR)")
 	fs.StringVar(&c.audience, "audience", envDefault("TALLY_AUDIENCE", "tally"), "audience of Tally's access tokens (env TALLY_AUDIENCE)")
@@ -67,6 +72,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.checkpointFile, "checkpoint-file", envDefault("TALLY_CHECKPOINT_FILE", ""), "append signed checkpoints to this file, outside the database (env TALLY_CHECKPOINT_FILE; default DB.checkpoints beside an embedded database, tally-checkpoints.jsonl in the working directory with PostgreSQL)")
 	fulfillmentConfig := fulfillmentFlags(fs)
 	mirrorConfig := mirrorFlags(fs)
+	spoolConfig := spoolFlags(fs)
 	checkpointEvery := durationFlag(fs, "checkpoint-every", "TALLY_CHECKPOINT_EVERY", time.Minute, "how often to checkpoint the ledger head while it changes (0 turns it off)")
 	corsOrigins := fs.String("cors-origins", envDefault("TALLY_CORS_ORIGINS", ""), "comma-separated exact origins (https://host[:port]) whose pages may embed the widget and call the portal API (env TALLY_CORS_ORIGINS; default none)")
 	fs.BoolVar(&c.hsts, "hsts", envDefault("TALLY_HSTS", "") == "true", "send Strict-Transport-Security: clients reach the server over TLS (a proxy terminates it) (env TALLY_HSTS=true)")
@@ -101,12 +107,14 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		{&c.admissionWait, "admission-wait", "TALLY_ADMISSION_WAIT", 100 * time.Millisecond, "how long a request may wait for a slot before 429"},
 		{&c.lookupDeadline, "lookup-deadline", "TALLY_LOOKUP_DEADLINE", time.Second, "after this a balance lookup answers from the cache"},
 		{&c.writeDeadline, "write-deadline", "TALLY_WRITE_DEADLINE", 10 * time.Second, "bound on a write's wait for its commit"},
+		{&c.readMaxStaleness, "read-db-max-staleness", "TALLY_READ_DB_MAX_STALENESS", 5 * time.Second, "how far behind its primary the --read-db standby may be for lookups to read it; beyond it they read --db"},
 		{&c.breakerOpen, "breaker-open", "TALLY_BREAKER_OPEN", 15 * time.Second, "how long the circuit stays open"},
 		{&c.retention, "event-retention", "TALLY_EVENT_RETENTION", defaultEventRetention, "how long event outcomes are remembered (explicit transactions' outcomes are kept)"},
 		{&c.tokenTTL, "token-ttl", "TALLY_TOKEN_TTL", auth.DefaultTTL, "lifetime of access tokens"},
 		{&c.sessionTTL, "session-ttl", "TALLY_SESSION_TTL", 15 * time.Minute, "lifetime of portal session tokens"},
 		{&c.authWindow, "auth-failure-window", "TALLY_AUTH_FAILURE_WINDOW", time.Minute, "the sliding window in which --auth-failures failed client authentications lock /oauth/token out"},
 		{&c.authLockout, "auth-lockout", "TALLY_AUTH_LOCKOUT", time.Minute, "how long /oauth/token stays locked out for a client id or source address"},
+		{&c.tierReview, "tier-review-interval", "TALLY_TIER_REVIEW_INTERVAL", time.Hour, "how often the end-of-period tier review runs (it is idempotent: a period is reviewed once)"},
 		{&c.shutdownDeadline, "shutdown-deadline", "TALLY_SHUTDOWN_DEADLINE", 30 * time.Second, "how long in-flight requests may take to finish at shutdown"},
 	}
 	var durGets []func() (time.Duration, error)
@@ -149,6 +157,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		return nil, err
 	}
 	if c.mirror, err = mirrorConfig(); err != nil {
+		return nil, err
+	}
+	if c.spool, err = spoolConfig(); err != nil {
 		return nil, err
 	}
 	every, err := checkpointEvery()
@@ -215,6 +226,14 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		}
 		return fmt.Errorf("seal the chains: %w", err)
 	}
+	// Opened before the background jobs, so that it is closed after the replayer has stopped.
+	sp, err := openSpool(ctx, store, c.spool, log)
+	if err != nil {
+		return err
+	}
+	if sp != nil {
+		defer sp.Close()
+	}
 
 	m := metrics.New()
 	guarded := breaker.New(store.Store, breaker.Config{
@@ -232,8 +251,12 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 			workers = 2
 		}
 	}
+	engine, err := startEarning(ctx, store.Store, programme, log)
+	if err != nil {
+		return err
+	}
 	l := ledger.New(guarded, ledger.Options{
-		Key: key, Tiers: programme, MaxBatch: c.batchMax, Workers: workers, Observe: m.ObserveWrite,
+		Key: key, Tiers: programme, Earner: engine, MaxBatch: c.batchMax, Workers: workers, Observe: m.ObserveWrite,
 		ObserveBatch: func(n int) { m.BatchSize.Observe(float64(n)) },
 	})
 	defer l.Close()
@@ -278,18 +301,27 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		// Replicas share the failure counts: an attacker spreading guesses over them gets no more.
 		authFailures = ratelimit.NewRedis(rc, ratelimit.DefaultPrefix, failCfg, log)
 	}
-	mirror, err := startMirror(runCtx, store, key, programme, rdb, c.mirror, log, jobs.Go)
+	mirror, err := startMirror(runCtx, store, key, engine, rdb, c.mirror, log, jobs.Go)
 	if err != nil {
 		return err
 	}
 
+	readReplica, err := openReadReplica(ctx, c.readDB, c.readMaxStaleness, log)
+	if err != nil {
+		return err
+	}
+	if readReplica != nil {
+		defer readReplica.Close()
+	}
 	srv := api.New(api.Deps{
-		Ledger: l, Store: guarded, Hasher: hasher, Programme: programme, Issuer: issuer, Verifier: verifier,
-		Clients: store.creds, Cache: cache, Metrics: m, Logger: log, Mirror: mirror, AuthFailures: authFailures,
+		Ledger: l, Store: guarded, Hasher: hasher, Programme: programme, Earning: engine, Issuer: issuer, Verifier: verifier,
+		Clients: store.creds, Cache: cache, Metrics: m, Logger: log, Mirror: mirror, Spool: sp, AuthFailures: authFailures,
+		ReadReplica: readReplica.replica(),
 	}, api.Options{
 		BodyLimit: int64(c.bodyLimit), MaxInFlight: c.maxInFlight, AdmissionWait: c.admissionWait,
 		LookupDeadline: c.lookupDeadline, WriteDeadline: c.writeDeadline, SessionTTL: c.sessionTTL, LogRequests: c.logRequests,
-		CORSOrigins: c.corsOrigins, ClientRate: float64(c.clientRate), ClientBurst: c.clientBurst, HSTS: c.hsts,
+		CORSOrigins: c.corsOrigins, ReadMaxStaleness: c.readMaxStaleness,
+		ClientRate: float64(c.clientRate), ClientBurst: c.clientBurst, HSTS: c.hsts,
 	})
 
 	if c.demo {
@@ -298,6 +330,8 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		}
 	}
 	jobs.Go(func() { purgeLoop(runCtx, guarded, c.retention, log) })
+	jobs.Go(func() { srv.RunSpool(runCtx, spoolReplayEvery) }) // replays what an earlier run left, at once
+	jobs.Go(func() { tierReviewLoop(runCtx, l, programme, c.tierReview, log) })
 	if pg, ok := store.Store.(*postgres.DB); ok {
 		// Plans made while the tables were small would otherwise outlive their growth (postgres/analyze.go).
 		jobs.Go(func() { pg.KeepStatistics(runCtx, postgres.StatisticsInterval, log) })

@@ -67,8 +67,11 @@ func startServe(t *testing.T, args ...string) *runningServe {
 // launchServe starts serve without waiting for it to listen, so that several can start at once.
 func launchServe(t *testing.T, args ...string) *runningServe {
 	t.Helper()
-	// Checkpoints go to the test's own directory, never to the working directory (the package's source).
-	defaults := []string{"--addr", "127.0.0.1:0", "--checkpoint-file", filepath.Join(t.TempDir(), "checkpoints.jsonl")}
+	// Checkpoints and the spool go to the test's own directory, never to the working directory (the
+	// package's source).
+	dir := t.TempDir()
+	defaults := []string{"--addr", "127.0.0.1:0", "--checkpoint-file", filepath.Join(dir, "checkpoints.jsonl"),
+		"--spool", filepath.Join(dir, "tally.spool")}
 	cfg, err := parseServe(append(defaults, args...), io.Discard)
 	if err != nil {
 		t.Fatalf("serve flags: %v", err)

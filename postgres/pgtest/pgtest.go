@@ -79,6 +79,33 @@ func Open(tb testing.TB) *postgres.DB {
 	return db
 }
 
+// Replicas returns n DBs on one fresh, migrated schema, each with its own pool of at most four
+// connections: the stores of n replicas sharing one database.
+func Replicas(tb testing.TB, n int) []*postgres.DB {
+	tb.Helper()
+	ctx := context.Background()
+	u, err := url.Parse(URL(tb))
+	if err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	q := u.Query()
+	q.Set("pool_max_conns", "4")
+	u.RawQuery = q.Encode()
+	dbs := make([]*postgres.DB, n)
+	for i := range dbs {
+		db, err := postgres.Open(ctx, u.String())
+		if err != nil {
+			tb.Fatalf("pgtest: open: %v", err)
+		}
+		tb.Cleanup(func() { _ = db.Close() })
+		dbs[i] = db
+	}
+	if err := dbs[0].Migrate(ctx); err != nil {
+		tb.Fatalf("pgtest: migrate: %v", err)
+	}
+	return dbs
+}
+
 // exec runs one statement on a short-lived connection. Pool parameters (pool_*), which a plain
 // connection would send to the server as unknown settings, are left out.
 func exec(dbURL, sql string) error {
