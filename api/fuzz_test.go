@@ -228,3 +228,25 @@ func isHeaderSafe(s string) bool {
 	}
 	return true
 }
+
+// FuzzRulesAdminRequest fuzzes the earning rules' administration bodies (create, replace, test against
+// an event, tier review).
+func FuzzRulesAdminRequest(f *testing.F) {
+	fs := newFuzzServer(f)
+	f.Add(uint8(0), "call", []byte(`{"name":"call","filter":"$.type = 'Voice'","points":"handle_time_seconds / 60","priority":5}`))
+	f.Add(uint8(0), "survey", []byte(`{"name":"survey","filter":"exists($.survey_score)","points":4,"stackable":true,"caps":{"day":10}}`))
+	f.Add(uint8(1), "call", []byte(`{"filter":"$.type = 'Voice'","points":100,"expected_version":1}`))
+	f.Add(uint8(1), "x", []byte(`{"filter":"(((","points":"1/0"}`))
+	f.Add(uint8(2), "", []byte(`{"customer_hash":"c-fuzz","event":{"event_id":"e","type":"Voice","handle_time_seconds":600}}`))
+	f.Add(uint8(3), "", []byte(`{"period_end":"2026-12-31T00:00:00Z"}`))
+	f.Fuzz(func(t *testing.T, op uint8, name string, body []byte) {
+		if !isPathSegment(name) {
+			name = "fuzzed"
+		}
+		routes := [...]struct{ method, path string }{
+			{"POST", "/v1/admin/rules"}, {"PUT", "/v1/admin/rules/" + name}, {"POST", "/v1/admin/rules/test"}, {"POST", "/v1/admin/tiers/review"},
+		}
+		r := routes[int(op)%len(routes)]
+		fs.serve(t, r.method, r.path, fs.token, body)
+	})
+}
