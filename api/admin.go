@@ -112,7 +112,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"customer_hash": publicHash(a.ID), "status": a.Status, "balance": a.Balance, "balance_version": a.BalanceVersion})
+	writeJSON(w, http.StatusOK, map[string]any{"customer_hash": publicHash(a.ID), "status": a.Status, "balance": a.Spendable(), "balance_version": a.BalanceVersion})
 }
 
 // handleRewards lists the reward catalog.

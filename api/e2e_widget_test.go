@@ -412,7 +412,12 @@ func TestWidgetBrowser(t *testing.T) {
 		// A second confirmation is a new redemption with a new key.
 		browsertest.Do(t, tab, "close the receipt", chromedp.Click(chromedp.CSS(`[data-lw=done]`)))
 		browsertest.WaitFor(t, tab, "the dialog to close", `!`+wDialog)
-		browsertest.Do(t, tab, "open the dialog again", chromedp.Click(chromedp.CSS(`[data-reward="RWD-4004"]`)))
+		// The catalog is drawn again after a redemption: a node found before then may be gone by the click,
+		// so the click is made in the page, on the node there at that moment.
+		browsertest.WaitFor(t, tab, "the catalog again", wItem("RWD-4004"))
+		if !browsertest.Eval[bool](t, tab, `(() => { const b = document.querySelector('[data-reward="RWD-4004"]'); if (!b) return false; b.click(); return true })()`) {
+			t.Fatal("open the dialog again: no button for RWD-4004")
+		}
 		browsertest.WaitFor(t, tab, "the dialog", wDialog)
 		browsertest.Do(t, tab, "confirm", chromedp.Click(chromedp.CSS(`[data-lw=confirm]`)))
 		browsertest.WaitFor(t, tab, "the second receipt", `document.querySelector('[data-lw=receipt-id]')`)

@@ -16,14 +16,17 @@ type lookupRequest struct {
 }
 
 type lookupResponse struct {
-	CustomerHash     string    `json:"customer_hash"`
-	Balance          int64     `json:"balance"`
-	Tier             string    `json:"tier"`
-	BalanceVersion   int64     `json:"balance_version"`
-	SessionToken     string    `json:"session_token"`
-	SessionExpiresIn int64     `json:"session_expires_in"`
-	Stale            bool      `json:"stale"`
-	AsOf             time.Time `json:"as_of"`
+	CustomerHash string `json:"customer_hash"`
+	Balance      int64  `json:"balance"` // spendable: pending points are not in it
+	// PendingPoints are earned but not spendable yet; NextExpiry the soonest expiry (null: none).
+	PendingPoints    int64       `json:"pending_points"`
+	NextExpiry       *nextExpiry `json:"next_expiry"`
+	Tier             string      `json:"tier"`
+	BalanceVersion   int64       `json:"balance_version"`
+	SessionToken     string      `json:"session_token"`
+	SessionExpiresIn int64       `json:"session_expires_in"`
+	Stale            bool        `json:"stale"`
+	AsOf             time.Time   `json:"as_of"`
 }
 
 // handleLookup answers a customer's balance. A lookup creates nothing: an unknown customer has 0 points
@@ -52,7 +55,8 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 	resp := lookupResponse{CustomerHash: publicHash(hash), AsOf: now}
 	switch code := tally.ErrorCode(err); {
 	case err == nil:
-		resp.Balance, resp.BalanceVersion = acct.Balance, acct.BalanceVersion
+		resp.Balance, resp.BalanceVersion = acct.Spendable(), acct.BalanceVersion
+		resp.PendingPoints, resp.NextExpiry = s.lotDetails(r.Context(), acct)
 		tctx, cancel := context.WithTimeout(r.Context(), s.opts.LookupDeadline)
 		resp.Tier, err = s.Earning.Tier(tctx, hash)
 		cancel()
@@ -60,7 +64,7 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, err)
 			return
 		}
-		s.remember(r.Context(), balancecache.Entry{CustomerHash: hash, Balance: acct.Balance, BalanceVersion: acct.BalanceVersion, Tier: resp.Tier, AsOf: now})
+		s.remember(r.Context(), balancecache.Entry{CustomerHash: hash, Balance: resp.Balance, BalanceVersion: acct.BalanceVersion, Tier: resp.Tier, AsOf: now})
 	case code == tally.ENOTFOUND:
 		resp.Tier = s.Programme.BaseTier()
 	case code == tally.EUNAVAILABLE || ctx.Err() != nil && r.Context().Err() == nil:

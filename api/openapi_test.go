@@ -493,6 +493,8 @@ func oaConformance(t *testing.T, c *oaContract, s *apitest.Server) {
 		}
 	})
 
+	t.Run("lots", func(t *testing.T) { oaLots(t, c, s, ok, bad, big) })
+
 	t.Run("transaction", func(t *testing.T) {
 		c.do(t, s, ok("accrual", "GET", "/v1/ledger/transactions/"+accrualTx, read, nil, 200))
 		c.do(t, s, ok("reversal", "GET", "/v1/ledger/transactions/"+reversalTx, read, nil, 200))
@@ -842,6 +844,20 @@ func (f *oaFaultyStore) Account(ctx context.Context, id string) (tally.Account, 
 	return f.Store.Account(ctx, id)
 }
 
+func (f *oaFaultyStore) Lot(ctx context.Context, seq int64) (tally.Lot, error) {
+	if err := f.fault(ctx); err != nil {
+		return tally.Lot{}, err
+	}
+	return f.Store.Lot(ctx, seq)
+}
+
+func (f *oaFaultyStore) LapsedLots(ctx context.Context, now time.Time, after string, limit int) ([]tally.LapsedLots, error) {
+	if err := f.fault(ctx); err != nil {
+		return nil, err
+	}
+	return f.Store.LapsedLots(ctx, now, after, limit)
+}
+
 func (f *oaFaultyStore) Transaction(ctx context.Context, seq int64) (tally.Transaction, error) {
 	if err := f.fault(ctx); err != nil {
 		return tally.Transaction{}, err
@@ -994,6 +1010,11 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("redemptions", "GET", "/v1/catalog/redemptions", all, nil, 503),
 			ok("retry", "POST", "/v1/catalog/redemptions/R1/retry", all, nil, 503),
 			ok("tier review", "POST", "/v1/admin/tiers/review", all, nil, 503),
+			ok("adjustment", "POST", "/v1/admin/adjustments", all, []byte(`{"idempotency_key":"fa-503","customer_hash":"`+bob+`","amount":1,"reason":"r","actor":"a"}`), 503),
+			ok("reversal", "POST", "/v1/admin/reversals", all, []byte(`{"idempotency_key":"fr-503","transaction_id":1,"reason":"r","actor":"a"}`), 503),
+			ok("clawback", "POST", "/v1/admin/clawbacks", all, []byte(`{"idempotency_key":"fc-503","transaction_id":1,"reason":"r","actor":"a"}`), 503),
+			ok("activate", "POST", "/v1/admin/transactions/1/activate", all, nil, 503),
+			ok("expiry run", "POST", "/v1/admin/expiry/run", all, nil, 503),
 			ok("ready", "GET", "/readyz", "", nil, 503),
 			ok("portal without a remembered balance", "GET", "/v1/portal/me", carol, nil, 503),
 			ok("catalog", "GET", "/v1/portal/catalog", carol, nil, 503),
@@ -1050,6 +1071,11 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("coupons", "POST", "/v1/catalog/rewards/R1/coupons", all, []byte(`{"codes":["X"]}`), 500),
 			ok("redemptions", "GET", "/v1/catalog/redemptions", all, nil, 500),
 			ok("retry", "POST", "/v1/catalog/redemptions/R1/retry", all, nil, 500),
+			ok("adjustment", "POST", "/v1/admin/adjustments", all, []byte(`{"idempotency_key":"fa-500","customer_hash":"`+bob+`","amount":1,"reason":"r","actor":"a"}`), 500),
+			ok("reversal", "POST", "/v1/admin/reversals", all, []byte(`{"idempotency_key":"fr-500","transaction_id":1,"reason":"r","actor":"a"}`), 500),
+			ok("clawback", "POST", "/v1/admin/clawbacks", all, []byte(`{"idempotency_key":"fc-500","transaction_id":1,"reason":"r","actor":"a"}`), 500),
+			ok("activate", "POST", "/v1/admin/transactions/1/activate", all, nil, 500),
+			ok("expiry run", "POST", "/v1/admin/expiry/run", all, nil, 500),
 			ok("portal", "GET", "/v1/portal/me", carol, nil, 500),
 			ok("catalog", "GET", "/v1/portal/catalog", carol, nil, 500),
 			ok("redeem", "POST", "/v1/portal/redeem", carol, []byte(`{"customer_hash":"carol","reward_id":"R1","point_cost":1,"idempotency_key":"i1"}`), 500),
@@ -1117,6 +1143,11 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("deactivate rule", "DELETE", "/v1/admin/rules/x", all, nil, 429),
 			ok("customer tier", "GET", "/v1/admin/customers/bob/tier", all, nil, 429),
 			ok("tier review", "POST", "/v1/admin/tiers/review", all, nil, 429),
+			ok("adjustment", "POST", "/v1/admin/adjustments", all, []byte(`{"idempotency_key":"fa-429","customer_hash":"`+bob+`","amount":1,"reason":"r","actor":"a"}`), 429),
+			ok("reversal", "POST", "/v1/admin/reversals", all, []byte(`{"idempotency_key":"fr-429","transaction_id":1,"reason":"r","actor":"a"}`), 429),
+			ok("clawback", "POST", "/v1/admin/clawbacks", all, []byte(`{"idempotency_key":"fc-429","transaction_id":1,"reason":"r","actor":"a"}`), 429),
+			ok("activate", "POST", "/v1/admin/transactions/1/activate", all, nil, 429),
+			ok("expiry run", "POST", "/v1/admin/expiry/run", all, nil, 429),
 			ok("portal", "GET", "/v1/portal/me", session, nil, 429),
 			ok("health is not admitted", "GET", "/healthz", "", nil, 200),
 		} {

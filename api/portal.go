@@ -38,6 +38,8 @@ func (s *Server) handlePortalMe(w http.ResponseWriter, r *http.Request) {
 	resp := struct {
 		CustomerHash string         `json:"customer_hash"`
 		Balance      int64          `json:"balance"`
+		Pending      int64          `json:"pending_points"`
+		NextExpiry   *nextExpiry    `json:"next_expiry"`
 		Tier         string         `json:"tier"`
 		Stale        bool           `json:"stale"`
 		AsOf         string         `json:"as_of,omitempty"`
@@ -49,6 +51,9 @@ func (s *Server) handlePortalMe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp.Balance, resp.Stale, resp.AsOf = b.Balance, b.stale, b.asOf
+	if !b.stale && b.ID != "" {
+		resp.Pending, resp.NextExpiry = s.lotDetails(r.Context(), b.Account)
+	}
 	resp.Tier = b.tier
 	rewards, err := s.Store.Rewards(r.Context())
 	if err != nil && !resp.Stale {

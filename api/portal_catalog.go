@@ -98,6 +98,8 @@ func (s *Server) portalBalance(ctx context.Context, hash string) (portalState, e
 	acct, err := s.Ledger.Balance(ctx, hash)
 	switch {
 	case err == nil:
+		// The portal shows and compares what the customer can spend.
+		acct.Balance = acct.Spendable()
 		var tier string
 		if tier, err = s.Earning.Tier(ctx, hash); err == nil {
 			return portalState{Account: acct, tier: tier}, nil

@@ -27,6 +27,7 @@ type writeResponse struct {
 	CustomerHash   string     `json:"customer_hash,omitempty"`
 	Amount         int64      `json:"amount,omitempty"`
 	Balance        *int64     `json:"balance,omitempty"`
+	PendingPoints  int64      `json:"pending_points,omitempty"`
 	BalanceVersion *int64     `json:"balance_version,omitempty"`
 	Reason         string     `json:"reason,omitempty"`
 	CreatedAt      *time.Time `json:"created_at,omitempty"`
@@ -81,7 +82,7 @@ func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request) {
 
 // processEvent turns an event into an accrual, or into a remembered "ignored".
 func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byte, rep strictjson.Report) {
-	ev, req, err := s.eventRequest(r.Context(), body, rep)
+	ev, req, err := s.eventRequest(r.Context(), body, rep, time.Time{})
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -107,7 +108,8 @@ func (s *Server) processEvent(w http.ResponseWriter, r *http.Request, body []byt
 
 // eventRequest builds the ledger request of an event: the one code path of a live event and of a
 // spooled one replayed, so that both make the same request and idempotency decides between them.
-func (s *Server) eventRequest(ctx context.Context, body []byte, rep strictjson.Report) (earning.Event, ledger.Request, error) {
+// received is when a spooled event arrived (zero for a live one): the rules in force then decide it.
+func (s *Server) eventRequest(ctx context.Context, body []byte, rep strictjson.Report, received time.Time) (earning.Event, ledger.Request, error) {
 	ev, err := earning.ParseEvent(body)
 	if err != nil {
 		return ev, ledger.Request{}, err
@@ -124,7 +126,7 @@ func (s *Server) eventRequest(ctx context.Context, body []byte, rep strictjson.R
 	// Events have idempotency channels of their own, apart from explicit transactions' (the ledger keeps
 	// them apart): an event whose channel is "api" cannot replay or block an explicit transaction's key.
 	req := ledger.Request{Kind: ledger.KindNone, Event: true, Channel: ev.Channel, Key: ev.ID, Identity: eventIdentity(hash)}
-	earns, err := s.Earning.Earns(ctx, ev.Fields)
+	earns, err := s.Earning.EarnsAt(ctx, ev.Fields, received)
 	if err != nil {
 		// The rules cannot be read (the store is down and this replica has none yet): an event that names
 		// a customer goes to the ledger, which decides what it earns (or the spool keeps it meanwhile).
@@ -138,7 +140,7 @@ func (s *Server) eventRequest(ctx context.Context, body []byte, rep strictjson.R
 			return ev, ledger.Request{}, tally.Errorf(tally.EINVALID, "the event earns points but names no customer (user_id, customer_hash or externalContactId)")
 		}
 		// The ledger computes the amount (rules, tier multiplier, caps) under the customer's lock.
-		req.Kind, req.Account, req.Earn = tally.KindAccrual, hash, ev.Fields
+		req.Kind, req.Account, req.Earn, req.EarnAt = tally.KindAccrual, hash, ev.Fields, received
 	}
 	return ev, req, nil
 }
@@ -183,6 +185,8 @@ type transactionRequest struct {
 	ReversesTransactionID int64           `json:"reverses_transaction_id"`
 	BalanceVersion        *int64          `json:"balance_version"`
 	RewardID              string          `json:"reward_id"`
+	PendingUntil          *time.Time      `json:"pending_until"`
+	ExpiresAt             *time.Time      `json:"expires_at"`
 }
 
 // adminKinds are the kinds only a client with the admin scope may write.
@@ -236,7 +240,7 @@ func (s *Server) transactionRequest(tr transactionRequest, client string) (ledge
 	req := ledger.Request{
 		Kind: tr.Kind, Channel: tr.Channel, Key: tr.IdempotencyKey, Amount: tr.Amount, Reason: tr.Reason,
 		Actor: tr.Actor, Metadata: tr.Metadata, ReversesSeq: tr.ReversesTransactionID, ExpectedVersion: tr.BalanceVersion,
-		RewardID: tr.RewardID,
+		RewardID: tr.RewardID, PendingUntil: tr.PendingUntil, ExpiresAt: tr.ExpiresAt,
 	}
 	if req.Actor == "" && adminKinds[tr.Kind] {
 		req.Actor = "client:" + client
@@ -255,6 +259,9 @@ func (s *Server) transactionRequest(tr transactionRequest, client string) (ledge
 
 // write applies a ledger write within the write deadline.
 func (s *Server) write(parent context.Context, req ledger.Request) (ledger.Receipt, error) {
+	if err := s.spoolConflict(req); err != nil {
+		return ledger.Receipt{}, err
+	}
 	ctx, cancel := context.WithTimeout(parent, s.opts.WriteDeadline)
 	defer cancel()
 	rc, err := s.Ledger.Write(ctx, req)
@@ -290,7 +297,7 @@ func render(rc ledger.Receipt, req ledger.Request) writeResponse {
 	}
 	created := t.CreatedAt
 	resp.Status, resp.TransactionID, resp.Kind, resp.CustomerHash = "applied", t.Seq, t.Kind, publicHash(t.AccountID)
-	resp.Amount, resp.Balance, resp.BalanceVersion = t.Amount, &rc.Balance, &rc.BalanceVersion
+	resp.Amount, resp.Balance, resp.BalanceVersion, resp.PendingPoints = t.Amount, &rc.Balance, &rc.BalanceVersion, rc.Pending
 	resp.Reason, resp.CreatedAt, resp.Hash = t.Reason, &created, t.Hash
 	resp.Rules = rc.Rules
 	if rc.TierChange != nil {

@@ -40,6 +40,9 @@ type Deps struct {
 	// ReadReplica, when set, is a standby that balance lookups read from while it is no further behind
 	// than Options.ReadMaxStaleness (see readreplica.go).
 	ReadReplica ReadReplica
+	// Clock stamps the arrival of spooled accruals, which are earned as of then; nil: time.Now. Give it
+	// the clock of the ledger and the earning engine.
+	Clock func() time.Time
 	// AuthFailures locks the token endpoint out after repeated failed client authentications; nil: an
 	// in-memory limiter of this replica with ratelimit's defaults (10 failures in a sliding minute).
 	AuthFailures ratelimit.Failures
@@ -111,6 +114,9 @@ func New(d Deps, opts Options) *Server {
 	if d.Earning == nil {
 		d.Earning = earning.NewEngine(nil, d.Programme, nil)
 	}
+	if d.Clock == nil {
+		d.Clock = time.Now
+	}
 	if d.AuthFailures == nil {
 		d.AuthFailures = ratelimit.NewMemory(ratelimit.FailureConfig{})
 	}
@@ -149,6 +155,11 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /v1/catalog/rewards/{id}/coupons", s.admit(s.authorize(admin, s.handleAddCoupons)))
 	mux.Handle("GET /v1/catalog/redemptions", s.admit(s.authorize(admin, s.handleAdminRedemptions)))
 	mux.Handle("POST /v1/catalog/redemptions/{receipt_id}/retry", s.admit(s.authorize(admin, s.handleRetryRedemption)))
+	mux.Handle("POST /v1/admin/adjustments", s.admit(s.authorize(admin, s.handleAdjustment)))
+	mux.Handle("POST /v1/admin/reversals", s.admit(s.authorize(admin, s.handleReversal)))
+	mux.Handle("POST /v1/admin/clawbacks", s.admit(s.authorize(admin, s.handleClawback)))
+	mux.Handle("POST /v1/admin/transactions/{seq}/activate", s.admit(s.authorize(admin, s.handleActivate)))
+	mux.Handle("POST /v1/admin/expiry/run", s.admit(s.authorize(admin, s.handleExpiryRun)))
 
 	mux.Handle("GET /v1/admin/rules", s.admit(s.authorize(admin, s.handleRules)))
 	mux.Handle("POST /v1/admin/rules", s.admit(s.authorize(admin, s.handleCreateRule)))

@@ -37,6 +37,8 @@ type spoolState struct {
 	mu       sync.Mutex // guards gen and inflight, so the replayer never clears backlog under an Append
 	gen      int64      // Appends begun
 	inflight int64      // Appends not yet returned
+
+	keys spoolKeys // the keys of the entries appended and not yet replayed (spool_keys.go)
 }
 
 // begin notes an Append about to start; end(its gen, whether backlog was set before, its error) when it
@@ -120,28 +122,39 @@ func (s *Server) refreshSpool(ctx context.Context) (spool.Stats, error) {
 // spoolFirst reports whether req must go to the spool without trying the store: an accrual while the
 // spool holds entries, which it must not overtake.
 func (s *Server) spoolFirst(req ledger.Request) bool {
-	return s.Spool != nil && req.Kind == tally.KindAccrual && s.spooled.backlog.Load()
+	return s.Spool != nil && req.Kind == tally.KindAccrual && req.ExpectedVersion == nil && s.spooled.backlog.Load()
 }
 
 // spoolable reports whether a write that failed with err may be spooled: an accrual, refused because the
-// store is unavailable, for a caller that is still there.
+// store is unavailable, for a caller that is still there. An accrual conditional on a balance_version
+// is not: only the store can check it, and a 202 would acknowledge what the replay may refuse.
 func (s *Server) spoolable(r *http.Request, req ledger.Request, err error) bool {
-	return s.Spool != nil && req.Kind == tally.KindAccrual && r.Context().Err() == nil && breaker.IsTransient(err)
+	return s.Spool != nil && req.Kind == tally.KindAccrual && req.ExpectedVersion == nil && r.Context().Err() == nil && breaker.IsTransient(err)
 }
 
 // spoolWrite keeps an accrual in the spool and answers 202 once it is durable; a spool that is full or
 // cannot be written answers 503 with Retry-After: nothing is acknowledged that is not durable.
 func (s *Server) spoolWrite(w http.ResponseWriter, r *http.Request, body []byte, req ledger.Request, cause error) {
-	// Bad input is refused now, not kept to be refused at replay.
-	if err := req.Validate(); err != nil {
+	// Bad input, and a key taken by another request, are refused now, not kept to be refused at replay.
+	key, hash, err := req.Fingerprint()
+	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	e := spool.Entry{Body: body, Customer: req.Account, Client: principal(r).ClientID, Received: time.Now().UTC()}
+	if err := s.spooled.keys.admit(key, hash); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if cause == nil && s.answerRemembered(w, r, req) {
+		s.spooled.keys.forget(key, hash)
+		return
+	}
+	e := spool.Entry{Body: body, Customer: req.Account, Client: principal(r).ClientID, Received: s.Clock().UTC()}
 	gen, had := s.spooled.begin()
-	err := s.Spool.Append(r.Context(), e)
+	err = s.Spool.Append(r.Context(), e)
 	s.spooled.end(gen, had, err)
 	if err != nil {
+		s.spooled.keys.forget(key, hash)
 		result := "error"
 		if errors.Is(err, spool.ErrFull) {
 			result = "full"
@@ -243,6 +256,7 @@ func (s *Server) applySpooled(ctx context.Context, e spool.Entry) error {
 		var rc ledger.Receipt
 		rc, err = s.write(ctx, req)
 		if err == nil {
+			s.forgetSpooled(req)
 			if ev != nil {
 				s.wantMirror(ctx, *ev, rc)
 			}
@@ -257,6 +271,7 @@ func (s *Server) applySpooled(ctx context.Context, e spool.Entry) error {
 			return err
 		}
 	}
+	s.forgetSpooled(req)
 	s.countReplayed("refused")
 	s.log.Error("spool: dropped an accrual the ledger refused", "code", tally.ErrorCode(err), "err", tally.ErrorMessage(err),
 		"customer_hash", publicHash(e.Customer), "client", e.Client, "received", e.Received)
@@ -264,7 +279,9 @@ func (s *Server) applySpooled(ctx context.Context, e spool.Entry) error {
 }
 
 // spooledRequest rebuilds the ledger request of a spooled body exactly as handleProcess builds a live
-// one (the same checks, the same builders), for the client that sent it.
+// one (the same checks, the same builders), for the client that sent it, to be decided as of its
+// arrival (ledger.Request.EarnAt): a campaign that closed during the outage still pays for it, and its
+// caps count it in the period it arrived in.
 func (s *Server) spooledRequest(ctx context.Context, e spool.Entry) (ledger.Request, *earning.Event, error) {
 	rep, err := strictjson.Scan(e.Body)
 	if err != nil {
@@ -277,7 +294,7 @@ func (s *Server) spooledRequest(ctx context.Context, e spool.Entry) (ledger.Requ
 		return ledger.Request{}, nil, tally.Errorf(tally.EINVALID, "the body must be a JSON object")
 	}
 	if probe.Key == nil {
-		ev, req, err := s.eventRequest(ctx, e.Body, rep)
+		ev, req, err := s.eventRequest(ctx, e.Body, rep, e.Received)
 		return req, &ev, err
 	}
 	if err := checkTallyBody(rep); err != nil {
@@ -294,5 +311,6 @@ func (s *Server) spooledRequest(ctx context.Context, e spool.Entry) (ledger.Requ
 		return ledger.Request{}, nil, tally.Errorf(tally.EINVALID, "only accruals are spooled, not %s", tr.Kind)
 	}
 	req, err := s.transactionRequest(tr, e.Client)
+	req.EarnAt = e.Received // its lot ages from its arrival
 	return req, nil, err
 }

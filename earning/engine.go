@@ -165,13 +165,21 @@ func (e *Engine) snapshot() []*Rule {
 // Earns reports whether some active rule, open now, matches the event: only such events need a
 // customer and an accrual (whose amount the ledger then decides).
 func (e *Engine) Earns(ctx context.Context, fields map[string]any) (bool, error) {
+	return e.EarnsAt(ctx, fields, time.Time{})
+}
+
+// EarnsAt is Earns for an event that arrived at at (zero: now), such as one kept in the spool through
+// an outage: a campaign open when it arrived still counts.
+func (e *Engine) EarnsAt(ctx context.Context, fields map[string]any, at time.Time) (bool, error) {
 	rules, err := e.current(ctx)
 	if err != nil {
 		return false, err
 	}
-	now := e.clock()
+	if now := e.clock(); at.IsZero() || at.After(now) {
+		at = now
+	}
 	for _, r := range rules {
-		if r.Matches(fields, now) {
+		if r.Matches(fields, at) {
 			return true, nil
 		}
 	}
@@ -187,15 +195,16 @@ func usageSince(at time.Time) time.Time {
 	return m
 }
 
-// BeginEarning implements ledger.Earner: it reads the cap usage of the accounts, under their locks.
-func (e *Engine) BeginEarning(ctx context.Context, tx tally.WriteTx, accounts []string, now time.Time) (ledger.EarningRun, error) {
-	run := &earningRun{rules: e.snapshot(), mult: e.programme.multipliers(), now: now, used: map[UsageKey]int64{}, added: map[UsageKey]int64{}}
+// BeginEarning implements ledger.Earner: it reads the cap usage of the accounts, under their locks, for
+// the cap periods holding at since and later.
+func (e *Engine) BeginEarning(ctx context.Context, tx tally.WriteTx, accounts []string, since time.Time) (ledger.EarningRun, error) {
+	run := &earningRun{rules: e.snapshot(), mult: e.programme.multipliers(), used: map[UsageKey]int64{}, added: map[UsageKey]int64{}}
 	capped := false
 	for _, r := range run.rules {
 		capped = capped || r.Def.Caps != nil
 	}
 	if capped {
-		usage, err := tx.RuleUsage(ctx, accounts, usageSince(now))
+		usage, err := tx.RuleUsage(ctx, accounts, usageSince(since))
 		if err != nil {
 			return nil, err
 		}
@@ -210,14 +219,15 @@ func (e *Engine) BeginEarning(ctx context.Context, tx tally.WriteTx, accounts []
 type earningRun struct {
 	rules []*Rule
 	mult  map[string]int64
-	now   time.Time
 	used  map[UsageKey]int64 // stored before the batch
 	added map[UsageKey]int64 // granted by the batch
 }
 
-func (r *earningRun) Award(account, tier string, fields map[string]any) ledger.Award {
-	ev := evaluate(r.rules, r.mult, account, tier, fields, r.now, func(k UsageKey) int64 { return r.used[k] + r.added[k] })
-	return ev.award()
+func (r *earningRun) Award(account, tier string, fields map[string]any, at time.Time) ledger.Award {
+	ev := evaluate(r.rules, r.mult, account, tier, fields, at, func(k UsageKey) int64 { return r.used[k] + r.added[k] })
+	a := ev.award()
+	a.At = at
+	return a
 }
 
 func (r *earningRun) Grant(account string, a ledger.Award) {
@@ -232,7 +242,7 @@ func (r *earningRun) Grant(account string, a ledger.Award) {
 				cap    int64
 			}{{PeriodDay, c.Day}, {PeriodWeek, c.Week}, {PeriodMonth, c.Month}} {
 				if pc.cap > 0 {
-					r.added[UsageKey{account, l.Rule, pc.period, PeriodStart(pc.period, r.now)}] += l.Points
+					r.added[UsageKey{account, l.Rule, pc.period, PeriodStart(pc.period, a.At)}] += l.Points
 				}
 			}
 		}

@@ -40,6 +40,8 @@ type Programme struct {
 	Rules         []*Rule
 	Tiers         []Tier // ascending by MinPoints; the first is the base tier, at 0
 	Qualification Qualification
+	// Lots is the points lifecycle: the "expiry", "return_policy" and "overdraft_limit" settings.
+	Lots tally.LotPolicy
 }
 
 // DefaultProgramme is the programme Tally runs with no programme file: the guide's rule earning
@@ -178,6 +180,11 @@ func ParseProgramme(b []byte) (*Programme, error) {
 		return nil, fmt.Errorf("programme: %w", err)
 	}
 	p := DefaultProgramme()
+	lots, err := tally.ParseLotPolicy(b)
+	if err != nil {
+		return nil, err
+	}
+	p.Lots = lots
 	if len(f.EarningRules) == 0 {
 		return nil, fmt.Errorf("programme: earning_rules is empty")
 	}

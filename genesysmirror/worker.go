@@ -161,7 +161,8 @@ func (w *Worker) mirror(ctx context.Context, m tally.ContactMirror) (int64, erro
 	if err != nil {
 		return 0, err
 	}
-	fields := map[string]any{w.o.Fields.Balance: acct.Balance}
+	// Genesys shows what the customer can spend, as the lookup's balance does (pending points left out).
+	fields := map[string]any{w.o.Fields.Balance: acct.Spendable()}
 	if w.o.Fields.Tier != "" && w.o.TierOf != nil {
 		tier, err := w.o.TierOf(ctx, m.AccountID)
 		if err != nil {

@@ -205,6 +205,10 @@ type ExpireOptions struct {
 	// Accounts is how many accounts are read per page (default 256); Parallel how many expiries are in
 	// flight at once (default 64), so that they share the ledger's group commits.
 	Accounts, Parallel int
+	// LotsInFlight bounds the lapsed lots of the expiries in flight at once (default 1,024; an account
+	// with more goes alone), so that one group commit of expiries stays well within the ledger's batch
+	// timeout and the writes of the live programme are not held behind it.
+	LotsInFlight int
 	// Progress, when set, is told of every page.
 	Progress func(ExpiryReport)
 }
@@ -222,6 +226,9 @@ func (s *Service) ExpireLapsed(ctx context.Context, opts ExpireOptions) (ExpiryR
 	if opts.Parallel <= 0 {
 		opts.Parallel = 64
 	}
+	if opts.LotsInFlight <= 0 {
+		opts.LotsInFlight = 1024
+	}
 	now := tally.LedgerTime(s.opts.Clock())
 	var rep ExpiryReport
 	after := ""
@@ -235,17 +242,16 @@ func (s *Service) ExpireLapsed(ctx context.Context, opts ExpireOptions) (ExpiryR
 			mu       sync.Mutex
 			wg       sync.WaitGroup
 			firstErr error
-			slots    = make(chan struct{}, opts.Parallel)
+			budget   = newLotBudget(opts.Parallel, opts.LotsInFlight)
 		)
 		for _, acct := range page {
 			rep.Accounts++
 			rep.Lots += int64(len(acct.Lots))
-			slots <- struct{}{}
+			weight := budget.take(len(acct.Lots))
 			wg.Add(1)
 			go func(acct tally.LapsedLots) {
-				defer func() { <-slots; wg.Done() }()
-				rc, err := s.Write(ctx, Request{Kind: tally.KindExpiry, Channel: ExpiryChannel, Internal: true,
-					Key: expiryKey(acct), Account: acct.AccountID, Lapsed: true, Reason: "points expired", Actor: "tally expiry job"})
+				defer func() { budget.give(weight); wg.Done() }()
+				rc, err := s.expireOne(ctx, acct)
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
@@ -267,6 +273,63 @@ func (s *Service) ExpireLapsed(ctx context.Context, opts ExpireOptions) (ExpiryR
 			opts.Progress(rep)
 		}
 	}
+}
+
+// expireOne posts the expiry of one account's lapsed lots, trying again (under the same key, so at most
+// once) while the store is unavailable, a few times.
+func (s *Service) expireOne(ctx context.Context, acct tally.LapsedLots) (Receipt, error) {
+	r := Request{Kind: tally.KindExpiry, Channel: ExpiryChannel, Internal: true, Key: expiryKey(acct),
+		Account: acct.AccountID, Lapsed: true, Reason: "points expired", Actor: "tally expiry job"}
+	var (
+		rc  Receipt
+		err error
+	)
+	for attempt := range 4 {
+		if rc, err = s.Write(ctx, r); !isTransient(err) || ctx.Err() != nil {
+			return rc, err
+		}
+		select {
+		case <-ctx.Done():
+			return rc, err
+		case <-time.After(time.Duration(attempt+1) * 250 * time.Millisecond):
+		}
+	}
+	return rc, err
+}
+
+// lotBudget admits expiries while both their number and their lots stay within bounds; one larger than
+// the whole budget is admitted alone.
+type lotBudget struct {
+	mu         sync.Mutex
+	cond       *sync.Cond
+	n, lots    int
+	maxN, maxL int
+}
+
+func newLotBudget(maxN, maxLots int) *lotBudget {
+	b := &lotBudget{maxN: maxN, maxL: maxLots}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+func (b *lotBudget) take(lots int) int {
+	w := min(lots, b.maxL)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.n >= b.maxN || b.n > 0 && b.lots+w > b.maxL {
+		b.cond.Wait()
+	}
+	b.n++
+	b.lots += w
+	return w
+}
+
+func (b *lotBudget) give(w int) {
+	b.mu.Lock()
+	b.n--
+	b.lots -= w
+	b.mu.Unlock()
+	b.cond.Broadcast()
 }
 
 // expiryKey names the expiry of an account's lapsed lots as one reading found them.

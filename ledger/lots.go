@@ -49,8 +49,7 @@ type lotUse struct {
 // loadLots reads, after the accounts are locked, the open lots of the accounts whose ops debit or
 // reverse, the lots reversals target, and the lot uses of the debits they reverse.
 func (b *batchRun) loadLots(ctx context.Context) error {
-	b.lots = lotRun{open: map[string][]*tally.Lot{}, loaded: map[string]bool{}, bySeq: map[int64]*tally.Lot{},
-		dirty: map[int64]bool{}, usesOf: map[int64][]tally.LotUse{}}
+	b.lots = lotRun{}
 	var ids []string
 	var targets []int64
 	for _, i := range b.fresh {
@@ -66,8 +65,10 @@ func (b *batchRun) loadLots(ctx context.Context) error {
 		}
 	}
 	if len(ids) == 0 {
-		return nil
+		return nil // a batch of credits only reads no lots (its maps stay nil: only debits write them)
 	}
+	b.lots = lotRun{open: map[string][]*tally.Lot{}, loaded: map[string]bool{}, bySeq: map[int64]*tally.Lot{},
+		dirty: map[int64]bool{}, usesOf: map[int64][]tally.LotUse{}}
 	ids = sortedUnique(ids)
 	open, err := b.tx.OpenLots(ctx, ids)
 	if err != nil {
@@ -170,7 +171,7 @@ func (b *batchRun) creditLot(a *tally.Account, r Request, amount int64, p *lotPl
 		t := r.ExpiresAt.UTC()
 		l.ExpiresAt = &t
 	} else {
-		l.ExpiresAt = b.policy.Expiry.ExpiresAt(b.now)
+		l.ExpiresAt = b.policy.Expiry.ExpiresAt(b.earnedAt(r)) // points earned before an outage age from then
 	}
 	if r.PendingUntil != nil && r.PendingUntil.After(b.now) {
 		t := r.PendingUntil.UTC()
@@ -379,6 +380,9 @@ func (b *batchRun) writeLots(ctx context.Context) error {
 	}
 	// One debit may take from a lot twice (a clawback's own lot, then FIFO, never the same lot; but two
 	// restores and takes in one batch are separate transactions): sum per (debit, lot).
+	if len(b.lots.uses) == 0 {
+		return b.tx.InsertLotUses(ctx, uses)
+	}
 	type key struct{ debit, lot int64 }
 	sum := map[key]int64{}
 	var order []key

@@ -14,15 +14,16 @@ import (
 // Package earning implements it over the programme's rules.
 type Earner interface {
 	// BeginEarning starts one batch attempt's earning, after the accounts are locked, and reads what
-	// awards depend on (cap usage) for the accounts whose events may earn.
-	BeginEarning(ctx context.Context, tx tally.WriteTx, accounts []string, now time.Time) (EarningRun, error)
+	// awards depend on (cap usage) for the accounts whose events may earn. since is the earliest time an
+	// award of the batch is decided at (see Request.EarnAt).
+	BeginEarning(ctx context.Context, tx tally.WriteTx, accounts []string, since time.Time) (EarningRun, error)
 }
 
 // EarningRun is the earning of one batch attempt.
 type EarningRun interface {
-	// Award returns what an event (its fields) earns a customer who holds tier, counting what this batch
-	// granted before against the caps. Points 0 earns nothing.
-	Award(account, tier string, fields map[string]any) Award
+	// Award returns what an event (its fields) that arrived at at earns a customer who holds tier,
+	// counting what this batch granted before against the caps. Points 0 earns nothing.
+	Award(account, tier string, fields map[string]any, at time.Time) Award
 	// Grant records that an award was posted, so that later awards of the batch count it.
 	Grant(account string, a Award)
 	// Write stores what the granted awards add to the caps' usage.
@@ -34,6 +35,8 @@ type Award struct {
 	Points int64
 	Lines  []tally.AccrualRule
 	Reason string
+	// At is the time the award was decided for: the cap periods it counts in.
+	At time.Time
 }
 
 // farFuture ends the window of qualifying points "as of now": every accrual written so far counts,
@@ -75,7 +78,7 @@ func (b *batchRun) prepareProgramme(ctx context.Context) error {
 		pr.stored, pr.before = m, q
 	}
 	if b.earner != nil && len(earning) > 0 {
-		run, err := b.earner.BeginEarning(ctx, b.tx, sortedUnique(earning), b.now)
+		run, err := b.earner.BeginEarning(ctx, b.tx, sortedUnique(earning), b.earliestEarning())
 		if err != nil {
 			return err
 		}
@@ -102,7 +105,7 @@ func (b *batchRun) award(i int, account string) (Award, bool) {
 		b.results[i] = result{err: tally.Errorf(tally.EUNAVAILABLE, "the ledger has no earning rules to apply")}
 		return Award{}, false
 	}
-	return b.pr.earning.Award(account, b.tierOf(account), r.Earn), true
+	return b.pr.earning.Award(account, b.tierOf(account), r.Earn, b.earnedAt(r)), true
 }
 
 // granted records an accrual the batch posts.

@@ -76,6 +76,12 @@ type Request struct {
 	// transaction's reason names the paying rules. Amount must then be 0 and Identity set: a redelivered
 	// event replays its first answer even if the rules changed in between.
 	Earn map[string]any
+	// EarnAt, when set, is when the request arrived, if it is decided later (a spooled accrual replayed
+	// after an outage): the earning rules' campaign windows and cap periods, and the expiry of the
+	// credit's lot, count from it rather than from the decision. Zero (a live request) is the decision's
+	// time, and so is a time after it. It is not part of the request's identity: a request replayed
+	// from the spool is the same request as the live one.
+	EarnAt time.Time
 }
 
 // KindNone records an answer under an idempotency key without moving points: an event that earned

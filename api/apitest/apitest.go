@@ -63,6 +63,8 @@ type Config struct {
 	Programme *earning.Programme
 	// Clock, when set, is the ledger's and the earning rules' clock.
 	Clock func() time.Time
+	// Lots are the ledger's lot policies (expiry, return policy); zero: points never expire.
+	Lots tally.LotPolicy
 }
 
 // Server is a running test server.
@@ -155,7 +157,7 @@ func StartOn(t testing.TB, store tally.Store, creds tally.CredentialStore, cfg C
 	engine := earning.NewEngine(rules, programme, cfg.Clock)
 	// A store that cannot be reached (a fault test) seeds nothing: events then fail as unavailable.
 	engine.Seed(ctx)
-	l := ledger.New(guarded, ledger.Options{Key: Key, Tiers: programme, Earner: engine, Clock: cfg.Clock, Workers: 2, Observe: m.ObserveWrite, ObserveBatch: func(n int) { m.BatchSize.Observe(float64(n)) }})
+	l := ledger.New(guarded, ledger.Options{Key: Key, Tiers: programme, Earner: engine, Clock: cfg.Clock, Lots: cfg.Lots, Workers: 2, Observe: m.ObserveWrite, ObserveBatch: func(n int) { m.BatchSize.Observe(float64(n)) }})
 	hasher, err := tally.NewCustomerHasher([]byte(Secret))
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +182,7 @@ func StartOn(t testing.TB, store tally.Store, creds tally.CredentialStore, cfg C
 	}
 	srv := api.New(api.Deps{
 		Ledger: l, Store: guarded, Hasher: hasher, Programme: programme, Earning: engine, Issuer: issuer, Verifier: verifier, Clients: creds,
-		Cache: cache, Metrics: m, Logger: log, Mirror: mirror, Spool: cfg.Spool, AuthFailures: cfg.AuthFailures,
+		Cache: cache, Metrics: m, Logger: log, Mirror: mirror, Spool: cfg.Spool, Clock: cfg.Clock, AuthFailures: cfg.AuthFailures,
 	}, cfg.Options)
 	hs.Config.Handler = srv
 	hs.Start()

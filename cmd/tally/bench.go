@@ -28,6 +28,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return benchHTTP(ctx, args[1:], stdout, stderr)
 	case "redeem":
 		return benchRedeem(ctx, args[1:], stdout, stderr)
+	case "lots":
+		return benchLots(ctx, args[1:], stdout, stderr)
 	}
 	return fmt.Errorf("unknown bench subcommand %q: expected ledger, pgbench, http or redeem", args[0])
 }

@@ -69,6 +69,9 @@ func TestCLICheckpoint(t *testing.T) {
 		"UPDATE lots SET remaining = remaining + (SELECT u.points FROM lot_uses u WHERE u.debit_seq = {seq} AND u.lot_seq = lots.seq) WHERE seq IN (SELECT lot_seq FROM lot_uses WHERE debit_seq = {seq})",
 		"DELETE FROM lot_uses WHERE debit_seq = {seq}",
 		"DELETE FROM postings WHERE seq = {seq}",
+		// The lots the redemption took from get their points back.
+		"UPDATE lots SET remaining = remaining + (SELECT u.points FROM lot_uses u WHERE u.debit_seq = {seq} AND u.lot_seq = lots.seq) WHERE seq IN (SELECT lot_seq FROM lot_uses WHERE debit_seq = {seq})",
+		"DELETE FROM lot_uses WHERE debit_seq = {seq}",
 		"DELETE FROM transactions WHERE seq = {seq}",
 		"UPDATE accounts SET balance = balance + 30, balance_version = balance_version - 1, last_tx_hash = (SELECT hash FROM transactions WHERE seq = (SELECT MAX(seq) FROM transactions WHERE account_id = '{a}')) WHERE id = '{a}'",
 		"UPDATE account_shards SET balance = 0 WHERE account_id = 'system:redemptions'",

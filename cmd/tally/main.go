@@ -67,6 +67,8 @@ func commands() []command {
 		{"verify", "audit the whole ledger offline", runVerify},
 		{"checkpoint", "append a signed checkpoint of the ledger head to a file", runCheckpoint},
 		{"purge-events", "delete remembered event outcomes older than the retention", runPurgeEvents},
+		{"expire", "post the expiry of lapsed points lots (the expiry job, once)", runExpire},
+		{"lots", "points lots: activate pending points, list a customer's lots", runLots},
 		{"clients", "manage OAuth clients (create, list, revoke)", runClients},
 		{"rewards", "manage the reward catalog, stock, coupon codes and dead letters", runRewards},
 		{"rules", "list, show and test the earning rules (list, show NAME, test --event FILE)", runRules},

@@ -46,6 +46,7 @@ type serveConfig struct {
 	tokenTTL, sessionTTL, shutdownDeadline time.Duration
 	checkpointEvery                        time.Duration
 	tierReview                             time.Duration
+	lotsEvery                              time.Duration
 	checkpointFile                         string
 	corsOrigins                            []string
 	fulfillment                            fulfillmentConfig
@@ -74,6 +75,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	mirrorConfig := mirrorFlags(fs)
 	spoolConfig := spoolFlags(fs)
 	checkpointEvery := durationFlag(fs, "checkpoint-every", "TALLY_CHECKPOINT_EVERY", time.Minute, "how often to checkpoint the ledger head while it changes (0 turns it off)")
+	lotsEvery := durationFlag(fs, "lots-every", "TALLY_LOTS_EVERY", time.Minute, "how often to activate due pending points and expire lapsed points (0 turns it off)")
 	corsOrigins := fs.String("cors-origins", envDefault("TALLY_CORS_ORIGINS", ""), "comma-separated exact origins (https://host[:port]) whose pages may embed the widget and call the portal API (env TALLY_CORS_ORIGINS; default none)")
 	fs.BoolVar(&c.hsts, "hsts", envDefault("TALLY_HSTS", "") == "true", "send Strict-Transport-Security: clients reach the server over TLS (a proxy terminates it) (env TALLY_HSTS=true)")
 	fs.BoolVar(&c.logRequests, "log-requests", envDefault("TALLY_LOG_REQUESTS", "") == "true", "log every request (env TALLY_LOG_REQUESTS=true)")
@@ -170,6 +172,12 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	if c.checkpointEvery < 0 {
 		return nil, errors.New("--checkpoint-every must not be negative")
 	}
+	if c.lotsEvery, err = lotsEvery(); err != nil {
+		return nil, err
+	}
+	if c.lotsEvery < 0 {
+		return nil, errors.New("--lots-every must not be negative")
+	}
 	if (c.extIssuer != "") != (c.extJWKS != "") || c.extIssuer != "" && c.extAudience == "" {
 		return nil, errors.New("an external issuer needs --external-issuer, --external-audience and --external-jwks-url together")
 	}
@@ -256,7 +264,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		return err
 	}
 	l := ledger.New(guarded, ledger.Options{
-		Key: key, Tiers: programme, Earner: engine, MaxBatch: c.batchMax, Workers: workers, Observe: m.ObserveWrite,
+		Key: key, Tiers: programme, Earner: engine, Lots: programme.Lots, MaxBatch: c.batchMax, Workers: workers, Observe: m.ObserveWrite,
 		ObserveBatch: func(n int) { m.BatchSize.Observe(float64(n)) },
 	})
 	defer l.Close()
@@ -332,6 +340,9 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	jobs.Go(func() { purgeLoop(runCtx, guarded, c.retention, log) })
 	jobs.Go(func() { srv.RunSpool(runCtx, spoolReplayEvery) }) // replays what an earlier run left, at once
 	jobs.Go(func() { tierReviewLoop(runCtx, l, programme, c.tierReview, log) })
+	if c.lotsEvery > 0 {
+		jobs.Go(func() { lotsLoop(runCtx, l, c.lotsEvery, log) })
+	}
 	if pg, ok := store.Store.(*postgres.DB); ok {
 		// Plans made while the tables were small would otherwise outlive their growth (postgres/analyze.go).
 		jobs.Go(func() { pg.KeepStatistics(runCtx, postgres.StatisticsInterval, log) })

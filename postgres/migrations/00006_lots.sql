@@ -14,7 +14,9 @@ ALTER TABLE accounts ADD CONSTRAINT accounts_customer_balance_nonnegative
 
 CREATE TABLE lots (
     seq           BIGINT PRIMARY KEY REFERENCES transactions (seq),
-    account_id    TEXT COLLATE "C" NOT NULL REFERENCES accounts (id),
+    -- The account of the crediting transaction (which references accounts): no foreign key of its own,
+    -- whose check would cost every accrual a lookup.
+    account_id    TEXT COLLATE "C" NOT NULL,
     points        BIGINT NOT NULL CHECK (points > 0),
     remaining     BIGINT NOT NULL CHECK (remaining >= 0 AND remaining <= points),
     pending_until TIMESTAMPTZ NULL,

@@ -37,7 +37,7 @@ ALTER TABLE accounts_new RENAME TO accounts;
 
 CREATE TABLE lots (
     seq           INTEGER PRIMARY KEY REFERENCES transactions (seq),
-    account_id    TEXT NOT NULL REFERENCES accounts (id),
+    account_id    TEXT NOT NULL,                -- the crediting transaction's (no foreign key of its own)
     points        INTEGER NOT NULL CHECK (points > 0),
     remaining     INTEGER NOT NULL CHECK (remaining >= 0 AND remaining <= points),
     pending_until INTEGER,                      -- NULL: active

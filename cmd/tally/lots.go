@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/ledger"
+)
+
+// openLotsLedger opens a migrated store and a ledger over it with the ledger key, for the lifecycle
+// commands that write.
+func openLotsLedger(ctx context.Context, db string) (*openedStore, *ledger.Service, error) {
+	s, err := openMigrated(ctx, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := existingLedgerKey(s)
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	if _, err := ledger.OpenChain(ctx, s.Store, key); err != nil {
+		s.Close()
+		return nil, nil, fmt.Errorf("the ledger key does not open this ledger: %w", err)
+	}
+	workers := 1
+	if s.kind == "postgres" {
+		workers = 2
+	}
+	return s, ledger.New(s.Store, ledger.Options{Key: key, Workers: workers}), nil
+}
+
+// runExpire is `tally expire`: one run of the expiry job.
+func runExpire(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("expire", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db := dbFlag(fs)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return errUsageShown
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("expire takes no arguments, got %q", fs.Arg(0))
+	}
+	s, l, err := openLotsLedger(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	defer l.Close()
+	start := time.Now()
+	rep, err := l.ExpireLapsed(ctx, ledger.ExpireOptions{})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(rep)
+	}
+	fmt.Fprintf(stdout, "expired %d points of %d lapsed lots in %d accounts: %d expiry transactions posted (%s)\n",
+		rep.Points, rep.Lots, rep.Accounts, rep.Transactions, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// runLots is `tally lots`: activate pending points, list a customer's lots.
+func runLots(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	usage := func() error {
+		fmt.Fprintln(stderr, `usage: tally lots <command> [flags]
+
+commands:
+  activate          activate every pending lot that is due (what serve does on a timer)
+  activate SEQ      activate the pending lot of transaction SEQ now
+  list CUSTOMER     print a customer's open lots (id or customer hash) as JSON, in the order debits use them
+  expire            run the expiry job (same as tally expire)`)
+		return errUsageShown
+	}
+	if len(args) == 0 {
+		return usage()
+	}
+	fs := flag.NewFlagSet("lots "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db := dbFlag(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		return errUsageShown
+	}
+	switch args[0] {
+	case "expire":
+		return runExpire(ctx, args[1:], stdout, stderr)
+	case "activate":
+		s, l, err := openLotsLedger(ctx, *db)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		defer l.Close()
+		if fs.NArg() == 0 {
+			n, err := l.ActivateDue(ctx, 0)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "activated %d pending lots\n", n)
+			return nil
+		}
+		seq, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+		if err != nil || seq <= 0 {
+			return fmt.Errorf("SEQ must be a transaction number, got %q", fs.Arg(0))
+		}
+		lot, err := l.Activate(ctx, seq)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "lot %d: %d of %d points spendable\n", lot.Seq, lot.Remaining, lot.Points)
+		return nil
+	case "list":
+		if fs.NArg() != 1 {
+			return errors.New("lots list takes one customer (id or customer hash)")
+		}
+		s, err := openMigrated(ctx, *db)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		account := fs.Arg(0)
+		if !tally.IsCustomerHash(account) {
+			h, err := customerHasher(s, slog.New(slog.NewTextHandler(stderr, nil)))
+			if err != nil {
+				return err
+			}
+			account = h.Hash(account)
+		}
+		lots, err := s.AccountLots(ctx, account)
+		if err != nil {
+			return err
+		}
+		if lots == nil {
+			lots = []tally.Lot{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(lots)
+	}
+	return usage()
+}
+
+// lotsLoop is serve's lifecycle job: every interval it activates the pending lots that are due and
+// posts the expiries of lapsed lots. Both are safe on every replica at once.
+func lotsLoop(ctx context.Context, l *ledger.Service, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := l.ActivateDue(ctx, 0); err != nil && ctx.Err() == nil {
+			log.Warn("activation of pending lots failed", "err", err)
+		} else if n > 0 {
+			log.Info("activated pending lots", "count", n)
+		}
+		if rep, err := l.ExpireLapsed(ctx, ledger.ExpireOptions{}); err != nil && ctx.Err() == nil {
+			log.Warn("expiry job failed", "err", err)
+		} else if rep.Transactions > 0 {
+			log.Info("expired lapsed points", "accounts", rep.Transactions, "lots", rep.Lots, "points", rep.Points)
+		}
+	}
+}
