@@ -4,6 +4,7 @@ package api
 
 import (
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/tally-ledger/tally/earning"
 	"github.com/tally-ledger/tally/ledger"
 	"github.com/tally-ledger/tally/metrics"
+	"github.com/tally-ledger/tally/ratelimit"
 	"github.com/tally-ledger/tally/spool"
 	"github.com/tally-ledger/tally/webhooks"
 )
@@ -44,6 +46,9 @@ type Deps struct {
 	// Clock stamps the arrival of spooled accruals, which are earned as of then; nil: time.Now. Give it
 	// the clock of the ledger and the earning engine.
 	Clock func() time.Time
+	// AuthFailures locks the token endpoint out after repeated failed client authentications; nil: an
+	// in-memory limiter of this replica with ratelimit's defaults (10 failures in a sliding minute).
+	AuthFailures ratelimit.Failures
 }
 
 // Options tune the server. Zero values take the defaults.
@@ -61,6 +66,9 @@ type Options struct {
 	LogRequests      bool
 	// PointValue and Currency are the reports' default money per point ("" for points only).
 	PointValue, Currency string
+	ClientRate           float64 // requests a second each OAuth client may make, after authentication (0: no limit)
+	ClientBurst          int     // requests an OAuth client may make at once above its rate (default 2 s of ClientRate)
+	HSTS                 bool    // send Strict-Transport-Security on every answer (the server is reached over TLS)
 }
 
 // Server is the HTTP service.
@@ -74,6 +82,9 @@ type Server struct {
 	sessions sessions
 	handler  http.Handler
 	spooled  spoolState
+
+	authFailures ratelimit.Failures
+	clientRate   *ratelimit.Buckets
 }
 
 // New builds the server and its route table.
@@ -111,8 +122,15 @@ func New(d Deps, opts Options) *Server {
 	if d.Clock == nil {
 		d.Clock = time.Now
 	}
-	s := &Server{Deps: d, opts: opts, log: d.Logger, metrics: d.Metrics, slots: make(chan struct{}, opts.MaxInFlight)}
-	s.handler = s.observe(s.cors(s.routes()))
+	if d.AuthFailures == nil {
+		d.AuthFailures = ratelimit.NewMemory(ratelimit.FailureConfig{})
+	}
+	if opts.ClientBurst <= 0 {
+		opts.ClientBurst = int(math.Ceil(2 * opts.ClientRate))
+	}
+	s := &Server{Deps: d, opts: opts, log: d.Logger, metrics: d.Metrics, slots: make(chan struct{}, opts.MaxInFlight),
+		authFailures: d.AuthFailures, clientRate: ratelimit.NewBuckets(opts.ClientRate, opts.ClientBurst)}
+	s.handler = s.observe(s.secure(s.cors(s.routes())))
 	s.startSpool()
 	return s
 }
@@ -125,7 +143,7 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	read, write, admin := tally.ScopeLedgerRead, tally.ScopeLedgerWrite, tally.ScopeAdmin
 
-	mux.Handle("POST /oauth/token", s.admit(auth.NewTokenService(s.Issuer, s.Clients, s.log)))
+	mux.Handle("POST /oauth/token", s.guardToken(s.admit(auth.NewTokenService(s.Issuer, s.Clients, s.log))))
 	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
 
 	mux.Handle("POST /v1/ledger/balance/lookup", s.admit(s.authorize(read, s.handleLookup)))
@@ -167,7 +185,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /v1/admin/customers/{customer}/tier", s.admit(s.authorize(admin, s.handleCustomerTier)))
 	mux.Handle("POST /v1/admin/tiers/review", s.admit(s.authorize(admin, s.handleTierReview)))
 
-	mux.Handle("GET /portal/", portalFiles())
+	mux.Handle("GET /portal/", portalFiles(s.opts.CORSOrigins))
 	mux.Handle("GET /v1/portal/me", s.admit(http.HandlerFunc(s.handlePortalMe)))
 	mux.Handle("POST /v1/portal/session/refresh", s.admit(http.HandlerFunc(s.handleSessionRefresh)))
 	mux.Handle("POST /v1/portal/session/verify", s.admit(http.HandlerFunc(s.handleSessionVerify)))
@@ -180,7 +198,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.HandleFunc("GET /openapi.json", s.handleOpenAPI)
 
-	mux.Handle("GET /{$}", portalPage())
+	mux.Handle("GET /{$}", portalPage(s.opts.CORSOrigins))
 	mux.HandleFunc("GET /widget/{version}/bundle.min.js", handleWidgetBundle)
 	return routed(mux)
 }
