@@ -249,11 +249,17 @@ func lotsExpiry(ctx context.Context, cfg LotsConfig, open OpenStore) (_ *LotsExp
 		return run, err
 	}
 	var done atomic.Int64
-	progress := time.NewTicker(10 * time.Second)
-	defer progress.Stop()
+	seeded := make(chan struct{})
 	go func() {
-		for range progress.C {
-			logf(cfg.Log, "expiry: %d lots seeded", done.Load())
+		progress := time.NewTicker(10 * time.Second)
+		defer progress.Stop()
+		for {
+			select {
+			case <-progress.C:
+				logf(cfg.Log, "expiry: %d lots seeded", done.Load())
+			case <-seeded:
+				return
+			}
 		}
 	}()
 	run.Seed = Closed(ctx, 512, 24*time.Hour, total+len(earners), func(ctx context.Context, _, seq int) (string, bool) {
@@ -273,6 +279,7 @@ func lotsExpiry(ctx context.Context, cfg LotsConfig, open OpenStore) (_ *LotsExp
 			Account: holders[a], Amount: 10, Reason: "bench seed", ExpiresAt: &exp})
 		return outcome(err)
 	})
+	close(seeded)
 	run.SeedCPU = w.end(ctx, 0)
 	if run.Seed.OK != total+len(earners) {
 		return run, fmt.Errorf("seed: %d of %d accruals (%v)", run.Seed.OK, total+len(earners), run.Seed.Outcomes)
@@ -292,7 +299,7 @@ func lotsExpiry(ctx context.Context, cfg LotsConfig, open OpenStore) (_ *LotsExp
 		}
 		start := time.Now()
 		rep, err := e.svc.ExpireLapsed(ctx, ledger.ExpireOptions{Progress: func(r ledger.ExpiryReport) {
-			if r.Accounts%(256*40) == 0 {
+			if r.Accounts%(256*10) == 0 {
 				logf(cfg.Log, "expiry: %d accounts, %d lots expired", r.Accounts, r.Lots)
 			}
 		}})
