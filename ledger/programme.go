@@ -37,6 +37,9 @@ type Award struct {
 	Reason string
 	// At is the time the award was decided for: the cap periods it counts in.
 	At time.Time
+	// PendingUntil, when set, holds the accrual's points pending until then (a paying rule's return
+	// window, counted from At).
+	PendingUntil *time.Time
 }
 
 // farFuture ends the window of qualifying points "as of now": every accrual written so far counts,
