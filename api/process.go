@@ -268,7 +268,13 @@ func (s *Server) write(parent context.Context, req ledger.Request) (ledger.Recei
 	if err == nil && rc.Transaction.Seq != 0 && !rc.Replayed {
 		t := rc.Transaction
 		if s.Cache != nil {
-			if tier, terr := s.Earning.Tier(parent, t.AccountID); terr == nil {
+			// The ledger read the tier under the account lock for accruals and tier-gated redemptions:
+			// only other writes cost a read of it here.
+			tier, terr := rc.Tier, error(nil)
+			if tier == "" {
+				tier, terr = s.Earning.Tier(parent, t.AccountID)
+			}
+			if terr == nil {
 				s.remember(parent, balancecache.Entry{CustomerHash: t.AccountID, Balance: rc.Balance, BalanceVersion: rc.BalanceVersion,
 					Tier: tier, AsOf: t.CreatedAt})
 			}

@@ -142,7 +142,36 @@ func (b *batchRun) writeProgramme(ctx context.Context) error {
 			return err
 		}
 	}
-	return b.upgradeTiers(ctx)
+	if err := b.upgradeTiers(ctx); err != nil {
+		return err
+	}
+	b.noteTiers()
+	return nil
+}
+
+// noteTiers puts in the receipts of the batch's accruals and tier-gated redemptions the tier their
+// customer holds once the batch commits (upgrades included), so that the caller needs no read of it.
+func (b *batchRun) noteTiers() {
+	if b.tiers == nil {
+		return
+	}
+	upgraded := map[string]string{}
+	for _, i := range b.pr.accrued {
+		if c := b.results[i].receipt.TierChange; c != nil {
+			upgraded[c.AccountID] = c.To
+		}
+	}
+	for _, i := range b.fresh {
+		t, r := b.txOf[i], b.ops[i].req
+		if t == nil || b.results[i].err != nil || r.Kind != tally.KindAccrual && r.RewardID == "" {
+			continue
+		}
+		tier, ok := upgraded[t.AccountID]
+		if !ok {
+			tier = b.tierOf(t.AccountID)
+		}
+		b.results[i].receipt.Tier = tier
+	}
 }
 
 // upgradeTiers raises tiers at once: the accrual that earns a tier's qualifying points grants it.

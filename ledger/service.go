@@ -78,6 +78,10 @@ type Receipt struct {
 	Rules []tally.AccrualRule `json:"rules,omitempty"`
 	// TierChange is the upgrade the accrual earned, if it earned one.
 	TierChange *tally.TierChange `json:"tier_change,omitempty"`
+	// Tier is the tier the customer holds once the write's batch committed, when the batch read it
+	// under the account lock (accruals and tier-gated redemptions of a ledger with tiers); "" otherwise.
+	// Not stored with the receipt: a replay does not know it.
+	Tier string `json:"-"`
 	// Replayed is true when the write was not applied now because its idempotency key had been applied
 	// before (or by a concurrent duplicate); the receipt is then the original one.
 	Replayed bool `json:"-"`

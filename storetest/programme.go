@@ -311,17 +311,22 @@ const tierProgramme = `{
 func testTierUpgrade(t *testing.T, h Harness) {
 	p := newProgrammeEnv(t, h, tierProgramme)
 	c := p.customer("climber")
-	if rc := p.mustEvent(c, "t1", map[string]any{"type": "WebChat", "points": 99}); rc.TierChange != nil || p.tier(c) != "base" {
-		t.Fatalf("99 points: %+v, tier %s", rc.TierChange, p.tier(c))
+	if rc := p.mustEvent(c, "t1", map[string]any{"type": "WebChat", "points": 99}); rc.TierChange != nil || p.tier(c) != "base" || rc.Tier != "base" {
+		t.Fatalf("99 points: %+v, tier %s, receipt's tier %q", rc.TierChange, p.tier(c), rc.Tier)
 	}
 	rc := p.mustEvent(c, "t2", map[string]any{"type": "WebChat", "points": 450})
-	if rc.TierChange == nil || rc.TierChange.To != "gold" || rc.TierChange.From != "base" || rc.TierChange.Seq != rc.Transaction.Seq || p.tier(c) != "gold" {
-		t.Fatalf("549 points: %+v, tier %s", rc.TierChange, p.tier(c))
+	if rc.TierChange == nil || rc.TierChange.To != "gold" || rc.TierChange.From != "base" || rc.TierChange.Seq != rc.Transaction.Seq || p.tier(c) != "gold" || rc.Tier != "gold" {
+		t.Fatalf("549 points: %+v, tier %s, receipt's tier %q", rc.TierChange, p.tier(c), rc.Tier)
 	}
-	// Redemptions do not lower the tier.
-	p.mustWrite(ledger.Request{Kind: tally.KindRedemption, Account: c, Key: "spend", Amount: 500, Reason: "spend"})
+	// Redemptions do not lower the tier; one that names no reward does not read it (its receipt has none).
+	if rc := p.mustWrite(ledger.Request{Kind: tally.KindRedemption, Account: c, Key: "spend", Amount: 500, Reason: "spend"}); rc.Tier != "" {
+		t.Fatalf("a plain redemption's receipt has tier %q", rc.Tier)
+	}
 	if p.tier(c) != "gold" {
 		t.Fatalf("tier after spending: %s", p.tier(c))
+	}
+	if rc := p.mustEvent(c, "t3", map[string]any{"type": "WebChat", "points": 1}); rc.TierChange != nil || rc.Tier != "gold" {
+		t.Fatalf("an accrual at gold: %+v, receipt's tier %q", rc.TierChange, rc.Tier)
 	}
 	hist, err := p.ps.TierChanges(p.ctx, c)
 	if err != nil || len(hist) != 1 || hist[0].To != "gold" || hist[0].Reason == "" {
