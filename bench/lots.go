@@ -27,6 +27,7 @@ type LotsConfig struct {
 	Concurrency     int           // accrual writers running beside the expiry job
 	Baseline        time.Duration // how long the accruals run alone first
 	LotsInFlight    int           // ledger.ExpireOptions.LotsInFlight (0: its default)
+	ExpiryRate      int           // ledger.ExpireOptions.Rate (0: its default; negative: unpaced)
 }
 
 // LotsResult is what the run measured.
@@ -133,7 +134,7 @@ func Lots(ctx context.Context, cfg LotsConfig, open OpenStore) (_ LotsResult, er
 		return out, err
 	}
 	start := time.Now()
-	out.ExpiryReport, err = svc.ExpireLapsed(ctx, ledger.ExpireOptions{LotsInFlight: cfg.LotsInFlight})
+	out.ExpiryReport, err = svc.ExpireLapsed(ctx, ledger.ExpireOptions{LotsInFlight: cfg.LotsInFlight, Rate: cfg.ExpiryRate})
 	out.ExpiryElapsed = time.Since(start)
 	out.ExpiryCPU = w.end(ctx, 0)
 	stop()

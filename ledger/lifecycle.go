@@ -209,9 +209,18 @@ type ExpireOptions struct {
 	// with more goes alone), so that one group commit of expiries stays well within the ledger's batch
 	// timeout and the writes of the live programme are not held behind it.
 	LotsInFlight int
+	// Rate bounds the lapsed lots the job starts expiring per second (0: DefaultExpiryRate; negative:
+	// unpaced), so that the live programme's writes keep their rate while a large backlog expires: the
+	// job's work per lot is taken from the same CPU and the same batch workers.
+	Rate int
 	// Progress, when set, is told of every page.
 	Progress func(ExpiryReport)
 }
+
+// DefaultExpiryRate is the expiry job's pace when none is given, in lots per second: a million lapsed
+// lots take about 17 minutes (see BENCHMARKS.md, "Points lifecycle: pacing the expiry job"). Lapsed
+// points are not spendable meanwhile (see Account.Lapsed), so a slower job costs no correctness.
+const DefaultExpiryRate = 1000
 
 // ExpireLapsed is the expiry job: for every account with lots that have lapsed by now, it posts one
 // expiry transaction (to system:expired, on the reserved channel "expiry") of what remains of them. Each
@@ -229,9 +238,13 @@ func (s *Service) ExpireLapsed(ctx context.Context, opts ExpireOptions) (ExpiryR
 	if opts.LotsInFlight <= 0 {
 		opts.LotsInFlight = 1024
 	}
+	if opts.Rate == 0 {
+		opts.Rate = DefaultExpiryRate
+	}
 	now := tally.LedgerTime(s.opts.Clock())
 	var rep ExpiryReport
 	after := ""
+	pace := pacer{start: time.Now(), rate: opts.Rate}
 	for {
 		page, err := s.store.LapsedLots(ctx, now, after, opts.Accounts)
 		if err != nil || len(page) == 0 {
@@ -245,6 +258,10 @@ func (s *Service) ExpireLapsed(ctx context.Context, opts ExpireOptions) (ExpiryR
 			budget   = newLotBudget(opts.Parallel, opts.LotsInFlight)
 		)
 		for _, acct := range page {
+			if err := pace.wait(ctx, len(acct.Lots)); err != nil {
+				wg.Wait()
+				return rep, err
+			}
 			rep.Accounts++
 			rep.Lots += int64(len(acct.Lots))
 			weight := budget.take(len(acct.Lots))
@@ -295,6 +312,36 @@ func (s *Service) expireOne(ctx context.Context, acct tally.LapsedLots) (Receipt
 		}
 	}
 	return rc, err
+}
+
+// pacer spaces the starts of expiries so that lot n starts no earlier than n/rate seconds after the
+// job did. A job that fell behind (slow commits) is not made to wait, and does not catch up faster
+// than its lots in flight allow.
+type pacer struct {
+	start time.Time
+	rate  int // lots per second; <= 0: unpaced
+	lots  int64
+}
+
+// wait returns when the next n lots may start, or with ctx's error.
+func (p *pacer) wait(ctx context.Context, n int) error {
+	if p.rate <= 0 {
+		return nil
+	}
+	due := p.start.Add(time.Duration(p.lots) * time.Second / time.Duration(p.rate))
+	p.lots += int64(n)
+	d := time.Until(due)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // lotBudget admits expiries while both their number and their lots stay within bounds; one larger than

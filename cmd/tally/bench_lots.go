@@ -24,6 +24,7 @@ func benchLots(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	conc := fs.Int("concurrency", 16, "accrual writers beside the expiry job")
 	baseline := fs.Duration("baseline", 10*time.Second, "how long the accruals run alone first")
 	inFlight := fs.Int("lots-in-flight", 0, "lapsed lots of the expiries in flight at once (0: the job's default)")
+	rate := fs.Int("expiry-rate", 0, "lapsed lots the job expires per second at most (0: the job's default; negative: unpaced)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
@@ -31,7 +32,7 @@ func benchLots(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("bench lots: counts must be positive")
 	}
 	cfg := bench.LotsConfig{DB: *db, RedeemCustomers: *redeemers, LotsPerRedeem: *perRedeem, ExpiryAccounts: *accounts,
-		ExpiryLots: *lots, Concurrency: *conc, Baseline: *baseline, LotsInFlight: *inFlight}
+		ExpiryLots: *lots, Concurrency: *conc, Baseline: *baseline, LotsInFlight: *inFlight, ExpiryRate: *rate}
 	res, err := bench.Lots(ctx, cfg, func(ctx context.Context, url string) (tally.Store, error) {
 		s, err := openMigrated(ctx, url)
 		if err != nil {
