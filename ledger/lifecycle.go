@@ -213,6 +213,10 @@ type ExpireOptions struct {
 	// unpaced), so that the live programme's writes keep their rate while a large backlog expires: the
 	// job's work per lot is taken from the same CPU and the same batch workers.
 	Rate int
+	// LotsPerExpiry bounds the lots of one expiry transaction (default 100): an account with more
+	// lapsed lots has them expired in several, so that no commit of the job holds a batch worker, and
+	// the live writes queued on it, for long.
+	LotsPerExpiry int
 	// Progress, when set, is told of every page.
 	Progress func(ExpiryReport)
 }
@@ -241,6 +245,9 @@ func (s *Service) ExpireLapsed(ctx context.Context, opts ExpireOptions) (ExpiryR
 	if opts.Rate == 0 {
 		opts.Rate = DefaultExpiryRate
 	}
+	if opts.LotsPerExpiry <= 0 {
+		opts.LotsPerExpiry = 100
+	}
 	now := tally.LedgerTime(s.opts.Clock())
 	var rep ExpiryReport
 	after := ""
@@ -257,30 +264,32 @@ func (s *Service) ExpireLapsed(ctx context.Context, opts ExpireOptions) (ExpiryR
 			firstErr error
 			budget   = newLotBudget(opts.Parallel, opts.LotsInFlight)
 		)
-		for _, acct := range page {
-			if err := pace.wait(ctx, len(acct.Lots)); err != nil {
-				wg.Wait()
-				return rep, err
-			}
+		for _, whole := range page {
 			rep.Accounts++
-			rep.Lots += int64(len(acct.Lots))
-			weight := budget.take(len(acct.Lots))
-			wg.Add(1)
-			go func(acct tally.LapsedLots) {
-				defer func() { budget.give(weight); wg.Done() }()
-				rc, err := s.expireOne(ctx, acct)
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err != nil && tally.ErrorCode(err) != tally.ECLOSED:
-					if firstErr == nil {
-						firstErr = err
-					}
-				case err == nil && rc.Transaction.Seq != 0 && !rc.Replayed:
-					rep.Transactions++
-					rep.Points += rc.Transaction.Amount
+			rep.Lots += int64(len(whole.Lots))
+			for _, acct := range expiryChunks(whole, opts.LotsPerExpiry) {
+				if err := pace.wait(ctx, len(acct.Lots)); err != nil {
+					wg.Wait()
+					return rep, err
 				}
-			}(acct)
+				weight := budget.take(len(acct.Lots))
+				wg.Add(1)
+				go func(acct tally.LapsedLots) {
+					defer func() { budget.give(weight); wg.Done() }()
+					rc, err := s.expireOne(ctx, acct, len(acct.Lots) < len(whole.Lots))
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err != nil && tally.ErrorCode(err) != tally.ECLOSED:
+						if firstErr == nil {
+							firstErr = err
+						}
+					case err == nil && rc.Transaction.Seq != 0 && !rc.Replayed:
+						rep.Transactions++
+						rep.Points += rc.Transaction.Amount
+					}
+				}(acct)
+			}
 		}
 		wg.Wait()
 		if firstErr != nil {
@@ -294,9 +303,14 @@ func (s *Service) ExpireLapsed(ctx context.Context, opts ExpireOptions) (ExpiryR
 
 // expireOne posts the expiry of one account's lapsed lots, trying again (under the same key, so at most
 // once) while the store is unavailable, a few times.
-func (s *Service) expireOne(ctx context.Context, acct tally.LapsedLots) (Receipt, error) {
+func (s *Service) expireOne(ctx context.Context, acct tally.LapsedLots, part bool) (Receipt, error) {
 	r := Request{Kind: tally.KindExpiry, Channel: ExpiryChannel, Internal: true, Key: expiryKey(acct),
 		Account: acct.AccountID, Lapsed: true, Reason: "points expired", Actor: "tally expiry job"}
+	if part {
+		for _, l := range acct.Lots {
+			r.LapsedLots = append(r.LapsedLots, l.Seq)
+		}
+	}
 	var (
 		rc  Receipt
 		err error
@@ -342,6 +356,20 @@ func (p *pacer) wait(ctx context.Context, n int) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// expiryChunks splits an account's lapsed lots (in seq order) into parts of at most n lots, each
+// keyed by the same reading's balance_version and its own lots: replicas that read the same state post
+// each part once, and a part whose lots another reading's expiry took finds nothing left to take.
+func expiryChunks(l tally.LapsedLots, n int) []tally.LapsedLots {
+	if len(l.Lots) <= n {
+		return []tally.LapsedLots{l}
+	}
+	var out []tally.LapsedLots
+	for lo := 0; lo < len(l.Lots); lo += n {
+		out = append(out, tally.LapsedLots{AccountID: l.AccountID, BalanceVersion: l.BalanceVersion, Lots: l.Lots[lo:min(lo+n, len(l.Lots))]})
+	}
+	return out
 }
 
 // lotBudget admits expiries while both their number and their lots stay within bounds; one larger than

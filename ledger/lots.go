@@ -234,8 +234,15 @@ func (b *batchRun) planLots(r Request, a *tally.Account, target tally.Transactio
 	p := lotPlan{limit: a.OverdraftLimit}
 	switch {
 	case r.Kind == tally.KindExpiry && r.Lapsed:
+		var only map[int64]bool
+		if len(r.LapsedLots) > 0 {
+			only = make(map[int64]bool, len(r.LapsedLots))
+			for _, s := range r.LapsedLots {
+				only[s] = true
+			}
+		}
 		for _, l := range b.lots.open[a.ID] {
-			if l.Remaining > 0 && l.Lapsed(b.now) {
+			if l.Remaining > 0 && l.Lapsed(b.now) && (only == nil || only[l.Seq]) {
 				p.take = append(p.take, lotTake{l, l.Remaining})
 				*amount += l.Remaining
 				if l.Pending() {

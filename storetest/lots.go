@@ -402,4 +402,39 @@ func testLots(t *testing.T, h Harness) {
 		}
 		e.mustVerify()
 	})
+
+	t.Run("expiry in parts, run twice at once", func(t *testing.T) {
+		t.Parallel()
+		e := newLotsEnv(t, h, tally.LotPolicy{Expiry: tally.ExpiryPolicy{Policy: tally.ExpireAfterDays, Days: 30}})
+		other := ledger.New(e.store, ledger.Options{Key: e.key, Clock: e.clk.Now, Workers: 2})
+		t.Cleanup(other.Close)
+		c := e.customer("parts")
+		for i := range 7 {
+			e.accrue(c, "p-"+itoa(i), int64(i+1))
+		}
+		keep := e.accrue(c, "keep", 100, expiring(e.clk.Now().Add(90*day)))
+		e.clk.advance(31 * day)
+		reports := make([]ledger.ExpiryReport, 2)
+		errs := parallel(2, func(i int) error {
+			var err error
+			reports[i], err = []*ledger.Service{e.l, other}[i].ExpireLapsed(e.ctx, ledger.ExpireOptions{LotsPerExpiry: 3, Rate: -1})
+			return err
+		})
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		if p := reports[0].Points + reports[1].Points; p != 28 {
+			t.Fatalf("two runs expired %d points, want 28 (1+...+7): %+v", p, reports)
+		}
+		if n := reports[0].Transactions + reports[1].Transactions; n != 3 {
+			t.Fatalf("two runs posted %d expiries, want 3 (7 lots, 3 a part): %+v", n, reports)
+		}
+		if got := e.remaining(c); !reflect.DeepEqual(got, map[int64]int64{keep.Transaction.Seq: 100}) {
+			t.Fatalf("lots left = %v, want the unexpired one", got)
+		}
+		if a := e.account(c); a.Balance != 100 {
+			t.Fatalf("balance = %d, want 100", a.Balance)
+		}
+		e.mustVerify()
+	})
 }
