@@ -195,7 +195,7 @@ func (s *Service) ActivateDue(ctx context.Context, limit int) (int64, error) {
 // ExpiryReport is what one run of the expiry job did.
 type ExpiryReport struct {
 	Accounts     int64 `json:"accounts"`     // accounts with lapsed lots
-	Transactions int64 `json:"transactions"` // expiry transactions this run posted
+	Transactions int64 `json:"transactions"` // expiry transactions this run posted (one per LotsPerExpiry lots of an account)
 	Lots         int64 `json:"lots"`         // lapsed lots found
 	Points       int64 `json:"points"`       // points this run expired
 }
