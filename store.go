@@ -50,6 +50,10 @@ type Store interface {
 	ReportStore
 	// LotStore reads the points lots (see lot_store.go).
 	LotStore
+	// ErasureStore re-keys forgotten customers' accounts (see erasure.go).
+	ErasureStore
+	// WebhookStore keeps webhook subscriptions and their outbox (see webhook.go).
+	WebhookStore
 
 	// Audit reads the whole ledger for verification; it never writes.
 	Audit() Auditor
@@ -86,6 +90,8 @@ type Auditor interface {
 	ScanRecordedHeads(ctx context.Context, through int64, fn func(checkpoint int64, h Head) error) error
 	// ScanLots calls fn for every lot, ordered by (AccountID, Seq).
 	ScanLots(ctx context.Context, fn func(Lot) error) error
+	// Erasures is Store.Erasures: which checkpoints' roots an erasure re-keyed away.
+	Erasures(ctx context.Context) ([]Erasure, error)
 }
 
 // CheckpointTx is the work of one checkpoint (see Checkpoint).
@@ -209,4 +215,8 @@ type WriteTx interface {
 	LotWriteTx
 	// TierWriteTx keeps earning-rule usage and tiers (see earningrules.go).
 	TierWriteTx
+	// InsertEvents writes events to the webhook outbox: one pending delivery, due at the event's time, for
+	// each active subscription of its type (and, for points.expiring_soon, of its Days). An event already
+	// written for a subscription is left as it was. With no subscription it writes nothing.
+	InsertEvents(ctx context.Context, events []Event) error
 }

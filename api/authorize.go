@@ -30,6 +30,9 @@ func (s *Server) authorize(scope string, next http.HandlerFunc) http.Handler {
 			challenge(w, r, tally.Errorf(tally.EUNAUTHORIZED, "the client was revoked"), scope)
 			return
 		}
+		if !s.limitClient(w, r, p.Issuer+" "+p.ClientID) {
+			return
+		}
 		next(w, r.WithContext(context.WithValue(r.Context(), keyPrincipal, p)))
 	})
 }

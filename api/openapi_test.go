@@ -329,7 +329,9 @@ func TestOpenAPIConformance(t *testing.T) {
 	c := oaMustLoad(t)
 	for _, b := range apitest.Backends {
 		t.Run(string(b), func(t *testing.T) {
-			oaConformance(t, c, apitest.Start(t, b, apitest.Config{}))
+			s := apitest.Start(t, b, apitest.Config{})
+			oaConformance(t, c, s)
+			t.Run("lifecycle", func(t *testing.T) { oaLifecycle(t, c, s) })
 		})
 	}
 	t.Run("faults", func(t *testing.T) { oaFaults(t, c) })
@@ -1061,6 +1063,7 @@ func oaFaults(t *testing.T, c *oaContract) {
 			"Content-Type", "application/x-www-form-urlencoded", "Authorization", basic))
 	})
 
+	t.Run("lifecycle", func(t *testing.T) { oaLifecycleFaults(t, c, s, store, all) })
 	t.Run("spooled", func(t *testing.T) {
 		// A server with an accrual spool over the same faulty store: accruals are queued, 202.
 		sp, err := spool.OpenFile(filepath.Join(t.TempDir(), "tally.spool"), spool.FileOptions{})

@@ -7,16 +7,16 @@ import (
 	"github.com/tally-ledger/tally/widget"
 )
 
-// portalFiles serves the portal page and its assets.
-func portalFiles() http.Handler {
+// portalFiles serves the portal page and its assets, under the portal's Content-Security-Policy.
+func portalFiles(origins []string) http.Handler {
+	csp := portalCSP(origins)
 	sub, err := fs.Sub(widget.FS, "static")
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
 	files := http.StripPrefix("/portal/", http.FileServerFS(sub))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors *")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Security-Policy", csp)
 		files.ServeHTTP(w, r)
 	})
 }

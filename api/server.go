@@ -4,6 +4,7 @@ package api
 
 import (
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -14,7 +15,9 @@ import (
 	"github.com/tally-ledger/tally/earning"
 	"github.com/tally-ledger/tally/ledger"
 	"github.com/tally-ledger/tally/metrics"
+	"github.com/tally-ledger/tally/ratelimit"
 	"github.com/tally-ledger/tally/spool"
+	"github.com/tally-ledger/tally/webhooks"
 )
 
 // Deps are what the server calls. Store is the store the ledger runs on (already wrapped by the circuit
@@ -38,9 +41,14 @@ type Deps struct {
 	// ReadReplica, when set, is a standby that balance lookups read from while it is no further behind
 	// than Options.ReadMaxStaleness (see readreplica.go).
 	ReadReplica ReadReplica
+	// Webhooks administers webhook subscriptions (nil: /v1/admin/webhooks answers 503).
+	Webhooks *webhooks.Subscriptions
 	// Clock stamps the arrival of spooled accruals, which are earned as of then; nil: time.Now. Give it
 	// the clock of the ledger and the earning engine.
 	Clock func() time.Time
+	// AuthFailures locks the token endpoint out after repeated failed client authentications; nil: an
+	// in-memory limiter of this replica with ratelimit's defaults (10 failures in a sliding minute).
+	AuthFailures ratelimit.Failures
 }
 
 // Options tune the server. Zero values take the defaults.
@@ -58,6 +66,9 @@ type Options struct {
 	LogRequests      bool
 	// PointValue and Currency are the reports' default money per point ("" for points only).
 	PointValue, Currency string
+	ClientRate           float64 // requests a second each OAuth client may make, after authentication (0: no limit)
+	ClientBurst          int     // requests an OAuth client may make at once above its rate (default 2 s of ClientRate)
+	HSTS                 bool    // send Strict-Transport-Security on every answer (the server is reached over TLS)
 }
 
 // Server is the HTTP service.
@@ -71,6 +82,9 @@ type Server struct {
 	sessions sessions
 	handler  http.Handler
 	spooled  spoolState
+
+	authFailures ratelimit.Failures
+	clientRate   *ratelimit.Buckets
 }
 
 // New builds the server and its route table.
@@ -108,8 +122,15 @@ func New(d Deps, opts Options) *Server {
 	if d.Clock == nil {
 		d.Clock = time.Now
 	}
-	s := &Server{Deps: d, opts: opts, log: d.Logger, metrics: d.Metrics, slots: make(chan struct{}, opts.MaxInFlight)}
-	s.handler = s.observe(s.cors(s.routes()))
+	if d.AuthFailures == nil {
+		d.AuthFailures = ratelimit.NewMemory(ratelimit.FailureConfig{})
+	}
+	if opts.ClientBurst <= 0 {
+		opts.ClientBurst = int(math.Ceil(2 * opts.ClientRate))
+	}
+	s := &Server{Deps: d, opts: opts, log: d.Logger, metrics: d.Metrics, slots: make(chan struct{}, opts.MaxInFlight),
+		authFailures: d.AuthFailures, clientRate: ratelimit.NewBuckets(opts.ClientRate, opts.ClientBurst)}
+	s.handler = s.observe(s.secure(s.cors(s.routes())))
 	s.startSpool()
 	return s
 }
@@ -122,13 +143,22 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	read, write, admin := tally.ScopeLedgerRead, tally.ScopeLedgerWrite, tally.ScopeAdmin
 
-	mux.Handle("POST /oauth/token", s.admit(auth.NewTokenService(s.Issuer, s.Clients, s.log)))
+	mux.Handle("POST /oauth/token", s.guardToken(s.admit(auth.NewTokenService(s.Issuer, s.Clients, s.log))))
 	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
 
 	mux.Handle("POST /v1/ledger/balance/lookup", s.admit(s.authorize(read, s.handleLookup)))
 	mux.Handle("POST /v1/ledger/transaction/process", s.admit(s.authorize(write, s.handleProcess)))
 	mux.Handle("GET /v1/ledger/accounts/{customer}/history", s.admit(s.authorize(read, s.handleHistory)))
 	mux.Handle("POST /v1/ledger/accounts/{customer}/status", s.admit(s.authorize(admin, s.handleStatus)))
+	mux.Handle("POST /v1/admin/customers/{customer}/forget", s.admit(s.authorize(admin, s.handleForget)))
+	mux.Handle("POST /v1/admin/imports", s.admit(s.authorize(admin, s.handleImport)))
+	mux.Handle("GET /v1/admin/webhooks", s.admit(s.authorize(admin, s.handleListWebhooks)))
+	mux.Handle("POST /v1/admin/webhooks", s.admit(s.authorize(admin, s.handleCreateWebhook)))
+	mux.Handle("GET /v1/admin/webhooks/{id}", s.admit(s.authorize(admin, s.handleGetWebhook)))
+	mux.Handle("PATCH /v1/admin/webhooks/{id}", s.admit(s.authorize(admin, s.handlePatchWebhook)))
+	mux.Handle("DELETE /v1/admin/webhooks/{id}", s.admit(s.authorize(admin, s.handleDeleteWebhook)))
+	mux.Handle("POST /v1/admin/webhooks/{id}/secret", s.admit(s.authorize(admin, s.handleRotateWebhookSecret)))
+	mux.Handle("GET /v1/admin/webhooks/{id}/deliveries", s.admit(s.authorize(admin, s.handleWebhookDeliveries)))
 	mux.Handle("GET /v1/ledger/transactions/{seq}", s.admit(s.authorize(read, s.handleTransaction)))
 	mux.Handle("GET /v1/catalog/rewards", s.admit(s.authorize(read, s.handleRewards)))
 	mux.Handle("GET /v1/catalog/rewards/{id}", s.admit(s.authorize(read, s.handleReward)))
@@ -155,7 +185,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /v1/admin/customers/{customer}/tier", s.admit(s.authorize(admin, s.handleCustomerTier)))
 	mux.Handle("POST /v1/admin/tiers/review", s.admit(s.authorize(admin, s.handleTierReview)))
 
-	mux.Handle("GET /portal/", portalFiles())
+	mux.Handle("GET /portal/", portalFiles(s.opts.CORSOrigins))
 	mux.Handle("GET /v1/portal/me", s.admit(http.HandlerFunc(s.handlePortalMe)))
 	mux.Handle("POST /v1/portal/session/refresh", s.admit(http.HandlerFunc(s.handleSessionRefresh)))
 	mux.Handle("POST /v1/portal/session/verify", s.admit(http.HandlerFunc(s.handleSessionVerify)))
@@ -168,7 +198,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.HandleFunc("GET /openapi.json", s.handleOpenAPI)
 
-	mux.Handle("GET /{$}", portalPage())
+	mux.Handle("GET /{$}", portalPage(s.opts.CORSOrigins))
 	mux.HandleFunc("GET /widget/{version}/bundle.min.js", handleWidgetBundle)
 	return routed(mux)
 }

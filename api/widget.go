@@ -32,8 +32,8 @@ func handleWidgetBundle(w http.ResponseWriter, r *http.Request) {
 
 // portalPage serves the portal page (/portal/) at / too: the widget for the customer whose session
 // token is in the URL fragment, or, without one, how to get one. `serve --demo` prints its URL.
-func portalPage() http.Handler {
-	files := portalFiles()
+func portalPage(origins []string) http.Handler {
+	files := portalFiles(origins)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r2 := r.Clone(r.Context())
 		r2.URL.Path = "/portal/"

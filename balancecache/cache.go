@@ -28,10 +28,12 @@ type Entry struct {
 //
 // Get reports false when there is no live entry. Put stores e unless the cache holds a live entry with
 // a higher BalanceVersion, in which case it does nothing and returns nil. Entries expire a TTL after
-// their last Put. Errors mean the cache could not be reached; callers log them and carry on without it.
+// their last Put. Delete drops a customer's entry (a forgotten customer's must not outlive the
+// erasure). Errors mean the cache could not be reached; callers log them and carry on without it.
 type Cache interface {
 	Get(ctx context.Context, customerHash string) (Entry, bool, error)
 	Put(ctx context.Context, e Entry) error
+	Delete(ctx context.Context, customerHash string) error
 }
 
 var errNoCustomer = errors.New("balancecache: entry has no customer hash")

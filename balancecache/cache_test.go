@@ -59,6 +59,22 @@ func testCache(t *testing.T, newCache func(t *testing.T) Cache) {
 		mustGetEntry(t, c, v8)
 	})
 
+	t.Run("Delete", func(t *testing.T) {
+		c := newCache(t)
+		gone := Entry{CustomerHash: "c1", Balance: 700, BalanceVersion: 7, AsOf: asOf}
+		kept := Entry{CustomerHash: "c2", Balance: 1, BalanceVersion: 1, AsOf: asOf}
+		mustPut(t, c, gone)
+		mustPut(t, c, kept)
+		if err := c.Delete(ctx, "c1"); err != nil {
+			t.Fatal(err)
+		}
+		mustMiss(t, c, "c1")
+		mustGetEntry(t, c, kept)
+		if err := c.Delete(ctx, "c1"); err != nil {
+			t.Fatalf("deleting an absent entry: %v", err)
+		}
+	})
+
 	t.Run("ConcurrentVersions", func(t *testing.T) {
 		testConcurrentVersions(t, newCache(t))
 	})

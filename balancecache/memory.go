@@ -99,3 +99,13 @@ func (m *Memory) remove(el *list.Element) {
 	m.lru.Remove(el)
 	delete(m.items, el.Value.(*memoryItem).entry.CustomerHash)
 }
+
+// Delete implements Cache.
+func (m *Memory) Delete(_ context.Context, customerHash string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if el, ok := m.items[customerHash]; ok {
+		m.remove(el)
+	}
+	return nil
+}

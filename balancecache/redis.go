@@ -128,3 +128,11 @@ func (r *Redis) Put(ctx context.Context, e Entry) error {
 }
 
 func (r *Redis) key(customerHash string) string { return r.prefix + customerHash }
+
+// Delete implements Cache.
+func (r *Redis) Delete(ctx context.Context, customerHash string) error {
+	if err := r.client.Del(ctx, r.key(customerHash)).Err(); err != nil {
+		return fmt.Errorf("balancecache: delete: %w", err)
+	}
+	return nil
+}

@@ -227,6 +227,18 @@ func (r *earningRun) Award(account, tier string, fields map[string]any, at time.
 	ev := evaluate(r.rules, r.mult, account, tier, fields, at, func(k UsageKey) int64 { return r.used[k] + r.added[k] })
 	a := ev.award()
 	a.At = at
+	days := 0
+	for _, l := range a.Lines {
+		for _, rule := range r.rules {
+			if rule.Name == l.Rule && rule.Def.PendingDays > days {
+				days = rule.Def.PendingDays
+			}
+		}
+	}
+	if days > 0 {
+		until := at.AddDate(0, 0, days)
+		a.PendingUntil = &until
+	}
 	return a
 }
 

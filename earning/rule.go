@@ -33,7 +33,14 @@ type RuleDef struct {
 	Priority int64 `json:"priority"`
 	// Stackable rules pay whenever they match, beside each other and the non-stackable winner.
 	Stackable bool `json:"stackable"`
+	// PendingDays holds the points this rule pays pending for that many days after the event (a return
+	// window): they count in the balance but cannot be spent until then, and a clawback cancels them.
+	// When several paying rules hold, the accrual is pending for the longest.
+	PendingDays int `json:"pending_days,omitempty"`
 }
+
+// maxPendingDays bounds a rule's return window (ten years).
+const maxPendingDays = 3650
 
 // Caps are per-customer limits of one rule, in points; 0 is no limit.
 type Caps struct {
@@ -107,6 +114,9 @@ func CompileRule(name string, version int64, active bool, def RuleDef) (*Rule, e
 	}
 	if c := def.Caps; c != nil && (c.Day < 0 || c.Week < 0 || c.Month < 0) {
 		return nil, fmt.Errorf("rule %q: caps must not be negative", name)
+	}
+	if def.PendingDays < 0 || def.PendingDays > maxPendingDays {
+		return nil, fmt.Errorf("rule %q: pending_days must be between 0 and %d", name, maxPendingDays)
 	}
 	return r, nil
 }

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -313,14 +312,7 @@ func (w *Worker) endpoint(r tally.Redemption, reward tally.Reward) (string, erro
 // backoff is the delay before the attempt after attempt: drawn uniformly from [0, min(MaxBackoff,
 // Backoff·2^(attempt-1))] ("full jitter").
 func (w *Worker) backoff(attempt int) time.Duration {
-	ceiling := w.opts.MaxBackoff
-	if attempt < 40 {
-		ceiling = min(ceiling, w.opts.Backoff<<(attempt-1))
-	}
-	if ceiling <= 0 {
-		ceiling = w.opts.MaxBackoff
-	}
-	return time.Duration(rand.Int64N(int64(ceiling) + 1))
+	return Backoff(w.opts.Backoff, w.opts.MaxBackoff, attempt)
 }
 
 // Payload is the JSON body of a delivery.

@@ -347,6 +347,9 @@ func (b *batchRun) decide(i int) {
 				return
 			}
 			earned, amount, r.Reason = &aw, aw.Points, aw.Reason
+			if aw.PendingUntil != nil && r.PendingUntil == nil {
+				r.PendingUntil = aw.PendingUntil // a paying rule's return window
+			}
 		}
 		postings = pair(a.ID, amount, tally.AccountIssuance)
 	case tally.KindRedemption:
@@ -492,6 +495,9 @@ func (b *batchRun) write(ctx context.Context) error {
 			return err
 		}
 		if err := b.writeProgramme(ctx); err != nil {
+			return err
+		}
+		if err := b.writeEvents(ctx); err != nil {
 			return err
 		}
 	}

@@ -37,6 +37,9 @@ type Award struct {
 	Reason string
 	// At is the time the award was decided for: the cap periods it counts in.
 	At time.Time
+	// PendingUntil, when set, holds the accrual's points pending until then (a paying rule's return
+	// window, counted from At).
+	PendingUntil *time.Time
 }
 
 // farFuture ends the window of qualifying points "as of now": every accrual written so far counts,
@@ -193,7 +196,7 @@ func (b *batchRun) upgradeTiers(ctx context.Context) error {
 		changes = append(changes, c)
 		b.results[i].receipt.TierChange = &c
 	}
-	return b.tx.SetTiers(ctx, tiers, changes)
+	return setTiers(ctx, b.tx, tiers, changes) // with their tier.changed events
 }
 
 // TierReview is what one ReviewTiers run did.
@@ -276,7 +279,7 @@ func (s *Service) ReviewTiers(ctx context.Context, periodEnd time.Time) (TierRev
 				t.ReviewedThrough = periodEnd
 				tiers = append(tiers, t)
 			}
-			return tx.SetTiers(ctx, tiers, changes)
+			return setTiers(ctx, tx, tiers, changes)
 		})
 		if err != nil {
 			return out, err
@@ -341,7 +344,7 @@ func (s *Service) BackfillTiers(ctx context.Context) (int, error) {
 						Reason: fmt.Sprintf("first stored tier: %d qualifying points reach %s", q[id], tier)})
 				}
 			}
-			return tx.SetTiers(ctx, tiers, changes)
+			return setTiers(ctx, tx, tiers, changes)
 		})
 		if err != nil {
 			return raised, err

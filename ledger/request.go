@@ -193,7 +193,7 @@ func (r *Request) normalizeChannel() error {
 
 // ReservedChannels are the idempotency channels of the writes Tally makes itself, refused (in any case)
 // to every other write.
-var ReservedChannels = map[string]bool{"portal": true, "fulfillment": true, ExpiryChannel: true}
+var ReservedChannels = map[string]bool{"portal": true, "fulfillment": true, ExpiryChannel: true, "import": true}
 
 // isToken reports whether s is made of ASCII letters, digits, '.', '_' and '-' only.
 func isToken(s string) bool {

@@ -42,6 +42,11 @@ type VerifyReport struct {
 	LastCheckpoint int64 `json:"last_checkpoint,omitempty"`
 	// Lots is how many points lots were checked against their accounts' balances.
 	Lots int64 `json:"lots"`
+	// ErasedRoots is how many of those checkpoints' roots were not recomputed because an erasure, taken
+	// after them, re-keyed an account they covered (see tally.Erasure); their heads were still checked.
+	ErasedRoots int `json:"erased_roots,omitempty"`
+	// Erasures is how many erasure records were found, each sealed by the ledger key.
+	Erasures int `json:"erasures,omitempty"`
 }
 
 // VerifyOptions are what Verify checks the ledger against.

@@ -25,6 +25,18 @@ type recordedHead struct {
 // the newest checkpoint, and compares the tree they build with each checkpoint's signed root.
 func recordedHeads(ctx context.Context, a tally.Auditor, opts VerifyOptions, rep *VerifyReport) (*headIndex, error) {
 	idx := &headIndex{byAccount: map[string][]recordedHead{}}
+	erasures, err := a.Erasures(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The roots of checkpoints taken before an erasure commit to the forgotten id, which the recorded
+	// heads no longer hold: those roots cannot be recomputed. Their heads are still checked against the
+	// chains, and the first checkpoint taken after the erasure commits to the re-keyed heads.
+	excused, err := excusedRoots(erasures, opts.Key)
+	if err != nil {
+		return nil, err
+	}
+	rep.Erasures = len(erasures)
 	if len(opts.Checkpoints) == 0 {
 		return idx, nil
 	}
@@ -45,6 +57,10 @@ func recordedHeads(ctx context.Context, a tally.Auditor, opts VerifyOptions, rep
 		for next < len(cps) && cps[next].No < no {
 			c := cps[next]
 			next++
+			if c.No <= excused {
+				rep.ErasedRoots++
+				continue
+			}
 			if idx.rootErr != nil {
 				continue
 			}
@@ -56,7 +72,7 @@ func recordedHeads(ctx context.Context, a tally.Auditor, opts VerifyOptions, rep
 		}
 	}
 	last := cps[len(cps)-1].No
-	err := a.ScanRecordedHeads(ctx, last, func(no int64, h tally.Head) error {
+	err = a.ScanRecordedHeads(ctx, last, func(no int64, h tally.Head) error {
 		compareUpTo(no)
 		tree.Put(h)
 		idx.byAccount[h.AccountID] = append(idx.byAccount[h.AccountID], recordedHead{checkpoint: no, Head: h})

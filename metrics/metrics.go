@@ -32,6 +32,7 @@ type Metrics struct {
 	FulfillmentEvents  *prometheus.CounterVec // event: attempt, delivered, failed, dead, refunded
 	SpoolAppends       *prometheus.CounterVec // result: ok, full, error
 	SpoolReplayed      *prometheus.CounterVec // outcome: applied, replayed, refused
+	WebhookEvents      *prometheus.CounterVec // event: attempt, delivered, failed, dead, skipped
 
 	spoolWatched atomic.Bool
 }
@@ -86,7 +87,12 @@ func New() *Metrics {
 			Name: "tally_spool_replayed_total",
 			Help: "Spooled accruals replayed into the ledger, by outcome: applied, replayed (the outcome already existed), refused (dropped: the ledger refused it for good).",
 		}, []string{"outcome"}),
+		WebhookEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_webhook_events_total",
+			Help: "Event deliveries to webhook subscriptions: attempt, delivered, failed (to be retried), dead (out of attempts), skipped (filtered out or inactive).",
+		}, []string{"event"}),
 	}
+	m.Registry.MustRegister(m.WebhookEvents)
 	m.Registry.MustRegister(m.Requests, m.RequestDuration, m.LedgerOps, m.Replays, m.Shed, m.CircuitState,
 		m.CircuitTransitions, m.StaleAnswers, m.BatchSize, m.FulfillmentEvents, m.SpoolAppends, m.SpoolReplayed,
 		m.ReplicaReads, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -126,17 +126,24 @@ func (db *DB) LapsedLots(ctx context.Context, now time.Time, afterAccount string
 	if limit <= 0 {
 		return nil, tally.Errorf(tally.EINVALID, "limit must be positive")
 	}
+	// The page's lots are read per account (LATERAL, through lots_open): the generic plan that pgx's
+	// prepared statement settles on would otherwise join the page's accounts to a sequential scan of
+	// every lapsed lot (and of accounts), once per page, which makes the job quadratic in the number of
+	// lots. OFFSET 0 and the scalar subquery keep the planner from flattening them back into such joins.
 	rows, err := db.pool.Query(ctx, `
-		WITH accts AS (
+		WITH accts AS MATERIALIZED (
 			SELECT DISTINCT account_id FROM lots
 			WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= $1 AND account_id > $2
 			ORDER BY account_id LIMIT $3
 		)
 		SELECT l.seq, l.account_id, l.points, l.remaining, l.pending_until, l.expires_at, l.created_at, l.activated_at,
-			a.balance_version
-		FROM lots l JOIN accounts a ON a.id = l.account_id
-		WHERE l.account_id IN (SELECT account_id FROM accts)
-			AND l.remaining > 0 AND l.expires_at IS NOT NULL AND l.expires_at <= $1
+			(SELECT a.balance_version FROM accounts a WHERE a.id = c.account_id)
+		FROM accts c
+		CROSS JOIN LATERAL (
+			SELECT * FROM lots l
+			WHERE l.account_id = c.account_id AND l.remaining > 0 AND l.expires_at IS NOT NULL AND l.expires_at <= $1
+			OFFSET 0
+		) l
 		ORDER BY l.account_id, l.seq`, now.UTC(), afterAccount, limit)
 	if err != nil {
 		return nil, classify(ctx, "lapsed lots", err)

@@ -66,10 +66,13 @@ type checkpointTx struct {
 	tx   *sql.Tx // the read snapshot
 	db   *DB
 	last int64 // the newest checkpoint in the snapshot
+	// erasures is how many erasures the snapshot holds: one recorded since re-keyed an account whose old
+	// head the snapshot still shows.
+	erasures int64
 }
 
 func (c *checkpointTx) LastCheckpoint(ctx context.Context) (int64, error) {
-	err := c.tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(no), 0) FROM checkpoints`).Scan(&c.last)
+	err := c.tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(no), 0), (SELECT COUNT(*) FROM erasures) FROM checkpoints`).Scan(&c.last, &c.erasures)
 	return c.last, wrap(err, "read the last checkpoint")
 }
 
@@ -112,7 +115,16 @@ func (c *checkpointTx) ScanHeads(ctx context.Context, fn func(tally.Head, *tally
 }
 
 func (c *checkpointTx) RecordCheckpoint(ctx context.Context, cp tally.Checkpoint, changed []tally.Head) error {
-	return c.db.write(ctx, func(tx *sql.Tx) error { return recordCheckpoint(ctx, tx, cp, c.last, changed) })
+	return c.db.write(ctx, func(tx *sql.Tx) error {
+		var n int64
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM erasures`).Scan(&n); err != nil {
+			return wrap(err, "count erasures")
+		}
+		if n != c.erasures {
+			return tally.Errorf(tally.ECONFLICT, "a customer was forgotten meanwhile")
+		}
+		return recordCheckpoint(ctx, tx, cp, c.last, changed)
+	})
 }
 
 func recordCheckpoint(ctx context.Context, tx *sql.Tx, cp tally.Checkpoint, last int64, changed []tally.Head) error {

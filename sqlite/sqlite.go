@@ -78,8 +78,10 @@ func open(ctx context.Context, path string, cfg config) (_ *DB, err error) {
 		}
 	}()
 
+	// secure_delete zeroes the space a write frees, so that an old version of a row (an account as it was
+	// before a write, or before an erasure re-keyed it) does not linger in the file's free space.
 	db.writer, err = sql.Open("sqlite", dsn(path, "immediate",
-		busy, "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"))
+		busy, "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "secure_delete(1)"))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}

@@ -26,6 +26,7 @@ func testProgramme(t *testing.T, h Harness) {
 		{"earning", testEarning},
 		{"caps under concurrency", testCapsConcurrent},
 		{"replay after a rule change", testRuleReplay},
+		{"a rule's return window", testRulePendingDays},
 		{"tier upgrade at once", testTierUpgrade},
 		{"tier review at period end", testTierReview},
 		{"tier backfill", testTierBackfill},
@@ -262,6 +263,42 @@ func testRuleReplay(t *testing.T, h Harness) {
 	}
 	if p.balance(c) != 35 {
 		t.Fatalf("balance %d", p.balance(c))
+	}
+}
+
+// testRulePendingDays checks a rule's return window: its points are in the balance but not spendable
+// until the window ends (the longest of the paying rules'), then the activation job makes them so.
+func testRulePendingDays(t *testing.T, h Harness) {
+	p := newProgrammeEnv(t, h, `{"earning_rules": [
+		{"name": "purchase", "filter": "$.type = 'Purchase'", "points": 100, "pending_days": 14, "stackable": true},
+		{"name": "bonus", "filter": "$.type = 'Purchase'", "points": 5, "pending_days": 3, "stackable": true},
+		{"name": "chat", "filter": "$.type = 'WebChat'", "points": 10}]}`)
+	c := p.customer("returner")
+	bought := p.mustEvent(c, "p1", map[string]any{"type": "Purchase"})
+	p.mustEvent(c, "c1", map[string]any{"type": "WebChat"})
+	acct, err := p.store.Account(p.ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acct.Balance != 115 || acct.Pending != 105 || acct.Spendable() != 10 {
+		t.Fatalf("after a purchase and a chat: balance %d, pending %d, spendable %d; want 115, 105, 10", acct.Balance, acct.Pending, acct.Spendable())
+	}
+	lot, err := p.store.Lot(p.ctx, bought.Transaction.Seq)
+	if err != nil || lot.PendingUntil == nil || !lot.PendingUntil.Equal(p.clock.Now().AddDate(0, 0, 14)) {
+		t.Fatalf("the purchase's lot: %+v %v, want pending for 14 days", lot, err)
+	}
+	if _, err := p.l.Write(p.ctx, ledger.Request{Kind: tally.KindRedemption, Account: c, Key: "r1", Amount: 50}); tally.ErrorCode(err) != tally.EINSUFFICIENT {
+		t.Fatalf("spending pending points: %v, want insufficient", err)
+	}
+	p.clock.Set(p.clock.Now().AddDate(0, 0, 14))
+	if n, err := p.l.ActivateDue(p.ctx, 0); err != nil || n != 1 {
+		t.Fatalf("activation after the window: %d %v", n, err)
+	}
+	if _, err := p.l.Write(p.ctx, ledger.Request{Kind: tally.KindRedemption, Account: c, Key: "r2", Amount: 50}); err != nil {
+		t.Fatalf("spending after the window: %v", err)
+	}
+	if _, err := earning.CompileRule("x", 1, true, earning.RuleDef{Filter: "$.a = 1", Points: json.RawMessage(`1`), PendingDays: -1}); err == nil {
+		t.Fatal("a negative return window compiled")
 	}
 }
 

@@ -50,6 +50,11 @@ func Run(t *testing.T, h Harness) {
 	t.Run("LotStore", func(t *testing.T) { t.Parallel(); testLotStore(t, h) })
 	t.Run("Lots", func(t *testing.T) { t.Parallel(); testLots(t, h) })
 	t.Run("Programme", func(t *testing.T) { t.Parallel(); testProgramme(t, h) })
+	t.Run("Erasure", func(t *testing.T) { t.Parallel(); testErasure(t, h) })
+	t.Run("ErasureWhileWriting", func(t *testing.T) { t.Parallel(); testErasureWhileWriting(t, h) })
+	t.Run("Webhooks", func(t *testing.T) { t.Parallel(); testWebhooks(t, h) })
+	t.Run("WarnExpiring", func(t *testing.T) { t.Parallel(); testWarnExpiring(t, h) })
+	t.Run("TierEvents", func(t *testing.T) { t.Parallel(); testTierEvents(t, h) })
 }
 
 // env is one test's ledger over one fresh store.

@@ -23,11 +23,14 @@ import (
 	"github.com/tally-ledger/tally/balancecache"
 	"github.com/tally-ledger/tally/breaker"
 	"github.com/tally-ledger/tally/earning"
+	"github.com/tally-ledger/tally/fulfillment"
 	"github.com/tally-ledger/tally/ledger"
 	"github.com/tally-ledger/tally/metrics"
 	"github.com/tally-ledger/tally/postgres/pgtest"
+	"github.com/tally-ledger/tally/ratelimit"
 	"github.com/tally-ledger/tally/spool"
 	"github.com/tally-ledger/tally/sqlite"
+	"github.com/tally-ledger/tally/webhooks"
 )
 
 // Backend names a store kind.
@@ -51,6 +54,8 @@ type Config struct {
 	Cache     balancecache.Cache
 	// Mirror, when set, builds the Genesys contact mirror's outbox over the real store.
 	Mirror func(tally.Store) api.ContactMirror
+	// AuthFailures, when set, is the token endpoint's failure limiter (default: the server's own).
+	AuthFailures ratelimit.Failures
 	// Spool, when set, keeps accruals while the store is unavailable; the server replays it at start and
 	// then every SpoolInterval (default 20 ms; tests that drain it themselves, with Server.API.DrainSpool,
 	// set it long).
@@ -177,9 +182,14 @@ func StartOn(t testing.TB, store tally.Store, creds tally.CredentialStore, cfg C
 	if cfg.Mirror != nil {
 		mirror = cfg.Mirror(store)
 	}
+	signer, err := fulfillment.NewSigner(Key.WebhookKey())
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := api.New(api.Deps{
 		Ledger: l, Store: guarded, Hasher: hasher, Programme: programme, Earning: engine, Issuer: issuer, Verifier: verifier, Clients: creds,
-		Cache: cache, Metrics: m, Logger: log, Mirror: mirror, Spool: cfg.Spool, Clock: cfg.Clock,
+		Cache: cache, Metrics: m, Logger: log, Mirror: mirror, Spool: cfg.Spool, Clock: cfg.Clock, AuthFailures: cfg.AuthFailures,
+		Webhooks: &webhooks.Subscriptions{Store: guarded, Signer: signer},
 	}, cfg.Options)
 	hs.Config.Handler = srv
 	hs.Start()

@@ -17,7 +17,7 @@ import (
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("bench needs a subcommand: ledger, pgbench, http or redeem")
+		return fmt.Errorf("bench needs a subcommand: ledger, pgbench, http, redeem or lots")
 	}
 	switch args[0] {
 	case "ledger":
@@ -31,7 +31,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "lots":
 		return benchLots(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("unknown bench subcommand %q: expected ledger, pgbench, http or redeem", args[0])
+	return fmt.Errorf("unknown bench subcommand %q: expected ledger, pgbench, http, redeem or lots", args[0])
 }
 
 func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {

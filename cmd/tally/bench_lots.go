@@ -11,37 +11,45 @@ import (
 	"github.com/tally-ledger/tally/bench"
 )
 
-// benchLots is `tally bench lots`: a redemption consuming many lots, and the expiry job over many lapsed
-// lots while accruals go on (PostgreSQL).
+// benchLots measures the points lifecycle through the ledger (issue 9): redemptions that consume many
+// lots, and the expiry job over many lots beside accruals.
 func benchLots(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench lots", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	db := dbFlag(fs)
-	redeemers := fs.Int("redeem-customers", 20, "customers redeemed whole, one at a time")
-	perRedeem := fs.Int("redeem-lots", 1000, "open lots each of them holds")
-	accounts := fs.Int("expiry-accounts", 1000, "accounts holding the lapsed lots")
-	lots := fs.Int("expiry-lots", 1_000_000, "lapsed lots the expiry job expires")
-	conc := fs.Int("concurrency", 16, "accrual writers beside the expiry job")
-	baseline := fs.Duration("baseline", 10*time.Second, "how long the accruals run alone first")
-	inFlight := fs.Int("lots-in-flight", 0, "lapsed lots of the expiries in flight at once (0: the job's default)")
+	levels := fs.String("lots", "10,100,1000", "comma-separated open lots per customer, one redemption run each")
+	customers := fs.Int("customers", 20, "customers per redemption run (each redeems once a point, then everything)")
+	expiry := fs.Int("expiry-lots", 0, "lots for the expiry job (0: skip that part); half lapse before the job runs alone, half before it runs beside accruals")
+	perAccount := fs.Int("lots-per-account", 10, "lots per account in the expiry part")
+	clients := fs.Int("accrual-clients", 16, "accrual clients beside the expiry job")
+	d := fs.Duration("duration", 10*time.Second, "how long the accruals run without the expiry job, for comparison")
+	workers := fs.Int("workers", 0, "ledger batch workers (default 1 on SQLite, 2 on PostgreSQL, as serve)")
+	verify := fs.Bool("verify", true, "verify the ledger (tally verify's checks) after each part")
 	rate := fs.Int("expiry-rate", 0, "lapsed lots the job expires per second at most (0: the job's default; negative: unpaced)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
-	if *redeemers < 0 || *perRedeem <= 0 || *accounts <= 0 || *lots < 0 || *conc <= 0 || *baseline <= 0 {
-		return fmt.Errorf("bench lots: counts must be positive")
+	var lots []int
+	if *levels != "" && *levels != "0" {
+		var err error
+		if lots, err = intList("lots", *levels); err != nil {
+			return err
+		}
 	}
-	cfg := bench.LotsConfig{DB: *db, RedeemCustomers: *redeemers, LotsPerRedeem: *perRedeem, ExpiryAccounts: *accounts,
-		ExpiryLots: *lots, Concurrency: *conc, Baseline: *baseline, LotsInFlight: *inFlight, ExpiryRate: *rate}
-	res, err := bench.Lots(ctx, cfg, func(ctx context.Context, url string) (tally.Store, error) {
+	if *customers <= 0 || *perAccount <= 0 || *clients <= 0 || *d <= 0 || *expiry < 0 || *workers < 0 {
+		return fmt.Errorf("bench lots: --customers, --lots-per-account, --accrual-clients and --duration must be positive")
+	}
+	cfg := bench.LotsConfig{DB: *db, LotsPerCustomer: lots, Customers: *customers, ExpiryLots: *expiry,
+		LotsPerAccount: *perAccount, AccrualClients: *clients, Duration: *d, Workers: *workers, Verify: *verify, Log: stderr, ExpiryRate: *rate}
+	redeems, exp, err := bench.Lots(ctx, cfg, func(ctx context.Context, url string) (tally.Store, error) {
 		s, err := openMigrated(ctx, url)
 		if err != nil {
 			return nil, err
 		}
 		return s.Store, nil
 	})
-	if err != nil {
-		return err
+	if perr := bench.PrintLots(stdout, redeems, exp); err == nil {
+		err = perr
 	}
-	return bench.PrintLots(stdout, cfg, res)
+	return err
 }

@@ -82,7 +82,8 @@ commands:
   activate          activate every pending lot that is due (what serve does on a timer)
   activate SEQ      activate the pending lot of transaction SEQ now
   list CUSTOMER     print a customer's open lots (id or customer hash) as JSON, in the order debits use them
-  expire            run the expiry job (same as tally expire)`)
+  expire            run the expiry job (same as tally expire)
+  warn              write the points.expiring_soon events that webhook subscriptions ask for (serve does it hourly)`)
 		return errUsageShown
 	}
 	if len(args) == 0 {
@@ -122,6 +123,22 @@ commands:
 		}
 		fmt.Fprintf(stdout, "lot %d: %d of %d points spendable\n", lot.Seq, lot.Remaining, lot.Points)
 		return nil
+	case "warn":
+		if fs.NArg() > 0 {
+			return fmt.Errorf("lots warn takes no arguments, got %q", fs.Arg(0))
+		}
+		s, l, err := openLotsLedger(ctx, *db)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		defer l.Close()
+		n, err := l.WarnExpiring(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%d expiring-soon warnings written or already written\n", n)
+		return nil
 	case "list":
 		if fs.NArg() != 1 {
 			return errors.New("lots list takes one customer (id or customer hash)")
@@ -156,6 +173,8 @@ commands:
 // lotsLoop is serve's lifecycle job: every interval it activates the pending lots that are due and
 // posts the expiries of lapsed lots. Both are safe on every replica at once.
 func lotsLoop(ctx context.Context, l *ledger.Service, every time.Duration, expiryRate int, log *slog.Logger) {
+	const warnEvery = time.Hour
+	var lastWarned time.Time
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -173,6 +192,15 @@ func lotsLoop(ctx context.Context, l *ledger.Service, every time.Duration, expir
 			log.Warn("expiry job failed", "err", err)
 		} else if rep.Transactions > 0 {
 			log.Info("expired lapsed points", "accounts", rep.Transactions, "lots", rep.Lots, "points", rep.Points)
+		}
+		// Warnings look up to a subscription's expiring_days ahead; once an hour is soon enough for a
+		// warning counted in days, and each (lot, days) warning is written once whoever writes it.
+		if time.Since(lastWarned) >= warnEvery {
+			if _, err := l.WarnExpiring(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("expiring-soon warnings failed", "err", err)
+			} else {
+				lastWarned = time.Now()
+			}
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/tally-ledger/tally/ledger"
 	"github.com/tally-ledger/tally/metrics"
 	"github.com/tally-ledger/tally/postgres"
+	"github.com/tally-ledger/tally/ratelimit"
 	"github.com/tally-ledger/tally/report"
 )
 
@@ -34,7 +36,9 @@ type serveConfig struct {
 	pprofAddr                              string
 	issuer, audience                       string
 	extIssuer, extAudience, extJWKS        string
-	demo, logRequests                      bool
+	demo, logRequests, hsts                bool
+	authFailures, clientRate, clientBurst  int
+	authWindow, authLockout                time.Duration
 	bodyLimit, maxInFlight                 int
 	breakerFailures                        int
 	batchMax, batchWorkers                 int
@@ -79,6 +83,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	corsOrigins := fs.String("cors-origins", envDefault("TALLY_CORS_ORIGINS", ""), "comma-separated exact origins (https://host[:port]) whose pages may embed the widget and call the portal API (env TALLY_CORS_ORIGINS; default none)")
 	fs.StringVar(&c.pointValue, "point-value", envDefault("TALLY_POINT_VALUE", ""), "money per point in the reports, such as 0.01 (env TALLY_POINT_VALUE; default points only)")
 	fs.StringVar(&c.currency, "currency", envDefault("TALLY_CURRENCY", ""), "ISO 4217 currency of --point-value, such as EUR (env TALLY_CURRENCY)")
+	fs.BoolVar(&c.hsts, "hsts", envDefault("TALLY_HSTS", "") == "true", "send Strict-Transport-Security: clients reach the server over TLS (a proxy terminates it) (env TALLY_HSTS=true)")
 	fs.BoolVar(&c.logRequests, "log-requests", envDefault("TALLY_LOG_REQUESTS", "") == "true", "log every request (env TALLY_LOG_REQUESTS=true)")
 	ints := []struct {
 		p    *int
@@ -92,6 +97,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		{&c.breakerFailures, "breaker-failures", "TALLY_BREAKER_FAILURES", 5, "consecutive store failures that open the circuit"},
 		{&c.batchMax, "batch-max", "TALLY_BATCH_MAX", 256, "most writes committed in one database transaction"},
 		{&c.batchWorkers, "batch-workers", "TALLY_BATCH_WORKERS", 0, "batches in flight at once (default 1 on SQLite, 2 on PostgreSQL)"},
+		{&c.authFailures, "auth-failures", "TALLY_AUTH_FAILURES", 10, "failed client authentications per client id, and per source address, within --auth-failure-window that lock /oauth/token out for them"},
+		{&c.clientRate, "client-rate", "TALLY_CLIENT_RATE", 10000, "requests a second each OAuth client may make on this replica (0: no limit)"},
+		{&c.clientBurst, "client-burst", "TALLY_CLIENT_BURST", 0, "requests an OAuth client may make at once above --client-rate (default twice the rate)"},
 	}
 	var intGets []func() (int, error)
 	for _, i := range ints {
@@ -112,6 +120,8 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		{&c.retention, "event-retention", "TALLY_EVENT_RETENTION", defaultEventRetention, "how long event outcomes are remembered (explicit transactions' outcomes are kept)"},
 		{&c.tokenTTL, "token-ttl", "TALLY_TOKEN_TTL", auth.DefaultTTL, "lifetime of access tokens"},
 		{&c.sessionTTL, "session-ttl", "TALLY_SESSION_TTL", 15 * time.Minute, "lifetime of portal session tokens"},
+		{&c.authWindow, "auth-failure-window", "TALLY_AUTH_FAILURE_WINDOW", time.Minute, "the sliding window in which --auth-failures failed client authentications lock /oauth/token out"},
+		{&c.authLockout, "auth-lockout", "TALLY_AUTH_LOCKOUT", time.Minute, "how long /oauth/token stays locked out for a client id or source address"},
 		{&c.tierReview, "tier-review-interval", "TALLY_TIER_REVIEW_INTERVAL", time.Hour, "how often the end-of-period tier review runs (it is idempotent: a period is reviewed once)"},
 		{&c.shutdownDeadline, "shutdown-deadline", "TALLY_SHUTDOWN_DEADLINE", 30 * time.Second, "how long in-flight requests may take to finish at shutdown"},
 	}
@@ -145,7 +155,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		if err != nil {
 			return nil, err
 		}
-		if v < 0 || v == 0 && ints[n].name != "batch-workers" {
+		if v < 0 || v == 0 && !slices.Contains([]string{"batch-workers", "client-rate", "client-burst"}, ints[n].name) {
 			return nil, fmt.Errorf("--%s must be positive", ints[n].name)
 		}
 		*ints[n].p = v
@@ -308,6 +318,8 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 
 	var cache balancecache.Cache = balancecache.NewMemory(100_000, 24*time.Hour)
 	var rdb *redis.Client // also shares the Genesys mirror's token between replicas
+	failCfg := ratelimit.FailureConfig{Limit: c.authFailures, Window: c.authWindow, Lockout: c.authLockout}
+	var authFailures ratelimit.Failures = ratelimit.NewMemory(failCfg)
 	if c.redisURL != "" {
 		rc, err := balancecache.OpenRedis(ctx, c.redisURL)
 		if err != nil {
@@ -315,6 +327,8 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		}
 		defer rc.Close()
 		cache, rdb = balancecache.NewRedis(rc, "tally:balance:", 24*time.Hour), rc
+		// Replicas share the failure counts: an attacker spreading guesses over them gets no more.
+		authFailures = ratelimit.NewRedis(rc, ratelimit.DefaultPrefix, failCfg, log)
 	}
 	mirror, err := startMirror(runCtx, store, key, engine, rdb, c.mirror, log, jobs.Go)
 	if err != nil {
@@ -328,14 +342,19 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	if readReplica != nil {
 		defer readReplica.Close()
 	}
+	subscriptions, err := startWebhooks(runCtx, store, guarded, key, m, log, jobs.Go)
+	if err != nil {
+		return err
+	}
 	srv := api.New(api.Deps{
 		Ledger: l, Store: guarded, Hasher: hasher, Programme: programme, Earning: engine, Issuer: issuer, Verifier: verifier,
-		Clients: store.creds, Cache: cache, Metrics: m, Logger: log, Mirror: mirror, Spool: sp,
-		ReadReplica: readReplica.replica(),
+		Clients: store.creds, Cache: cache, Metrics: m, Logger: log, Mirror: mirror, Spool: sp, AuthFailures: authFailures,
+		ReadReplica: readReplica.replica(), Webhooks: subscriptions,
 	}, api.Options{
 		BodyLimit: int64(c.bodyLimit), MaxInFlight: c.maxInFlight, AdmissionWait: c.admissionWait,
 		LookupDeadline: c.lookupDeadline, WriteDeadline: c.writeDeadline, SessionTTL: c.sessionTTL, LogRequests: c.logRequests,
 		CORSOrigins: c.corsOrigins, ReadMaxStaleness: c.readMaxStaleness, PointValue: c.pointValue, Currency: c.currency,
+		ClientRate: float64(c.clientRate), ClientBurst: c.clientBurst, HSTS: c.hsts,
 	})
 
 	if c.demo {

@@ -87,6 +87,10 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if !rep.Sealed && rep.Transactions > 0 {
 		fmt.Fprintln(stdout, "chains: NOT SEALED, every hash checked as unkeyed (--allow-unsealed)")
 	}
+	if rep.Erasures > 0 {
+		fmt.Fprintf(stdout, "erasures: %d, each sealed by the ledger key; %d checkpoint roots taken before them name forgotten ids and were not recomputed (their heads were checked)\n",
+			rep.Erasures, rep.ErasedRoots)
+	}
 	return nil
 }
 

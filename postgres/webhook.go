@@ -1,0 +1,222 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tally-ledger/tally"
+)
+
+// insertEventsSQL fans events out to the active subscriptions of their type in one statement. A
+// subscription committed before the ledger write's statement runs gets the event; one committed after
+// does not, as with any row the write does not see.
+const insertEventsSQL = `INSERT INTO webhook_deliveries
+		(event_id, subscription_id, event_type, account_id, tx_seq, payload, status, next_attempt_at, created_at, updated_at)
+	SELECT e.id, s.id, e.type, e.account, NULLIF(e.seq, 0), e.payload, 'pending', e.at, e.at, e.at
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], $7::int[])
+		AS e(id, type, account, seq, payload, at, days)
+	JOIN webhook_subscriptions s ON s.active
+		AND position(' ' || e.type || ' ' IN ' ' || s.event_types || ' ') > 0
+		AND (e.type <> 'points.expiring_soon' OR s.expiring_days = e.days)
+	ON CONFLICT (event_id, subscription_id) DO NOTHING`
+
+func eventArgs(events []tally.Event) []any {
+	ids := make([]string, len(events))
+	types := make([]string, len(events))
+	accounts := make([]string, len(events))
+	seqs := make([]int64, len(events))
+	payloads := make([]string, len(events))
+	ats := make([]time.Time, len(events))
+	days := make([]int32, len(events))
+	for i, e := range events {
+		ids[i], types[i], accounts[i], seqs[i] = e.ID, e.Type, e.AccountID, e.TxSeq
+		payloads[i], ats[i], days[i] = string(e.Payload), e.CreatedAt.UTC(), int32(e.Days)
+	}
+	return []any{ids, types, accounts, seqs, payloads, ats, days}
+}
+
+// InsertEvents fans events out in the ledger write's transaction (deferred to the next round trip).
+func (w *writeTx) InsertEvents(ctx context.Context, events []tally.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	w.exec("insert events", insertEventsSQL, eventArgs(events)...)
+	return nil
+}
+
+// EmitEvents writes events outside a ledger write.
+func (db *DB) EmitEvents(ctx context.Context, events []tally.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	_, err := db.pool.Exec(ctx, insertEventsSQL, eventArgs(events)...)
+	return classify(ctx, "emit events", err)
+}
+
+const subscriptionColumns = `id, url, event_types, filter, expiring_days, secret_version, active, created_at, updated_at`
+
+func scanSubscription(row pgx.Row) (tally.WebhookSubscription, error) {
+	var s tally.WebhookSubscription
+	var types string
+	err := row.Scan(&s.ID, &s.URL, &types, &s.Filter, &s.ExpiringDays, &s.SecretVersion, &s.Active, &s.CreatedAt, &s.UpdatedAt)
+	s.EventTypes = strings.Fields(types)
+	s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
+	return s, err
+}
+
+// PutSubscription inserts or replaces a subscription.
+func (db *DB) PutSubscription(ctx context.Context, s tally.WebhookSubscription) error {
+	_, err := db.pool.Exec(ctx, `INSERT INTO webhook_subscriptions (`+subscriptionColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (id) DO UPDATE SET url = excluded.url, event_types = excluded.event_types, filter = excluded.filter,
+			expiring_days = excluded.expiring_days, secret_version = excluded.secret_version, active = excluded.active,
+			updated_at = excluded.updated_at`,
+		s.ID, s.URL, strings.Join(s.EventTypes, " "), s.Filter, s.ExpiringDays, s.SecretVersion, s.Active, s.CreatedAt.UTC(), s.UpdatedAt.UTC())
+	return classify(ctx, "put webhook subscription", err)
+}
+
+// Subscriptions lists subscriptions by id.
+func (db *DB) Subscriptions(ctx context.Context) ([]tally.WebhookSubscription, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+subscriptionColumns+` FROM webhook_subscriptions ORDER BY id`)
+	if err != nil {
+		return nil, classify(ctx, "list webhook subscriptions", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (tally.WebhookSubscription, error) { return scanSubscription(r) })
+	if err != nil {
+		return nil, classify(ctx, "list webhook subscriptions", err)
+	}
+	if out == nil {
+		out = []tally.WebhookSubscription{}
+	}
+	return out, nil
+}
+
+// Subscription returns one subscription.
+func (db *DB) Subscription(ctx context.Context, id string) (tally.WebhookSubscription, error) {
+	s, err := scanSubscription(db.pool.QueryRow(ctx, `SELECT `+subscriptionColumns+` FROM webhook_subscriptions WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, tally.Errorf(tally.ENOTFOUND, "no webhook subscription %q", id)
+	}
+	return s, classify(ctx, "read webhook subscription", err)
+}
+
+// DeleteSubscription deletes a subscription and, by cascade, its deliveries.
+func (db *DB) DeleteSubscription(ctx context.Context, id string) error {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM webhook_subscriptions WHERE id = $1`, id)
+	if err != nil {
+		return classify(ctx, "delete webhook subscription", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return tally.Errorf(tally.ENOTFOUND, "no webhook subscription %q", id)
+	}
+	return nil
+}
+
+const deliveryColumns = `event_id, subscription_id, event_type, account_id, payload, status, attempts, next_attempt_at, last_error, created_at, updated_at`
+
+func scanDelivery(row pgx.Row) (tally.WebhookDelivery, error) {
+	var d tally.WebhookDelivery
+	var payload string
+	err := row.Scan(&d.EventID, &d.SubscriptionID, &d.EventType, &d.AccountID, &payload, &d.Status, &d.Attempts, &d.NextAttemptAt,
+		&d.LastError, &d.CreatedAt, &d.UpdatedAt)
+	if payload != "" {
+		d.Payload = []byte(payload)
+	}
+	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = d.NextAttemptAt.UTC(), d.CreatedAt.UTC(), d.UpdatedAt.UTC()
+	return d, err
+}
+
+// LeaseDeliveries leases due deliveries, skipping rows other workers are leasing.
+func (db *DB) LeaseDeliveries(ctx context.Context, owner string, now, until time.Time, limit int) ([]tally.WebhookDelivery, error) {
+	if err := checkLease(owner, limit); err != nil {
+		return nil, err
+	}
+	rows, err := db.pool.Query(ctx, `UPDATE webhook_deliveries d SET lease_owner = $1, lease_until = $2
+		FROM (SELECT event_id, subscription_id FROM webhook_deliveries
+			WHERE status = 'pending' AND next_attempt_at <= $3 AND lease_until < $3
+			ORDER BY next_attempt_at, event_id, subscription_id LIMIT $4
+			FOR UPDATE SKIP LOCKED) due
+		WHERE d.event_id = due.event_id AND d.subscription_id = due.subscription_id
+		RETURNING `+prefixed("d.", deliveryColumns), owner, until.UTC(), now.UTC(), limit)
+	if err != nil {
+		return nil, classify(ctx, "lease deliveries", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (tally.WebhookDelivery, error) { return scanDelivery(r) })
+	if err != nil {
+		return nil, classify(ctx, "lease deliveries", err)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].NextAttemptAt.Equal(out[j].NextAttemptAt) {
+			return out[i].NextAttemptAt.Before(out[j].NextAttemptAt)
+		}
+		return out[i].EventID+"\x00"+out[i].SubscriptionID < out[j].EventID+"\x00"+out[j].SubscriptionID
+	})
+	return out, nil
+}
+
+// FinishDelivery records an attempt while owner holds the lease.
+func (db *DB) FinishDelivery(ctx context.Context, eventID, subscriptionID, owner string, a tally.DeliveryAttempt) error {
+	switch a.Status {
+	case tally.DeliveryPending, tally.DeliveryDelivered, tally.DeliverySkipped, tally.DeliveryDead:
+	default:
+		return tally.Errorf(tally.EINVALID, "a delivery attempt cannot leave a delivery %q", a.Status)
+	}
+	if err := tally.CheckText("last error", a.Error); err != nil {
+		return err
+	}
+	tried := 0
+	if a.Tried {
+		tried = 1
+	}
+	var retry *time.Time
+	if a.Status == tally.DeliveryPending {
+		t := a.RetryAt.UTC()
+		retry = &t
+	}
+	tag, err := db.pool.Exec(ctx, `UPDATE webhook_deliveries SET status = $1, attempts = attempts + $2, last_error = $3,
+			next_attempt_at = COALESCE($4, next_attempt_at), lease_owner = '', lease_until = 'epoch', updated_at = $5
+		WHERE event_id = $6 AND subscription_id = $7 AND lease_owner = $8 AND status = 'pending'`,
+		a.Status, tried, a.Error, retry, a.At.UTC(), eventID, subscriptionID, owner)
+	if err != nil {
+		return classify(ctx, "finish delivery", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var status, holder string
+	err = db.pool.QueryRow(ctx, `SELECT status, lease_owner FROM webhook_deliveries WHERE event_id = $1 AND subscription_id = $2`,
+		eventID, subscriptionID).Scan(&status, &holder)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return tally.Errorf(tally.ENOTFOUND, "no delivery of event %q to %q", eventID, subscriptionID)
+	}
+	if err != nil {
+		return classify(ctx, "finish delivery", err)
+	}
+	return tally.Errorf(tally.ECONFLICT, "the delivery of event %q to %q is %s, leased to %q: the lease was lost", eventID, subscriptionID, status, holder)
+}
+
+// Deliveries lists a subscription's deliveries, newest first.
+func (db *DB) Deliveries(ctx context.Context, subscriptionID, status string, limit int) ([]tally.WebhookDelivery, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries
+		WHERE subscription_id = $1 AND ($2 = '' OR status = $2) ORDER BY created_at DESC, event_id DESC LIMIT $3`,
+		subscriptionID, status, limit)
+	if err != nil {
+		return nil, classify(ctx, "list deliveries", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (tally.WebhookDelivery, error) { return scanDelivery(r) })
+	if err != nil {
+		return nil, classify(ctx, "list deliveries", err)
+	}
+	if out == nil {
+		out = []tally.WebhookDelivery{}
+	}
+	return out, nil
+}
