@@ -140,7 +140,7 @@ func (s *Service) activate(ctx context.Context, lots []tally.Lot, due time.Time)
 				continue
 			}
 			// An overdrawn account's newly spendable points settle the overdraft first.
-			if settle := min(l.Remaining, max(0, -a.Spendable())); settle > 0 {
+			if settle := min(l.Remaining, max(0, -a.Posted())); settle > 0 {
 				a.Pending -= l.Remaining
 				l.Remaining -= settle
 				uses = append(uses, tally.LotUse{DebitSeq: l.Seq, LotSeq: l.Seq, Points: settle})
