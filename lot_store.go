@@ -15,6 +15,10 @@ type LotStore interface {
 	// NextExpiry returns the soonest ExpiresAt among the account's open lots and the points that lapse
 	// then (pending or not). ENOTFOUND when none of its open lots expires.
 	NextExpiry(ctx context.Context, accountID string) (LotExpiry, error)
+	// LapsedPoints returns what remains of the account's active (not pending) open lots that have
+	// expired at now (ExpiresAt <= now): points that are no longer spendable although the expiry job
+	// has not posted their expiry yet. 0 for an unknown account.
+	LapsedPoints(ctx context.Context, accountID string, now time.Time) (int64, error)
 	// LotUsesOf returns the lots each given debit consumed, by debit, in lot order; debits that consumed
 	// none are left out.
 	LotUsesOf(ctx context.Context, debitSeqs []int64) (map[int64][]LotUse, error)
@@ -31,6 +35,9 @@ type LotWriteTx interface {
 	// OpenLots returns the open lots (Remaining > 0) of the given accounts (sorted, distinct), by
 	// account, each in the order debits consume them (LotLess).
 	OpenLots(ctx context.Context, accountIDs []string) (map[string][]Lot, error)
+	// LapsedPointsOf is LotStore.LapsedPoints for the given accounts (sorted, distinct), read in the
+	// transaction; accounts with none are left out.
+	LapsedPointsOf(ctx context.Context, accountIDs []string, now time.Time) (map[string]int64, error)
 	// LotsBySeq returns the given lots, open or not; absent ones are left out.
 	LotsBySeq(ctx context.Context, seqs []int64) (map[int64]Lot, error)
 	// InsertLots writes new lots, after their transactions. ECONFLICT when a seq is reused.

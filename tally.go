@@ -88,11 +88,20 @@ type Account struct {
 	// OverdraftLimit is how far below zero the spendable balance may go: set by a clawback under the
 	// allow_negative return policy, 0 otherwise.
 	OverdraftLimit int64 `json:"overdraft_limit,omitempty"`
+	// Lapsed is the part of Balance - Pending whose lots have expired although the expiry job has not
+	// posted their expiry yet: gone for the customer at their expiry time, whenever the job runs. It is
+	// not stored: the ledger fills it in from the lots when it reads a balance for a customer (0 as the
+	// stores read it).
+	Lapsed int64 `json:"expired_pending_posting,omitempty"`
 }
 
-// Spendable is what the customer can spend: the balance less its pending points. It goes below zero
-// only after a clawback under the allow_negative return policy.
-func (a Account) Spendable() int64 { return a.Balance - a.Pending }
+// Spendable is what the customer can spend: the balance less its pending points and its lapsed ones.
+// It goes below zero only after a clawback under the allow_negative return policy.
+func (a Account) Spendable() int64 { return a.Balance - a.Pending - a.Lapsed }
+
+// Posted is the balance less its pending points, lapsed points included: what the active lots hold
+// (when not below zero), and what the database's overdraft constraint bounds.
+func (a Account) Posted() int64 { return a.Balance - a.Pending }
 
 // Posting moves Amount points into (positive) or out of (negative) an account.
 // The postings of one transaction sum to zero.

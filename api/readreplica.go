@@ -12,6 +12,8 @@ import (
 type ReadReplica interface {
 	// Account is tally.Store's Account, on the standby.
 	Account(ctx context.Context, id string) (tally.Account, error)
+	// LapsedPoints is tally.LotStore's LapsedPoints, on the standby.
+	LapsedPoints(ctx context.Context, accountID string, now time.Time) (int64, error)
 	// ReplayLag is how far behind its primary the standby's data may be; an error when it cannot tell
 	// (it is not streaming).
 	ReplayLag(ctx context.Context) (time.Duration, error)
@@ -27,6 +29,10 @@ func (s *Server) balance(ctx context.Context, hash string) (tally.Account, time.
 		lag, err := s.ReadReplica.ReplayLag(ctx)
 		if err == nil && lag <= s.opts.ReadMaxStaleness {
 			acct, err := s.ReadReplica.Account(ctx, hash)
+			if err == nil {
+				// Lapsed points are not spendable, whether or not the expiry job has posted them.
+				acct.Lapsed, err = s.ReadReplica.LapsedPoints(ctx, hash, time.Now())
+			}
 			if code := tally.ErrorCode(err); err == nil || code == tally.ENOTFOUND {
 				if s.metrics != nil {
 					s.metrics.ReplicaReads.WithLabelValues("replica").Inc()

@@ -33,6 +33,7 @@ type LotsConfig struct {
 	AccrualClients int
 	Duration       time.Duration
 	Workers        int // ledger batch workers; 0: 1 on SQLite, 2 on PostgreSQL (as serve does)
+	ExpiryRate     int // ledger.ExpireOptions.Rate: 0 the job's default pace, negative unpaced
 	Verify         bool
 	Log            io.Writer // progress; nil: none
 }
@@ -298,7 +299,7 @@ func lotsExpiry(ctx context.Context, cfg LotsConfig, open OpenStore) (_ *LotsExp
 			return ledger.ExpiryReport{}, 0, CPU{}, err
 		}
 		start := time.Now()
-		rep, err := e.svc.ExpireLapsed(ctx, ledger.ExpireOptions{Progress: func(r ledger.ExpiryReport) {
+		rep, err := e.svc.ExpireLapsed(ctx, ledger.ExpireOptions{Rate: cfg.ExpiryRate, Progress: func(r ledger.ExpiryReport) {
 			if r.Accounts%(256*10) == 0 {
 				logf(cfg.Log, "expiry: %d accounts, %d lots expired", r.Accounts, r.Lots)
 			}

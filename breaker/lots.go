@@ -36,3 +36,8 @@ func (s *Store) LapsedLots(ctx context.Context, now time.Time, afterAccount stri
 func (s *Store) DuePendingLots(ctx context.Context, now time.Time, afterSeq int64, limit int) ([]tally.Lot, error) {
 	return call(s, func() ([]tally.Lot, error) { return s.inner.DuePendingLots(ctx, now, afterSeq, limit) })
 }
+
+// LapsedPoints implements tally.LotStore.
+func (s *Store) LapsedPoints(ctx context.Context, accountID string, now time.Time) (int64, error) {
+	return call(s, func() (int64, error) { return s.inner.LapsedPoints(ctx, accountID, now) })
+}

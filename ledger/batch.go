@@ -400,7 +400,7 @@ func (b *batchRun) decide(i int) {
 	}
 	if r.Lapsed {
 		if amount == 0 {
-			b.results[i] = result{receipt: Receipt{Balance: a.Spendable(), Pending: a.Pending, BalanceVersion: a.BalanceVersion}}
+			b.results[i] = result{receipt: Receipt{Balance: a.Spendable(), Pending: a.Pending, Lapsed: a.Lapsed, BalanceVersion: a.BalanceVersion}}
 			return
 		}
 		postings, delta = pair(a.ID, -amount, tally.AccountExpired), -amount
@@ -428,7 +428,7 @@ func (b *batchRun) decide(i int) {
 	}
 	b.txOf[i] = t
 	b.dirty[a.ID] = true
-	b.results[i] = result{receipt: Receipt{Balance: a.Spendable(), Pending: a.Pending, BalanceVersion: a.BalanceVersion}}
+	b.results[i] = result{receipt: Receipt{Balance: a.Spendable(), Pending: a.Pending, Lapsed: a.Lapsed, BalanceVersion: a.BalanceVersion}}
 	if r.RewardID != "" {
 		b.takeReward(i, t)
 	}

@@ -140,7 +140,7 @@ func (s *Service) activate(ctx context.Context, lots []tally.Lot, due time.Time)
 				continue
 			}
 			// An overdrawn account's newly spendable points settle the overdraft first.
-			if settle := min(l.Remaining, max(0, -a.Spendable())); settle > 0 {
+			if settle := min(l.Remaining, max(0, -a.Posted())); settle > 0 {
 				a.Pending -= l.Remaining
 				l.Remaining -= settle
 				uses = append(uses, tally.LotUse{DebitSeq: l.Seq, LotSeq: l.Seq, Points: settle})
@@ -195,7 +195,7 @@ func (s *Service) ActivateDue(ctx context.Context, limit int) (int64, error) {
 // ExpiryReport is what one run of the expiry job did.
 type ExpiryReport struct {
 	Accounts     int64 `json:"accounts"`     // accounts with lapsed lots
-	Transactions int64 `json:"transactions"` // expiry transactions this run posted
+	Transactions int64 `json:"transactions"` // expiry transactions this run posted (one per LotsPerExpiry lots of an account)
 	Lots         int64 `json:"lots"`         // lapsed lots found
 	Points       int64 `json:"points"`       // points this run expired
 }
@@ -209,9 +209,22 @@ type ExpireOptions struct {
 	// with more goes alone), so that one group commit of expiries stays well within the ledger's batch
 	// timeout and the writes of the live programme are not held behind it.
 	LotsInFlight int
+	// Rate bounds the lapsed lots the job starts expiring per second (0: DefaultExpiryRate; negative:
+	// unpaced), so that the live programme's writes keep their rate while a large backlog expires: the
+	// job's work per lot is taken from the same CPU and the same batch workers.
+	Rate int
+	// LotsPerExpiry bounds the lots of one expiry transaction (default 100): an account with more
+	// lapsed lots has them expired in several, so that no commit of the job holds a batch worker, and
+	// the live writes queued on it, for long.
+	LotsPerExpiry int
 	// Progress, when set, is told of every page.
 	Progress func(ExpiryReport)
 }
+
+// DefaultExpiryRate is the expiry job's pace when none is given, in lots per second: a million lapsed
+// lots take about 17 minutes (see BENCHMARKS.md, "Points lifecycle: pacing the expiry job"). Lapsed
+// points are not spendable meanwhile (see Account.Lapsed), so a slower job costs no correctness.
+const DefaultExpiryRate = 1000
 
 // ExpireLapsed is the expiry job: for every account with lots that have lapsed by now, it posts one
 // expiry transaction (to system:expired, on the reserved channel "expiry") of what remains of them. Each
@@ -229,9 +242,16 @@ func (s *Service) ExpireLapsed(ctx context.Context, opts ExpireOptions) (ExpiryR
 	if opts.LotsInFlight <= 0 {
 		opts.LotsInFlight = 1024
 	}
+	if opts.Rate == 0 {
+		opts.Rate = DefaultExpiryRate
+	}
+	if opts.LotsPerExpiry <= 0 {
+		opts.LotsPerExpiry = 100
+	}
 	now := tally.LedgerTime(s.opts.Clock())
 	var rep ExpiryReport
 	after := ""
+	pace := pacer{start: time.Now(), rate: opts.Rate}
 	for {
 		page, err := s.store.LapsedLots(ctx, now, after, opts.Accounts)
 		if err != nil || len(page) == 0 {
@@ -244,26 +264,32 @@ func (s *Service) ExpireLapsed(ctx context.Context, opts ExpireOptions) (ExpiryR
 			firstErr error
 			budget   = newLotBudget(opts.Parallel, opts.LotsInFlight)
 		)
-		for _, acct := range page {
+		for _, whole := range page {
 			rep.Accounts++
-			rep.Lots += int64(len(acct.Lots))
-			weight := budget.take(len(acct.Lots))
-			wg.Add(1)
-			go func(acct tally.LapsedLots) {
-				defer func() { budget.give(weight); wg.Done() }()
-				rc, err := s.expireOne(ctx, acct)
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err != nil && tally.ErrorCode(err) != tally.ECLOSED:
-					if firstErr == nil {
-						firstErr = err
-					}
-				case err == nil && rc.Transaction.Seq != 0 && !rc.Replayed:
-					rep.Transactions++
-					rep.Points += rc.Transaction.Amount
+			rep.Lots += int64(len(whole.Lots))
+			for _, acct := range expiryChunks(whole, opts.LotsPerExpiry) {
+				if err := pace.wait(ctx, len(acct.Lots)); err != nil {
+					wg.Wait()
+					return rep, err
 				}
-			}(acct)
+				weight := budget.take(len(acct.Lots))
+				wg.Add(1)
+				go func(acct tally.LapsedLots) {
+					defer func() { budget.give(weight); wg.Done() }()
+					rc, err := s.expireOne(ctx, acct, len(acct.Lots) < len(whole.Lots))
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err != nil && tally.ErrorCode(err) != tally.ECLOSED:
+						if firstErr == nil {
+							firstErr = err
+						}
+					case err == nil && rc.Transaction.Seq != 0 && !rc.Replayed:
+						rep.Transactions++
+						rep.Points += rc.Transaction.Amount
+					}
+				}(acct)
+			}
 		}
 		wg.Wait()
 		if firstErr != nil {
@@ -277,9 +303,14 @@ func (s *Service) ExpireLapsed(ctx context.Context, opts ExpireOptions) (ExpiryR
 
 // expireOne posts the expiry of one account's lapsed lots, trying again (under the same key, so at most
 // once) while the store is unavailable, a few times.
-func (s *Service) expireOne(ctx context.Context, acct tally.LapsedLots) (Receipt, error) {
+func (s *Service) expireOne(ctx context.Context, acct tally.LapsedLots, part bool) (Receipt, error) {
 	r := Request{Kind: tally.KindExpiry, Channel: ExpiryChannel, Internal: true, Key: expiryKey(acct),
 		Account: acct.AccountID, Lapsed: true, Reason: "points expired", Actor: "tally expiry job"}
+	if part {
+		for _, l := range acct.Lots {
+			r.LapsedLots = append(r.LapsedLots, l.Seq)
+		}
+	}
 	var (
 		rc  Receipt
 		err error
@@ -295,6 +326,50 @@ func (s *Service) expireOne(ctx context.Context, acct tally.LapsedLots) (Receipt
 		}
 	}
 	return rc, err
+}
+
+// pacer spaces the starts of expiries so that lot n starts no earlier than n/rate seconds after the
+// job did. A job that fell behind (slow commits) is not made to wait, and does not catch up faster
+// than its lots in flight allow.
+type pacer struct {
+	start time.Time
+	rate  int // lots per second; <= 0: unpaced
+	lots  int64
+}
+
+// wait returns when the next n lots may start, or with ctx's error.
+func (p *pacer) wait(ctx context.Context, n int) error {
+	if p.rate <= 0 {
+		return nil
+	}
+	due := p.start.Add(time.Duration(p.lots) * time.Second / time.Duration(p.rate))
+	p.lots += int64(n)
+	d := time.Until(due)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// expiryChunks splits an account's lapsed lots (in seq order) into parts of at most n lots, each
+// keyed by the same reading's balance_version and its own lots: replicas that read the same state post
+// each part once, and a part whose lots another reading's expiry took finds nothing left to take.
+func expiryChunks(l tally.LapsedLots, n int) []tally.LapsedLots {
+	if len(l.Lots) <= n {
+		return []tally.LapsedLots{l}
+	}
+	var out []tally.LapsedLots
+	for lo := 0; lo < len(l.Lots); lo += n {
+		out = append(out, tally.LapsedLots{AccountID: l.AccountID, BalanceVersion: l.BalanceVersion, Lots: l.Lots[lo:min(lo+n, len(l.Lots))]})
+	}
+	return out
 }
 
 // lotBudget admits expiries while both their number and their lots stay within bounds; one larger than

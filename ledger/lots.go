@@ -47,8 +47,51 @@ type lotUse struct {
 }
 
 // loadLots reads, after the accounts are locked, the open lots of the accounts whose ops debit or
-// reverse, the lots reversals target, and the lot uses of the debits they reverse.
+// reverse, the lots reversals target, the lot uses of the debits they reverse, and what has lapsed of
+// every locked account's lots (Account.Lapsed).
 func (b *batchRun) loadLots(ctx context.Context) error {
+	if err := b.loadOpenLots(ctx); err != nil {
+		return err
+	}
+	// Lapsed points are gone at their expiry time, whether or not the expiry job has posted them: no
+	// debit may take them and no answer shows them as spendable. The accounts whose open lots are
+	// loaded count them from those; the others (credits only) in one query.
+	var others []string
+	for id, a := range b.accounts {
+		if b.lots.loaded[id] {
+			a.Lapsed = b.lapsedOf(id)
+		} else {
+			others = append(others, id)
+		}
+	}
+	if len(others) == 0 {
+		return nil
+	}
+	lapsed, err := b.tx.LapsedPointsOf(ctx, sortedUnique(others), b.now)
+	if err != nil {
+		return err
+	}
+	for id, n := range lapsed {
+		if a, ok := b.accounts[id]; ok {
+			a.Lapsed = n
+		}
+	}
+	return nil
+}
+
+// lapsedOf is what remains of the account's loaded active lots that have expired at b.now.
+func (b *batchRun) lapsedOf(id string) int64 {
+	var n int64
+	for _, l := range b.lots.open[id] {
+		if l.Remaining > 0 && !l.Pending() && l.Lapsed(b.now) {
+			n += l.Remaining
+		}
+	}
+	return n
+}
+
+// loadOpenLots reads the lots that loadLots describes.
+func (b *batchRun) loadOpenLots(ctx context.Context) error {
 	b.lots = lotRun{}
 	var ids []string
 	var targets []int64
@@ -177,7 +220,7 @@ func (b *batchRun) creditLot(a *tally.Account, r Request, amount int64, p *lotPl
 		t := r.PendingUntil.UTC()
 		l.PendingUntil = &t
 		p.pending += amount
-	} else if s := a.Spendable(); s < 0 {
+	} else if s := a.Posted(); s < 0 {
 		p.settle = min(amount, -s)
 		l.Remaining -= p.settle
 	}
@@ -191,8 +234,15 @@ func (b *batchRun) planLots(r Request, a *tally.Account, target tally.Transactio
 	p := lotPlan{limit: a.OverdraftLimit}
 	switch {
 	case r.Kind == tally.KindExpiry && r.Lapsed:
+		var only map[int64]bool
+		if len(r.LapsedLots) > 0 {
+			only = make(map[int64]bool, len(r.LapsedLots))
+			for _, s := range r.LapsedLots {
+				only[s] = true
+			}
+		}
 		for _, l := range b.lots.open[a.ID] {
-			if l.Remaining > 0 && l.Lapsed(b.now) {
+			if l.Remaining > 0 && l.Lapsed(b.now) && (only == nil || only[l.Seq]) {
 				p.take = append(p.take, lotTake{l, l.Remaining})
 				*amount += l.Remaining
 				if l.Pending() {
@@ -209,11 +259,19 @@ func (b *batchRun) planLots(r Request, a *tally.Account, target tally.Transactio
 		b.creditLot(a, r, delta, &p)
 		return p, nil
 	}
+	// A.Spendable leaves lapsed points out; the debit takes none of their lots, which the expiry job
+	// posts as expired.
 	if a.Spendable()+delta < 0 {
 		return p, insufficient(a.Spendable(), -delta)
 	}
+	var live []*tally.Lot
+	for _, l := range b.activeLots(a.ID, 0) {
+		if !l.Lapsed(b.now) {
+			live = append(live, l)
+		}
+	}
 	var short int64
-	p.take, short = takeFIFO(b.activeLots(a.ID, 0), -delta)
+	p.take, short = takeFIFO(live, -delta)
 	if short > 0 && b.lots.loaded[a.ID] {
 		return p, tally.Errorf(tally.EINTERNAL, "the lots of account %s hold %d points fewer than its spendable balance", a.ID, short)
 	}
@@ -222,7 +280,9 @@ func (b *batchRun) planLots(r Request, a *tally.Account, target tally.Transactio
 
 // planClawback plans the reversal of a credit of amount points: its own lot gives what is left of it
 // (pending points are cancelled first), and the programme's return policy decides what happens to
-// points already spent.
+// points already spent. A clawback counts and takes lapsed points not yet posted as expired like any
+// active points (FIFO takes them first): taking back points that were gone anyway leaves the customer
+// no better off, and keeps the active lots equal to the posted balance when it overdraws.
 func (b *batchRun) planClawback(a *tally.Account, target tally.Transaction, amount int64) (lotPlan, error) {
 	p := lotPlan{limit: a.OverdraftLimit}
 	rest := amount
@@ -237,12 +297,12 @@ func (b *batchRun) planClawback(a *tally.Account, target tally.Transaction, amou
 	}
 	policy := b.policy.Return
 	if policy == tally.ReturnOnlyPending && (!hasLot || !own.Pending() || rest > 0) {
-		return p, &tally.Error{Code: tally.EINSUFFICIENT, Details: map[string]int64{"balance": a.Spendable()},
+		return p, &tally.Error{Code: tally.EINSUFFICIENT, Details: map[string]int64{"balance": a.Posted()},
 			Message: fmt.Sprintf("transaction %d's points are no longer pending, and the return policy (only_pending) cancels only pending points", target.Seq)}
 	}
 	// The spendable balance once the own lot has given what it could (its pending part was never
 	// spendable), before rest is taken from the other lots.
-	spendable := a.Spendable() - (amount - rest) - p.pending
+	spendable := a.Posted() - (amount - rest) - p.pending
 	floor := int64(0)
 	if policy == tally.ReturnAllowNegative {
 		floor = -b.policy.OverdraftLimit
@@ -264,7 +324,7 @@ func (b *batchRun) planClawback(a *tally.Account, target tally.Transaction, amou
 // expired. Points a debit took before lots existed come back as a new lot too.
 func (b *batchRun) planRestore(a *tally.Account, target tally.Transaction, amount int64) (lotPlan, error) {
 	p := lotPlan{limit: a.OverdraftLimit}
-	deficit := max(0, -a.Spendable())
+	deficit := max(0, -a.Posted())
 	rest := amount
 	if target.Kind != tally.KindExpiry {
 		for _, u := range b.lots.usesOf[target.Seq] {
@@ -297,6 +357,9 @@ func (b *batchRun) planRestore(a *tally.Account, target tally.Transaction, amoun
 func (b *batchRun) applyLots(t *tally.Transaction, a *tally.Account, p lotPlan) {
 	a.Pending += p.pending
 	a.OverdraftLimit = p.limit
+	if b.lots.loaded[a.ID] {
+		defer func() { a.Lapsed = b.lapsedOf(a.ID) }()
+	}
 	for _, tk := range p.take {
 		tk.lot.Remaining -= tk.points
 		if tk.lot.Seq != 0 { // a lot new in this batch is written as it ends up

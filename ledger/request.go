@@ -71,6 +71,10 @@ type Request struct {
 	// Lapsed, for an expiry Tally makes itself (Internal), expires whatever remains of the account's lots
 	// that have lapsed when the write is decided; Amount is then 0. Nothing lapsed: no transaction.
 	Lapsed bool
+	// LapsedLots, when set with Lapsed, limits the expiry to these lots (those of them still open and
+	// lapsed when it is decided), so that the job expires an account with many lapsed lots in several
+	// small transactions.
+	LapsedLots []int64
 	// Earn, on an accrual, asks for its amount to be computed from these event fields by the earning
 	// rules (Options.Earner) inside the locked decision, where caps and the customer's tier are read; the
 	// transaction's reason names the paying rules. Amount must then be 0 and Identity set: a redelivered
@@ -297,6 +301,13 @@ func (r *Request) hash() string {
 	if r.Lapsed {
 		h.Write([]byte("lapsed\n"))
 	}
+	if len(r.LapsedLots) > 0 {
+		h.Write([]byte("lapsed_lots="))
+		for _, s := range r.LapsedLots {
+			h.Write([]byte(strconv.FormatInt(s, 10) + ","))
+		}
+		h.Write([]byte("\n"))
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -319,7 +330,7 @@ func (r *Request) normalizeLot() error {
 	if r.PendingUntil != nil && r.ExpiresAt != nil && !r.ExpiresAt.After(*r.PendingUntil) {
 		return tally.Errorf(tally.EINVALID, "expires_at must be after pending_until")
 	}
-	if r.Lapsed && (r.Kind != tally.KindExpiry || !r.Internal || r.Amount != 0) {
+	if (r.Lapsed || len(r.LapsedLots) > 0) && (r.Kind != tally.KindExpiry || !r.Internal || r.Amount != 0 || !r.Lapsed) {
 		return tally.Errorf(tally.EINVALID, "only Tally's own expiry, of no set amount, expires lapsed lots")
 	}
 	return nil

@@ -69,7 +69,10 @@ type Receipt struct {
 	// Balance is the spendable balance (pending points left out, see tally.Account.Spendable).
 	Balance int64 `json:"balance"`
 	// Pending is the points of the balance not spendable yet.
-	Pending        int64 `json:"pending_points,omitempty"`
+	Pending int64 `json:"pending_points,omitempty"`
+	// Lapsed is the points of expired lots that the expiry job has not posted yet: neither spendable
+	// nor in Balance.
+	Lapsed         int64 `json:"expired_pending_posting,omitempty"`
 	BalanceVersion int64 `json:"balance_version"`
 	// Redemption is the receipt of a redemption of a reward, as recorded with the transaction (its
 	// fulfillment status may have moved on since: see Store.Redemption).
@@ -231,7 +234,14 @@ func (s *Service) Balance(ctx context.Context, account string) (tally.Account, e
 	if !tally.IsCustomerHash(account) {
 		return tally.Account{}, tally.Errorf(tally.EINVALID, "account must be a customer hash (64 lowercase hex digits)")
 	}
-	return s.store.Account(ctx, account)
+	a, err := s.store.Account(ctx, account)
+	if err != nil {
+		return a, err
+	}
+	// Points whose lots have expired are gone at their expiry time, whether or not the expiry job has
+	// posted their expiry yet: they are not spendable (Account.Spendable leaves them out).
+	a.Lapsed, err = s.store.LapsedPoints(ctx, account, tally.LedgerTime(s.opts.Clock()))
+	return a, err
 }
 
 // Page is one page of an account's history, newest first. Next is the cursor of the following page,

@@ -240,8 +240,8 @@ func (s lotSums) check(acct tally.Account, last int64) error {
 	if acct.Pending != pending {
 		return &Breach{AccountID: acct.ID, Seq: last, Problem: fmt.Sprintf("pending %d differs from its pending lots' remainders %d", acct.Pending, pending)}
 	}
-	if want := max(0, acct.Spendable()); active != want {
-		return &Breach{AccountID: acct.ID, Seq: last, Problem: fmt.Sprintf("spendable balance %d is not what its active lots hold (%d)", acct.Spendable(), active)}
+	if want := max(0, acct.Posted()); active != want {
+		return &Breach{AccountID: acct.ID, Seq: last, Problem: fmt.Sprintf("spendable balance %d is not what its active lots hold (%d)", acct.Posted(), active)}
 	}
 	return nil
 }

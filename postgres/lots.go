@@ -352,3 +352,44 @@ func (w *writeTx) InsertLotUses(ctx context.Context, uses []tally.LotUse) error 
 		args: []any{debits, lots, points}, mapErr: lotViolation("insert lot uses")})
 	return nil
 }
+
+// lapsedPointsQuery sums the lapsed remainders of active open lots by account (the lots_open index).
+const lapsedPointsQuery = `SELECT account_id, sum(remaining)::bigint FROM lots
+	WHERE account_id = ANY($1) AND remaining > 0 AND expires_at <= $2 AND pending_until IS NULL
+	GROUP BY account_id`
+
+// LapsedPoints returns the lapsed, unposted remainder of the account's active lots.
+func (db *DB) LapsedPoints(ctx context.Context, accountID string, now time.Time) (int64, error) {
+	var n int64
+	err := db.pool.QueryRow(ctx, `SELECT COALESCE(sum(remaining), 0)::bigint FROM lots
+		WHERE account_id = $1 AND remaining > 0 AND expires_at <= $2 AND pending_until IS NULL`, accountID, now).Scan(&n)
+	if err != nil {
+		return 0, classify(ctx, "lapsed points", err)
+	}
+	return n, nil
+}
+
+// LapsedPointsOf returns the lapsed, unposted remainders of the given accounts' active lots.
+func (w *writeTx) LapsedPointsOf(ctx context.Context, accountIDs []string, now time.Time) (map[string]int64, error) {
+	out := map[string]int64{}
+	if len(accountIDs) == 0 {
+		return out, nil
+	}
+	rows, err := w.query(ctx, "lapsed points", lapsedPointsQuery, accountIDs, now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, w.fail(ctx, "lapsed points", err)
+		}
+		out[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, w.fail(ctx, "lapsed points", err)
+	}
+	return out, nil
+}

@@ -313,3 +313,43 @@ func (w *writeTx) InsertLotUses(ctx context.Context, uses []tally.LotUse) error 
 	}
 	return nil
 }
+
+// LapsedPoints returns the lapsed, unposted remainder of the account's active lots.
+func (db *DB) LapsedPoints(ctx context.Context, accountID string, now time.Time) (int64, error) {
+	var n int64
+	err := db.reader.QueryRowContext(ctx, `SELECT COALESCE(SUM(remaining), 0) FROM lots
+		WHERE account_id = ? AND remaining > 0 AND expires_at <= ? AND pending_until IS NULL`, accountID, micros(now)).Scan(&n)
+	return n, wrap(err, "lapsed points")
+}
+
+// LapsedPointsOf returns the lapsed, unposted remainders of the given accounts' active lots.
+func (w *writeTx) LapsedPointsOf(ctx context.Context, accountIDs []string, now time.Time) (map[string]int64, error) {
+	out := map[string]int64{}
+	for lo, hi := range chunks(len(accountIDs), inBatch) {
+		args := []any{micros(now)}
+		for _, id := range accountIDs[lo:hi] {
+			args = append(args, id)
+		}
+		rows, err := w.tx.QueryContext(ctx, `SELECT account_id, SUM(remaining) FROM lots
+			WHERE expires_at <= ? AND remaining > 0 AND pending_until IS NULL AND account_id IN (`+list(hi-lo, "?")+`)
+			GROUP BY account_id`, args...)
+		if err != nil {
+			return nil, wrap(err, "lapsed points")
+		}
+		for rows.Next() {
+			var id string
+			var n int64
+			if err := rows.Scan(&id, &n); err != nil {
+				rows.Close()
+				return nil, wrap(err, "lapsed points")
+			}
+			out[id] = n
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, wrap(err, "lapsed points")
+		}
+	}
+	return out, nil
+}

@@ -348,4 +348,93 @@ func testLots(t *testing.T, h Harness) {
 		}
 		e.mustVerify()
 	})
+
+	t.Run("lapsed points are gone before the expiry job runs", func(t *testing.T) {
+		t.Parallel()
+		e := newLotsEnv(t, h, tally.LotPolicy{Expiry: tally.ExpiryPolicy{Policy: tally.ExpireAfterDays, Days: 30}})
+		c, other := e.customer("lapse"), e.customer("lapse-other")
+		start := e.clk.Now()
+		old := e.accrue(c, "old", 100) // lapses at start + 30 days
+		e.accrue(c, "late", 40, expiring(start.Add(60*day)))
+		e.accrue(other, "other-old", 50)
+		// 30 seconds after the lot expired, and before any expiry job ran.
+		e.clk.Set(start.Add(30*day + 30*time.Second))
+		_, err := e.l.Write(e.ctx, ledger.Request{Kind: tally.KindRedemption, Account: c, Key: "too-much", Amount: 41})
+		wantCode(t, err, tally.EINSUFFICIENT)
+		var te *tally.Error
+		if !errors.As(err, &te) || !reflect.DeepEqual(te.Details, map[string]int64{"balance": 40}) {
+			t.Fatalf("refusal = %v, want the spendable balance of 40 in its details", err)
+		}
+		_, err = e.l.Write(e.ctx, ledger.Request{Kind: tally.KindAdjustment, Account: c, Key: "adj-too-much", Amount: -41, Reason: "x", Actor: "y"})
+		wantCode(t, err, tally.EINSUFFICIENT)
+		a, err := e.l.Balance(e.ctx, c)
+		if err != nil || a.Spendable() != 40 || a.Lapsed != 100 || a.Balance != 140 {
+			t.Fatalf("balance = %+v, %v: want 40 spendable, 100 lapsed, 140 posted", a, err)
+		}
+		// A write's answer leaves them out too, a credit's (the account's lots not read) as a debit's.
+		if rc := e.accrue(c, "new", 5); rc.Balance != 45 || rc.Lapsed != 100 {
+			t.Fatalf("accrual receipt = balance %d, lapsed %d, want 45 and 100", rc.Balance, rc.Lapsed)
+		}
+		rc := e.write(ledger.Request{Kind: tally.KindRedemption, Account: c, Key: "fits", Amount: 45})
+		if rc.Balance != 0 || rc.Lapsed != 100 {
+			t.Fatalf("redemption receipt = balance %d, lapsed %d, want 0 and 100", rc.Balance, rc.Lapsed)
+		}
+		for _, u := range e.uses(rc.Transaction.Seq) {
+			if u.LotSeq == old.Transaction.Seq {
+				t.Fatalf("the redemption took %d points from the lapsed lot", u.Points)
+			}
+		}
+		e.mustVerify()
+		// The job then expires exactly the lapsed remainders, once.
+		rep, err := e.l.ExpireLapsed(e.ctx, ledger.ExpireOptions{})
+		if err != nil || rep.Transactions != 2 || rep.Points != 150 {
+			t.Fatalf("expiry job = %+v, %v, want 2 expiries of 150 points", rep, err)
+		}
+		if again, err := e.l.ExpireLapsed(e.ctx, ledger.ExpireOptions{}); err != nil || again.Transactions != 0 {
+			t.Fatalf("a second run = %+v, %v, want nothing", again, err)
+		}
+		a, err = e.l.Balance(e.ctx, c)
+		if err != nil || a.Spendable() != 0 || a.Lapsed != 0 || a.Balance != 0 {
+			t.Fatalf("balance after the job = %+v, %v", a, err)
+		}
+		if exp, err := e.store.Account(e.ctx, tally.AccountExpired); err != nil || exp.Balance != 150 {
+			t.Fatalf("system:expired = %+v, %v, want 150", exp, err)
+		}
+		e.mustVerify()
+	})
+
+	t.Run("expiry in parts, run twice at once", func(t *testing.T) {
+		t.Parallel()
+		e := newLotsEnv(t, h, tally.LotPolicy{Expiry: tally.ExpiryPolicy{Policy: tally.ExpireAfterDays, Days: 30}})
+		other := ledger.New(e.store, ledger.Options{Key: e.key, Clock: e.clk.Now, Workers: 2})
+		t.Cleanup(other.Close)
+		c := e.customer("parts")
+		for i := range 7 {
+			e.accrue(c, "p-"+itoa(i), int64(i+1))
+		}
+		keep := e.accrue(c, "keep", 100, expiring(e.clk.Now().Add(90*day)))
+		e.clk.advance(31 * day)
+		reports := make([]ledger.ExpiryReport, 2)
+		errs := parallel(2, func(i int) error {
+			var err error
+			reports[i], err = []*ledger.Service{e.l, other}[i].ExpireLapsed(e.ctx, ledger.ExpireOptions{LotsPerExpiry: 3, Rate: -1})
+			return err
+		})
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		if p := reports[0].Points + reports[1].Points; p != 28 {
+			t.Fatalf("two runs expired %d points, want 28 (1+...+7): %+v", p, reports)
+		}
+		if n := reports[0].Transactions + reports[1].Transactions; n != 3 {
+			t.Fatalf("two runs posted %d expiries, want 3 (7 lots, 3 a part): %+v", n, reports)
+		}
+		if got := e.remaining(c); !reflect.DeepEqual(got, map[int64]int64{keep.Transaction.Seq: 100}) {
+			t.Fatalf("lots left = %v, want the unexpired one", got)
+		}
+		if a := e.account(c); a.Balance != 100 {
+			t.Fatalf("balance = %d, want 100", a.Balance)
+		}
+		e.mustVerify()
+	})
 }

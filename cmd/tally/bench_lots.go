@@ -25,6 +25,7 @@ func benchLots(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	d := fs.Duration("duration", 10*time.Second, "how long the accruals run without the expiry job, for comparison")
 	workers := fs.Int("workers", 0, "ledger batch workers (default 1 on SQLite, 2 on PostgreSQL, as serve)")
 	verify := fs.Bool("verify", true, "verify the ledger (tally verify's checks) after each part")
+	rate := fs.Int("expiry-rate", 0, "lapsed lots the job expires per second at most (0: the job's default; negative: unpaced)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
@@ -39,7 +40,7 @@ func benchLots(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("bench lots: --customers, --lots-per-account, --accrual-clients and --duration must be positive")
 	}
 	cfg := bench.LotsConfig{DB: *db, LotsPerCustomer: lots, Customers: *customers, ExpiryLots: *expiry,
-		LotsPerAccount: *perAccount, AccrualClients: *clients, Duration: *d, Workers: *workers, Verify: *verify, Log: stderr}
+		LotsPerAccount: *perAccount, AccrualClients: *clients, Duration: *d, Workers: *workers, Verify: *verify, Log: stderr, ExpiryRate: *rate}
 	redeems, exp, err := bench.Lots(ctx, cfg, func(ctx context.Context, url string) (tally.Store, error) {
 		s, err := openMigrated(ctx, url)
 		if err != nil {

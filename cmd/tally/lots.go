@@ -44,6 +44,7 @@ func runExpire(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	db := dbFlag(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	rate := fs.Int("rate", ledger.DefaultExpiryRate, "lapsed lots expired per second at most, so that live writes keep their rate (a negative number: as fast as the ledger takes them)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
@@ -57,7 +58,10 @@ func runExpire(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer s.Close()
 	defer l.Close()
 	start := time.Now()
-	rep, err := l.ExpireLapsed(ctx, ledger.ExpireOptions{})
+	if *rate == 0 {
+		return fmt.Errorf("--rate must not be 0 (a negative number runs the job unpaced)")
+	}
+	rep, err := l.ExpireLapsed(ctx, ledger.ExpireOptions{Rate: *rate})
 	if err != nil {
 		return err
 	}
@@ -168,7 +172,7 @@ commands:
 
 // lotsLoop is serve's lifecycle job: every interval it activates the pending lots that are due and
 // posts the expiries of lapsed lots. Both are safe on every replica at once.
-func lotsLoop(ctx context.Context, l *ledger.Service, every time.Duration, log *slog.Logger) {
+func lotsLoop(ctx context.Context, l *ledger.Service, every time.Duration, expiryRate int, log *slog.Logger) {
 	const warnEvery = time.Hour
 	var lastWarned time.Time
 	t := time.NewTicker(every)
@@ -184,7 +188,7 @@ func lotsLoop(ctx context.Context, l *ledger.Service, every time.Duration, log *
 		} else if n > 0 {
 			log.Info("activated pending lots", "count", n)
 		}
-		if rep, err := l.ExpireLapsed(ctx, ledger.ExpireOptions{}); err != nil && ctx.Err() == nil {
+		if rep, err := l.ExpireLapsed(ctx, ledger.ExpireOptions{Rate: expiryRate}); err != nil && ctx.Err() == nil {
 			log.Warn("expiry job failed", "err", err)
 		} else if rep.Transactions > 0 {
 			log.Info("expired lapsed points", "accounts", rep.Transactions, "lots", rep.Lots, "points", rep.Points)

@@ -48,6 +48,7 @@ type serveConfig struct {
 	checkpointEvery                        time.Duration
 	tierReview                             time.Duration
 	lotsEvery                              time.Duration
+	expiryRate                             int
 	checkpointFile                         string
 	corsOrigins                            []string
 	fulfillment                            fulfillmentConfig
@@ -78,6 +79,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	spoolConfig := spoolFlags(fs)
 	checkpointEvery := durationFlag(fs, "checkpoint-every", "TALLY_CHECKPOINT_EVERY", time.Minute, "how often to checkpoint the ledger head while it changes (0 turns it off)")
 	lotsEvery := durationFlag(fs, "lots-every", "TALLY_LOTS_EVERY", time.Minute, "how often to activate due pending points and expire lapsed points (0 turns it off)")
+	expiryRate := intFlag(fs, "expiry-rate", "TALLY_EXPIRY_RATE", ledger.DefaultExpiryRate, "lapsed lots the expiry job expires per second at most, so that live writes keep their rate (negative: unpaced)")
 	corsOrigins := fs.String("cors-origins", envDefault("TALLY_CORS_ORIGINS", ""), "comma-separated exact origins (https://host[:port]) whose pages may embed the widget and call the portal API (env TALLY_CORS_ORIGINS; default none)")
 	fs.StringVar(&c.pointValue, "point-value", envDefault("TALLY_POINT_VALUE", ""), "money per point in the reports, such as 0.01 (env TALLY_POINT_VALUE; default points only)")
 	fs.StringVar(&c.currency, "currency", envDefault("TALLY_CURRENCY", ""), "ISO 4217 currency of --point-value, such as EUR (env TALLY_CURRENCY)")
@@ -187,6 +189,12 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	}
 	if c.lotsEvery, err = lotsEvery(); err != nil {
 		return nil, err
+	}
+	if c.expiryRate, err = expiryRate(); err != nil {
+		return nil, err
+	}
+	if c.expiryRate == 0 {
+		return nil, errors.New("--expiry-rate must not be 0 (a negative number runs the expiry job unpaced)")
 	}
 	if c.lotsEvery < 0 {
 		return nil, errors.New("--lots-every must not be negative")
@@ -358,7 +366,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	jobs.Go(func() { srv.RunSpool(runCtx, spoolReplayEvery) }) // replays what an earlier run left, at once
 	jobs.Go(func() { tierReviewLoop(runCtx, l, programme, c.tierReview, log) })
 	if c.lotsEvery > 0 {
-		jobs.Go(func() { lotsLoop(runCtx, l, c.lotsEvery, log) })
+		jobs.Go(func() { lotsLoop(runCtx, l, c.lotsEvery, c.expiryRate, log) })
 	}
 	if pg, ok := store.Store.(*postgres.DB); ok {
 		// Plans made while the tables were small would otherwise outlive their growth (postgres/analyze.go).
