@@ -70,3 +70,49 @@ func TestCLIExpireAndLots(t *testing.T) {
 		t.Fatalf("verify printed %q", out)
 	}
 }
+
+// TestCLILotsWarn writes the expiring-soon warning a subscription asks for, once however often it runs.
+func TestCLILotsWarn(t *testing.T) {
+	t.Parallel()
+	db := tempDB(t)
+	mustCLI(t, "migrate", "--db", db)
+	if out := mustCLI(t, "lots", "warn", "--db", db); !strings.Contains(out, "0 expiring-soon warnings") {
+		t.Fatalf("lots warn without subscriptions printed %q", out)
+	}
+	ctx := context.Background()
+	path := strings.TrimPrefix(db, "sqlite:")
+	store, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := store.PutSubscription(ctx, tally.WebhookSubscription{ID: "whs_cli", URL: "https://example.com/hook",
+		EventTypes: []string{tally.EventPointsExpiringSoon}, ExpiringDays: 7, SecretVersion: 1, Active: true, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := tally.NewCustomerHasher([]byte("cli-test-secret-0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ledger.New(store, ledger.Options{Key: mustKeyFile(t, path)})
+	soon, later := now.Add(48*time.Hour), now.Add(30*24*time.Hour)
+	for _, r := range []ledger.Request{
+		{Kind: tally.KindAccrual, Account: h.Hash("wen"), Key: "soon", Amount: 12, ExpiresAt: &soon},
+		{Kind: tally.KindAccrual, Account: h.Hash("wen"), Key: "later", Amount: 30, ExpiresAt: &later},
+	} {
+		if _, err := l.Write(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	for range 2 {
+		if out := mustCLI(t, "lots", "warn", "--db", db); !strings.Contains(out, "1 expiring-soon warnings") {
+			t.Fatalf("lots warn printed %q, want the lot expiring in 2 days", out)
+		}
+	}
+	ds, err := store.Deliveries(ctx, "whs_cli", "", 10)
+	store.Close()
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("deliveries %+v %v, want one warning", ds, err)
+	}
+}
