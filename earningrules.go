@@ -98,9 +98,6 @@ type TierWriteTx interface {
 	InsertAccrualRules(ctx context.Context, lines []AccrualRule) error
 	// CustomerTiers returns the stored tiers of the given accounts (sorted); those without one are left out.
 	CustomerTiers(ctx context.Context, accounts []string) (map[string]CustomerTier, error)
-	// TierStandings is CustomerTiers and QualifyingPointsOf(accounts, since, the far future) in one read:
-	// what an accrual needs to know whether it raises a tier.
-	TierStandings(ctx context.Context, accounts []string, since time.Time) (map[string]CustomerTier, map[string]int64, error)
 	// QualifyingPointsOf is ProgrammeStore.QualifyingPoints for several accounts (sorted), as this
 	// transaction sees them (its own accruals included); accounts with none are left out.
 	QualifyingPointsOf(ctx context.Context, accounts []string, since, until time.Time) (map[string]int64, error)

@@ -93,6 +93,20 @@ type Account struct {
 	// not stored: the ledger fills it in from the lots when it reads a balance for a customer (0 as the
 	// stores read it).
 	Lapsed int64 `json:"expired_pending_posting,omitempty"`
+	// QualifyingBound is at least the account's qualifying points (its accruals not reversed) in every
+	// window that starts at or after QualifyingFrom: each accrual adds to it, and the ledger sums a window
+	// only when the bound could reach a higher tier. A zero QualifyingFrom means no bound is known.
+	QualifyingBound int64     `json:"-"`
+	QualifyingFrom  time.Time `json:"-"`
+}
+
+// QualifyingBoundFor returns the bound of the account's qualifying points in the window that starts at
+// since, and whether the bound holds for that window.
+func (a Account) QualifyingBoundFor(since time.Time) (int64, bool) {
+	if a.QualifyingFrom.IsZero() || a.QualifyingFrom.After(since) {
+		return 0, false
+	}
+	return a.QualifyingBound, true
 }
 
 // Spendable is what the customer can spend: the balance less its pending points and its lapsed ones.

@@ -148,6 +148,9 @@ func (b *batchRun) run(ctx context.Context) error {
 	for _, i := range b.fresh {
 		b.decide(i)
 	}
+	if err := b.qualify(ctx); err != nil {
+		return err
+	}
 	if err := b.write(ctx); err != nil {
 		return err
 	}
@@ -420,6 +423,9 @@ func (b *batchRun) decide(i int) {
 	}
 	a.Balance += delta
 	a.BalanceVersion++
+	if r.Kind == tally.KindAccrual {
+		a.QualifyingBound += amount // qualifying points count accruals (qualify)
+	}
 	b.applyLots(t, a, plan)
 	b.txs = append(b.txs, t)
 	if b.txOf == nil {

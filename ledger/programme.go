@@ -48,15 +48,18 @@ var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // programmeRun is what one batch attempt knows of tiers and earning.
 type programmeRun struct {
-	stored  map[string]tally.CustomerTier // stored tiers of the accounts that accrue or redeem gated rewards
-	before  map[string]int64              // their qualifying points before this batch
-	earning EarningRun
-	lines   map[int][]tally.AccrualRule // op index -> the rule lines of its accrual
-	accrued map[string]int              // account -> the last op of the batch that accrued to it
+	stored map[string]tally.CustomerTier // stored tiers of the accounts that accrue or redeem gated rewards
+	// qualifying holds, for the accounts whose accruals may raise their tier, their qualifying points once
+	// the batch is applied; accounts whose bound stays below their next tier are not summed (qualify).
+	qualifying map[string]int64
+	earning    EarningRun
+	lines      map[int][]tally.AccrualRule // op index -> the rule lines of its accrual
+	accrued    map[string]int              // account -> the last op of the batch that accrued to it
 }
 
 // prepareProgramme reads, under the account locks, the stored tiers and the cap usage that this batch's
-// accruals and tier-gated redemptions depend on.
+// accruals and tier-gated redemptions depend on. Qualifying points are not read here: qualify sums them
+// after the decisions, and only for the accounts whose bound could reach a higher tier.
 func (b *batchRun) prepareProgramme(ctx context.Context) error {
 	var tiered, earning []string
 	for _, i := range b.fresh {
@@ -74,11 +77,11 @@ func (b *batchRun) prepareProgramme(ctx context.Context) error {
 	pr := &b.pr
 	pr.stored, pr.lines, pr.accrued = map[string]tally.CustomerTier{}, map[int][]tally.AccrualRule{}, map[string]int{}
 	if b.tiers != nil && len(tiered) > 0 {
-		m, q, err := b.tx.TierStandings(ctx, sortedUnique(tiered), b.tiers.QualifyingSince(b.now))
+		m, err := b.tx.CustomerTiers(ctx, sortedUnique(tiered))
 		if err != nil {
 			return err
 		}
-		pr.stored, pr.before = m, q
+		pr.stored = m
 	}
 	if b.earner != nil && len(earning) > 0 {
 		run, err := b.earner.BeginEarning(ctx, b.tx, sortedUnique(earning), b.earliestEarning())
@@ -174,31 +177,48 @@ func (b *batchRun) noteTiers() {
 	}
 }
 
-// upgradeTiers raises tiers at once: the accrual that earns a tier's qualifying points grants it.
-func (b *batchRun) upgradeTiers(ctx context.Context) error {
+// qualify finds, after the decisions, the qualifying points of the customers whose accruals in this
+// batch may raise their tier. Each account carries an upper bound of its qualifying points (every
+// accrual adds to it, decide included): while the tier that bound reaches is not above the stored one,
+// no window sum can be either, and nothing is read. Otherwise the window is summed (one statement for
+// the batch, before its own rows are written), with the batch's accruals added and the in-window
+// accruals it reverses taken off, and the exact sum becomes the account's new bound from the window's
+// start. The bound is written with the balance.
+func (b *batchRun) qualify(ctx context.Context) error {
 	p := b.tiers
+	b.pr.qualifying = map[string]int64{}
 	if p == nil || len(b.pr.accrued) == 0 {
 		return nil
 	}
-	top := p.TierOf(tally.MaxAmount)
+	since, top := p.QualifyingSince(b.now), p.TierOf(tally.MaxAmount)
 	var ids []string
 	for id := range b.pr.accrued {
-		if b.tierOf(id) != top { // the top tier cannot rise: its qualifying points need no reading
-			ids = append(ids, id)
+		a := b.accounts[id]
+		if b.tierOf(id) == top {
+			continue
 		}
+		have := rank(p, b.tierOf(id))
+		if bound, ok := a.QualifyingBoundFor(since); ok && rank(p, p.TierOf(bound)) <= have {
+			continue // not even the bound reaches a higher tier (the top tier never rises)
+		}
+		ids = append(ids, id)
 	}
 	if len(ids) == 0 {
 		return nil
 	}
 	sort.Strings(ids)
-	// Qualifying points now: those read under the lock before the batch, and the batch's own accruals,
-	// less the accruals it reversed that counted.
-	since := p.QualifyingSince(b.now)
+	before, err := b.tx.QualifyingPointsOf(ctx, ids, since, farFuture)
+	if err != nil {
+		return err
+	}
 	q := make(map[string]int64, len(ids))
-	for id, n := range b.pr.before {
-		q[id] = n
+	for _, id := range ids {
+		q[id] = before[id]
 	}
 	for _, t := range b.txs {
+		if _, ok := q[t.AccountID]; !ok {
+			continue
+		}
 		switch {
 		case t.Kind == tally.KindAccrual:
 			q[t.AccountID] += t.Amount
@@ -208,20 +228,34 @@ func (b *batchRun) upgradeTiers(ctx context.Context) error {
 			}
 		}
 	}
+	for id, n := range q {
+		a := b.accounts[id]
+		a.QualifyingBound, a.QualifyingFrom = max(0, n), since
+		b.pr.qualifying[id] = n
+	}
+	return nil
+}
+
+// upgradeTiers raises tiers at once: the accrual that earns a tier's qualifying points grants it.
+func (b *batchRun) upgradeTiers(ctx context.Context) error {
+	p := b.tiers
+	if p == nil || len(b.pr.qualifying) == 0 {
+		return nil
+	}
 	var tiers []tally.CustomerTier
 	var changes []tally.TierChange
-	for _, id := range ids {
+	for _, id := range sortedKeys(b.pr.qualifying) {
+		q := b.pr.qualifying[id]
 		from := b.tierOf(id)
-		have, _ := p.Rank(from)
-		to := p.TierOf(q[id])
-		if reach, _ := p.Rank(to); reach <= have {
+		to := p.TierOf(q)
+		if rank(p, to) <= rank(p, from) {
 			continue
 		}
 		i := b.pr.accrued[id]
 		seq := b.txOf[i].Seq
 		tiers = append(tiers, tally.CustomerTier{AccountID: id, Tier: to, Since: b.now, ReviewedThrough: b.pr.stored[id].ReviewedThrough})
 		c := tally.TierChange{AccountID: id, From: from, To: to, At: b.now, Seq: seq,
-			Reason: fmt.Sprintf("upgrade: %d qualifying points reach %s", q[id], to)}
+			Reason: fmt.Sprintf("upgrade: %d qualifying points reach %s", q, to)}
 		changes = append(changes, c)
 		b.results[i].receipt.TierChange = &c
 	}

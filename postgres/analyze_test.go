@@ -118,7 +118,7 @@ func TestAnalyzeGrownReplansCachedStatements(t *testing.T) {
 		name, like, args, table string
 	}{
 		{"lock accounts", `%FROM accounts%FOR UPDATE%`, `(ARRAY['grown-1', 'grown-2'])`, "accounts"},
-		{"update accounts", `%UPDATE accounts a%FROM unnest%`, `(ARRAY['grown-1'], ARRAY[1::bigint], ARRAY[1::bigint], ARRAY[''], ARRAY['active'], ARRAY[0::bigint], ARRAY[0::bigint])`, "accounts"},
+		{"update accounts", `%UPDATE accounts a%FROM unnest%`, `(ARRAY['grown-1'], ARRAY[1::bigint], ARRAY[1::bigint], ARRAY[''], ARRAY['active'], ARRAY[0::bigint], ARRAY[0::bigint], ARRAY[0::bigint], ARRAY[NULL::timestamptz])`, "accounts"},
 		{"save outcomes", `%UPDATE processed_events p%FROM unnest%`, `(ARRAY['grown'], ARRAY['e-1'], ARRAY['x'], ARRAY[0::bigint], ARRAY[''::bytea])`, "processed_events"},
 	}
 	for _, p := range plans {

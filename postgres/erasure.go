@@ -83,8 +83,10 @@ func (db *DB) Erase(ctx context.Context, id string, plan func(tally.ErasureState
 
 func rekey(ctx context.Context, tx pgx.Tx, id string, st tally.ErasureState, rk tally.Rekeying) (tally.Erasure, error) {
 	// The new row first: transactions, postings and the rest reference accounts.
-	_, err := tx.Exec(ctx, `INSERT INTO accounts (id, customer_hash, kind, status, balance, balance_version, last_tx_hash, created_at, pending, overdraft_limit)
-		SELECT $1, $1, kind, status, balance, balance_version, $2, created_at, pending, overdraft_limit FROM accounts WHERE id = $3`,
+	_, err := tx.Exec(ctx, `INSERT INTO accounts (id, customer_hash, kind, status, balance, balance_version, last_tx_hash, created_at, pending, overdraft_limit,
+			qualifying_bound, qualifying_from)
+		SELECT $1, $1, kind, status, balance, balance_version, $2, created_at, pending, overdraft_limit, qualifying_bound, qualifying_from
+		FROM accounts WHERE id = $3`,
 		rk.NewID, rk.LastTxHash, id)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolation {

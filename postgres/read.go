@@ -18,7 +18,7 @@ const accountColumns = `a.id, a.status,
 	CASE WHEN a.kind = 'system'
 		THEN COALESCE((SELECT SUM(s.balance) FROM account_shards s WHERE s.account_id = a.id), 0)::bigint
 		ELSE a.balance END,
-	a.balance_version, a.last_tx_hash, a.created_at, a.pending, a.overdraft_limit`
+	a.balance_version, a.last_tx_hash, a.created_at, a.pending, a.overdraft_limit, a.qualifying_bound, a.qualifying_from`
 
 // Account returns one account. ENOTFOUND when absent.
 func (db *DB) Account(ctx context.Context, id string) (tally.Account, error) {
@@ -219,9 +219,14 @@ func scanAccount(row pgx.Row) (tally.Account, error) {
 		a      tally.Account
 		status string
 	)
-	err := row.Scan(&a.ID, &status, &a.Balance, &a.BalanceVersion, &a.LastTxHash, &a.CreatedAt, &a.Pending, &a.OverdraftLimit)
+	var from *time.Time
+	err := row.Scan(&a.ID, &status, &a.Balance, &a.BalanceVersion, &a.LastTxHash, &a.CreatedAt, &a.Pending, &a.OverdraftLimit,
+		&a.QualifyingBound, &from)
 	a.Status = tally.AccountStatus(status)
 	a.CreatedAt = a.CreatedAt.UTC()
+	if from != nil {
+		a.QualifyingFrom = from.UTC()
+	}
 	return a, err
 }
 

@@ -210,7 +210,7 @@ func (w *writeTx) LockAccounts(ctx context.Context, ids []string) (map[string]ta
 		lock = ""
 	}
 	rows, err := w.query(ctx, "lock accounts", `
-		SELECT id, status, balance, balance_version, last_tx_hash, created_at, pending, overdraft_limit
+		SELECT id, status, balance, balance_version, last_tx_hash, created_at, pending, overdraft_limit, qualifying_bound, qualifying_from
 		FROM accounts
 		WHERE id = ANY($1) AND kind = 'customer'
 		ORDER BY id
@@ -246,18 +246,26 @@ func (w *writeTx) UpdateAccounts(ctx context.Context, accounts []tally.Account) 
 	statuses := make([]string, len(accounts))
 	pending := make([]int64, len(accounts))
 	overdraft := make([]int64, len(accounts))
+	bounds := make([]int64, len(accounts))
+	from := make([]*time.Time, len(accounts))
 	for i, a := range accounts {
 		ids[i], balances[i], versions[i], hashes[i], statuses[i] = a.ID, a.Balance, a.BalanceVersion, a.LastTxHash, string(a.Status)
-		pending[i], overdraft[i] = a.Pending, a.OverdraftLimit
+		pending[i], overdraft[i], bounds[i] = a.Pending, a.OverdraftLimit, a.QualifyingBound
+		if !a.QualifyingFrom.IsZero() {
+			t := a.QualifyingFrom.UTC()
+			from[i] = &t
+		}
 	}
 	w.pending = append(w.pending, deferred{op: "update accounts", sql: `
 		UPDATE accounts a
 		SET balance = u.balance, balance_version = u.balance_version, last_tx_hash = u.last_tx_hash, status = u.status,
-			pending = u.pending, overdraft_limit = u.overdraft_limit
-		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
-			AS u(id, balance, balance_version, last_tx_hash, status, pending, overdraft_limit)
+			pending = u.pending, overdraft_limit = u.overdraft_limit, qualifying_bound = u.qualifying_bound,
+			qualifying_from = u.qualifying_from
+		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[],
+			$9::timestamptz[])
+			AS u(id, balance, balance_version, last_tx_hash, status, pending, overdraft_limit, qualifying_bound, qualifying_from)
 		WHERE a.id = u.id AND a.kind = 'customer'`,
-		args: []any{ids, balances, versions, hashes, statuses, pending, overdraft},
+		args: []any{ids, balances, versions, hashes, statuses, pending, overdraft, bounds, from},
 		mapErr: func(err error) error {
 			return checkViolation(err, func() string {
 				for _, a := range accounts {

@@ -69,8 +69,10 @@ func (db *DB) Erase(ctx context.Context, id string, plan func(tally.ErasureState
 
 func rekey(ctx context.Context, tx *sql.Tx, id string, st tally.ErasureState, rk tally.Rekeying, out *tally.Erasure) error {
 	// The new row first: transactions, postings and the rest reference accounts.
-	if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, customer_hash, kind, status, balance, balance_version, last_tx_hash, created_at, pending, overdraft_limit)
-		SELECT ?, ?, kind, status, balance, balance_version, ?, created_at, pending, overdraft_limit FROM accounts WHERE id = ?`,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, customer_hash, kind, status, balance, balance_version, last_tx_hash, created_at, pending, overdraft_limit,
+			qualifying_bound, qualifying_from)
+		SELECT ?, ?, kind, status, balance, balance_version, ?, created_at, pending, overdraft_limit, qualifying_bound, qualifying_from
+		FROM accounts WHERE id = ?`,
 		rk.NewID, rk.NewID, rk.LastTxHash, id); err != nil {
 		if isUniqueViolation(err) {
 			return tally.Errorf(tally.ECONFLICT, "the pseudonym is taken")

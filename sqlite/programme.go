@@ -355,15 +355,3 @@ func (w *writeTx) AccountsWithoutTier(ctx context.Context, after string, limit i
 	}
 	return out, wrap(rows.Err(), "accounts without tier")
 }
-
-// TierStandings implements tally.TierWriteTx (two statements: SQLite reads are local).
-func (w *writeTx) TierStandings(ctx context.Context, accounts []string, since time.Time) (map[string]tally.CustomerTier, map[string]int64, error) {
-	tiers, err := customerTiers(ctx, w.tx, accounts)
-	if err != nil {
-		return nil, nil, err
-	}
-	q, err := qualifyingPoints(ctx, w.tx, accounts, since, farFuture)
-	return tiers, q, err
-}
-
-var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)

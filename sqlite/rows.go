@@ -66,14 +66,19 @@ const accountSelect = `SELECT a.id, a.status,
 	CASE WHEN a.kind = 'system'
 		THEN (SELECT COALESCE(SUM(s.balance), 0) FROM account_shards s WHERE s.account_id = a.id)
 		ELSE a.balance END,
-	a.balance_version, a.last_tx_hash, a.created_at, a.pending, a.overdraft_limit
+	a.balance_version, a.last_tx_hash, a.created_at, a.pending, a.overdraft_limit, a.qualifying_bound, a.qualifying_from
 FROM accounts a`
 
 func scanAccount(s scanner) (tally.Account, error) {
 	var a tally.Account
 	var created int64
-	err := s.Scan(&a.ID, &a.Status, &a.Balance, &a.BalanceVersion, &a.LastTxHash, &created, &a.Pending, &a.OverdraftLimit)
+	var from *int64
+	err := s.Scan(&a.ID, &a.Status, &a.Balance, &a.BalanceVersion, &a.LastTxHash, &created, &a.Pending, &a.OverdraftLimit,
+		&a.QualifyingBound, &from)
 	a.CreatedAt = fromMicros(created)
+	if from != nil {
+		a.QualifyingFrom = fromMicros(*from)
+	}
 	return a, err
 }
 

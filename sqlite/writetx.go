@@ -209,14 +209,21 @@ func (w *writeTx) UpdateAccounts(ctx context.Context, accounts []tally.Account) 
 		return nil
 	}
 	stmt, err := w.tx.PrepareContext(ctx, `UPDATE accounts
-		SET balance = ?, balance_version = ?, last_tx_hash = ?, status = ?, pending = ?, overdraft_limit = ?
+		SET balance = ?, balance_version = ?, last_tx_hash = ?, status = ?, pending = ?, overdraft_limit = ?,
+			qualifying_bound = ?, qualifying_from = ?
 		WHERE id = ? AND kind = 'customer'`)
 	if err != nil {
 		return wrap(err, "update accounts")
 	}
 	defer stmt.Close()
 	for _, a := range accounts {
-		res, err := stmt.ExecContext(ctx, a.Balance, a.BalanceVersion, a.LastTxHash, string(a.Status), a.Pending, a.OverdraftLimit, a.ID)
+		var from *int64
+		if !a.QualifyingFrom.IsZero() {
+			us := micros(a.QualifyingFrom)
+			from = &us
+		}
+		res, err := stmt.ExecContext(ctx, a.Balance, a.BalanceVersion, a.LastTxHash, string(a.Status), a.Pending, a.OverdraftLimit,
+			a.QualifyingBound, from, a.ID)
 		if err != nil {
 			if e := checkViolation(err, fmt.Sprintf("status %q", a.Status)); e != nil {
 				return e

@@ -30,6 +30,8 @@ func testProgramme(t *testing.T, h Harness) {
 		{"tier upgrade at once", testTierUpgrade},
 		{"tier review at period end", testTierReview},
 		{"tier backfill", testTierBackfill},
+		{"qualifying bound", testQualifyingBound},
+		{"qualifying bound stored", testQualifyingBoundStored},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { t.Parallel(); tc.fn(t, h) })
@@ -52,18 +54,27 @@ func newProgrammeEnv(t *testing.T, h Harness, programme string) *programmeEnv {
 	if !ok {
 		t.Fatalf("%T does not implement tally.ProgrammeStore", e.store)
 	}
-	p, err := earning.ParseProgramme([]byte(programme))
+	c := &clock{now: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)} // a Tuesday
+	p := &programmeEnv{env: e, ps: ps, clock: c}
+	p.engine, p.l = programmeLedger(t, p, programme)
+	return p
+}
+
+// programmeLedger returns an earning engine and a ledger that run programme over p's store and clock,
+// as another replica with another programme file would.
+func programmeLedger(t *testing.T, p *programmeEnv, programme string) (*earning.Engine, *ledger.Service) {
+	t.Helper()
+	prog, err := earning.ParseProgramme([]byte(programme))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{now: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)} // a Tuesday
-	eng := earning.NewEngine(ps, p, c.Now)
-	if _, err := eng.Seed(e.ctx); err != nil {
+	eng := earning.NewEngine(p.ps, prog, p.clock.Now)
+	if _, err := eng.Seed(p.ctx); err != nil {
 		t.Fatal(err)
 	}
-	l := ledger.New(e.store, ledger.Options{Key: e.key, Tiers: p, Earner: eng, Clock: c.Now, Workers: max(h.Workers, 2)})
+	l := ledger.New(p.store, ledger.Options{Key: p.key, Tiers: prog, Earner: eng, Clock: p.clock.Now, Workers: max(p.h.Workers, 2)})
 	t.Cleanup(l.Close)
-	return &programmeEnv{env: e, ps: ps, clock: c, engine: eng, l: l}
+	return eng, l
 }
 
 // event writes an event's accrual as the API does.
