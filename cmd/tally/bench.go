@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -35,9 +34,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench ledger", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("bench ledger", stderr)
 	op := fs.String("op", "accrual", "accrual or redemption")
 	customers := fs.Int("customers", 10000, "customers the writes are spread over")
 	conc := fs.String("concurrency", "1,16,64", "comma-separated goroutine counts, one run each")
@@ -89,9 +86,7 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func benchPgbench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench pgbench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("bench pgbench", stderr)
 	clients := fs.String("clients", "1,16,64", "comma-separated client counts, one run each")
 	d := fs.Duration("duration", 10*time.Second, "length of each run (whole seconds)")
 	accounts := fs.Int("accounts", 10000, "account rows")
@@ -119,8 +114,7 @@ func benchPgbench(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 func benchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench http", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("bench http", stderr)
 	u := fs.String("url", "http://127.0.0.1:8080", "base URL of a running tally serve (loopback only)")
 	id := fs.String("client-id", "", "OAuth client id with ledger:read and ledger:write (required)")
 	secret := fs.String("client-secret", envDefault("TALLY_BENCH_CLIENT_SECRET", ""), "its secret (env TALLY_BENCH_CLIENT_SECRET)")

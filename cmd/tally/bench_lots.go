@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -14,9 +13,7 @@ import (
 // benchLots measures the points lifecycle through the ledger (issue 9): redemptions that consume many
 // lots, and the expiry job over many lots beside accruals.
 func benchLots(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench lots", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("bench lots", stderr)
 	levels := fs.String("lots", "10,100,1000", "comma-separated open lots per customer, one redemption run each")
 	customers := fs.Int("customers", 20, "customers per redemption run (each redeems once a point, then everything)")
 	expiry := fs.Int("expiry-lots", 0, "lots for the expiry job (0: skip that part); half lapse before the job runs alone, half before it runs beside accruals")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -12,8 +11,7 @@ import (
 
 // benchRedeem measures portal redemptions over HTTP, or a flash sale of one reward with --units.
 func benchRedeem(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench redeem", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("bench redeem", stderr)
 	u := fs.String("url", "http://127.0.0.1:8080", "base URL of a running tally serve (loopback only)")
 	id := fs.String("client-id", "", "OAuth client id with ledger:read, ledger:write and admin (required)")
 	secret := fs.String("client-secret", envDefault("TALLY_BENCH_CLIENT_SECRET", ""), "its secret (env TALLY_BENCH_CLIENT_SECRET)")

@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -23,9 +21,7 @@ import (
 const exitRejected = 4
 
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("import", stderr)
 	actor := fs.String("actor", "", "who runs the import, recorded on every transaction (default: the operating system user)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	quiet := fs.Bool("quiet", false, "show no progress")
@@ -55,27 +51,16 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			*actor = "cli:" + u.Username
 		}
 	}
-	s, err := openExistingMigrated(ctx, *db)
+	s, err := openKeyed(ctx, *db, openExistingMigrated)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	key, err := existingLedgerKey(s)
+	hasher, err := existingCustomerHasher(s.openedStore)
 	if err != nil {
 		return err
 	}
-	secret, err := outsideSecret(s, nil, outsideSecretSpec{
-		env: "TALLY_CUSTOMER_SECRET", suffix: ".secret", what: "customer secret", mustExist: true,
-		pgRequired: "TALLY_CUSTOMER_SECRET is required with PostgreSQL: the secret serve hashes customer ids with",
-	})
-	if err != nil {
-		return err
-	}
-	hasher, err := newHasher(secret)
-	if err != nil {
-		return err
-	}
-	l := ledger.New(s, ledger.Options{Key: key})
+	l := s.ledger(ledger.Options{})
 	defer l.Close()
 	bar := newImportProgress(stderr, total-1, *quiet)
 	start := time.Now()
@@ -87,7 +72,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("import stopped: %w (rows imported so far stay imported; running the file again is safe)", err)
 	}
 	if *asJSON {
-		if err := json.NewEncoder(stdout).Encode(sum); err != nil {
+		if err := printJSON(stdout, sum); err != nil {
 			return err
 		}
 	} else {

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,17 +15,12 @@ import (
 
 // openLotsLedger opens a migrated store and a ledger over it with the ledger key, for the lifecycle
 // commands that write.
-func openLotsLedger(ctx context.Context, db string) (*openedStore, *ledger.Service, error) {
-	s, err := openMigrated(ctx, db)
+func openLotsLedger(ctx context.Context, db string) (*keyedStore, *ledger.Service, error) {
+	s, err := openKeyed(ctx, db, openMigrated)
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := existingLedgerKey(s)
-	if err != nil {
-		s.Close()
-		return nil, nil, err
-	}
-	if _, err := ledger.OpenChain(ctx, s.Store, key); err != nil {
+	if _, err := ledger.OpenChain(ctx, s.Store, s.key); err != nil {
 		s.Close()
 		return nil, nil, fmt.Errorf("the ledger key does not open this ledger: %w", err)
 	}
@@ -35,21 +28,19 @@ func openLotsLedger(ctx context.Context, db string) (*openedStore, *ledger.Servi
 	if s.kind == "postgres" {
 		workers = 2
 	}
-	return s, ledger.New(s.Store, ledger.Options{Key: key, Workers: workers}), nil
+	return s, s.ledger(ledger.Options{Workers: workers}), nil
 }
 
 // runExpire is `tally expire`: one run of the expiry job.
 func runExpire(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("expire", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("expire", stderr)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	rate := fs.Int("rate", ledger.DefaultExpiryRate, "lapsed lots expired per second at most, so that live writes keep their rate (a negative number: as fast as the ledger takes them)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("expire takes no arguments, got %q", fs.Arg(0))
+	if err := takesNoArgs(fs, "expire"); err != nil {
+		return err
 	}
 	s, l, err := openLotsLedger(ctx, *db)
 	if err != nil {
@@ -66,7 +57,7 @@ func runExpire(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(rep)
+		return printJSON(stdout, rep)
 	}
 	fmt.Fprintf(stdout, "expired %d points of %d lapsed lots in %d accounts: %d expiry transactions posted (%s)\n",
 		rep.Points, rep.Lots, rep.Accounts, rep.Transactions, time.Since(start).Round(time.Millisecond))
@@ -89,9 +80,7 @@ commands:
 	if len(args) == 0 {
 		return usage()
 	}
-	fs := flag.NewFlagSet("lots "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("lots "+args[0], stderr)
 	if err := fs.Parse(args[1:]); err != nil {
 		return errUsageShown
 	}
@@ -124,8 +113,8 @@ commands:
 		fmt.Fprintf(stdout, "lot %d: %d of %d points spendable\n", lot.Seq, lot.Remaining, lot.Points)
 		return nil
 	case "warn":
-		if fs.NArg() > 0 {
-			return fmt.Errorf("lots warn takes no arguments, got %q", fs.Arg(0))
+		if err := takesNoArgs(fs, "lots warn"); err != nil {
+			return err
 		}
 		s, l, err := openLotsLedger(ctx, *db)
 		if err != nil {
@@ -163,9 +152,7 @@ commands:
 		if lots == nil {
 			lots = []tally.Lot{}
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(lots)
+		return printIndentedJSON(stdout, lots)
 	}
 	return usage()
 }

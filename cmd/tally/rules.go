@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/tally-ledger/tally"
@@ -65,9 +63,8 @@ func openEngine(ctx context.Context, db, programmePath string) (*openedStore, *e
 }
 
 func rulesList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rules list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db, prog := dbFlag(fs), programmeFlag(fs)
+	fs, db := dbFlagSet("rules list", stderr)
+	prog := programmeFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
@@ -82,10 +79,9 @@ func rulesList(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return catalogError("rules list", err)
 	}
 	if *asJSON {
-		return writeJSONTo(stdout, map[string]any{"rules": vs})
+		return printIndentedJSON(stdout, map[string]any{"rules": vs})
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVERSION\tACTIVE\tACTOR\tCHANGED\tDEFINITION")
+	tw := newTable(stdout, "NAME", "VERSION", "ACTIVE", "ACTOR", "CHANGED", "DEFINITION")
 	for _, v := range vs {
 		fmt.Fprintf(tw, "%s\t%d\t%v\t%s\t%s\t%s\n", v.Name, v.Version, v.Active, v.Actor, v.CreatedAt.Format(time.RFC3339), v.Definition)
 	}
@@ -93,9 +89,8 @@ func rulesList(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func rulesShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rules show", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db, prog := dbFlag(fs), programmeFlag(fs)
+	fs, db := dbFlagSet("rules show", stderr)
+	prog := programmeFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
@@ -111,13 +106,12 @@ func rulesShow(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return catalogError("rules show", err)
 	}
-	return writeJSONTo(stdout, map[string]any{"name": fs.Arg(0), "versions": vs})
+	return printIndentedJSON(stdout, map[string]any{"name": fs.Arg(0), "versions": vs})
 }
 
 func rulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rules test", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db, prog := dbFlag(fs), programmeFlag(fs)
+	fs, db := dbFlagSet("rules test", stderr)
+	prog := programmeFlag(fs)
 	file := fs.String("event", "", "a JSON file holding the event (any shape transaction/process takes)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
@@ -153,7 +147,7 @@ func rulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return catalogError("rules test", err)
 	}
-	return writeJSONTo(stdout, res)
+	return printIndentedJSON(stdout, res)
 }
 
 const tiersSubcommands = "show CUSTOMER or review [--period-end TIME]"
@@ -172,9 +166,8 @@ func runTiers(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func tiersShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("tiers show", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db, prog := dbFlag(fs), programmeFlag(fs)
+	fs, db := dbFlagSet("tiers show", stderr)
+	prog := programmeFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
@@ -200,13 +193,12 @@ func tiersShow(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return catalogError("tiers show", err)
 	}
-	return writeJSONTo(stdout, map[string]any{"customer_hash": "th_" + hash, "standing": st})
+	return printIndentedJSON(stdout, map[string]any{"customer_hash": "th_" + hash, "standing": st})
 }
 
 func tiersReview(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("tiers review", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db, prog := dbFlag(fs), programmeFlag(fs)
+	fs, db := dbFlagSet("tiers review", stderr)
+	prog := programmeFlag(fs)
 	end := fs.String("period-end", "", "the end of the period to review (RFC 3339; default: the newest period that has ended)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
@@ -232,11 +224,5 @@ func tiersReview(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return catalogError("tiers review", err)
 	}
-	return writeJSONTo(stdout, rep)
-}
-
-func writeJSONTo(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return printIndentedJSON(stdout, rep)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -58,8 +57,7 @@ type serveConfig struct {
 }
 
 func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("serve", stderr)
 	c := &serveConfig{}
 	fs.StringVar(&c.addr, "addr", envDefault("TALLY_ADDR", "127.0.0.1:8080"), "listen address (env TALLY_ADDR)")
 	db := dbFlag(fs)
