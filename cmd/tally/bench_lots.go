@@ -6,7 +6,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/bench"
 )
 
@@ -38,15 +37,6 @@ func benchLots(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cfg := bench.LotsConfig{DB: *db, LotsPerCustomer: lots, Customers: *customers, ExpiryLots: *expiry,
 		LotsPerAccount: *perAccount, AccrualClients: *clients, Duration: *d, Workers: *workers, Verify: *verify, Log: stderr, ExpiryRate: *rate}
-	redeems, exp, err := bench.Lots(ctx, cfg, func(ctx context.Context, url string) (tally.Store, error) {
-		s, err := openMigrated(ctx, url)
-		if err != nil {
-			return nil, err
-		}
-		return s.Store, nil
-	})
-	if perr := bench.PrintLots(stdout, redeems, exp); err == nil {
-		err = perr
-	}
-	return err
+	redeems, exp, err := bench.Lots(ctx, cfg, openBenchStore)
+	return printRuns(err, func() error { return bench.PrintLots(stdout, redeems, exp) })
 }

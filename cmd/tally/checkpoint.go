@@ -185,16 +185,7 @@ func readCheckpoints(path string) ([]tally.Checkpoint, error) {
 // checkpointLoop takes a checkpoint every interval while the ledger changes, appends it to the file and
 // logs it, so that the log holds a second copy outside the database.
 func checkpointLoop(ctx context.Context, store tally.Store, key *tally.LedgerKey, cf *checkpointFile, every time.Duration, log *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		keepCheckpoint(ctx, store, key, cf, log)
-	}
+	runEvery(ctx, every, func() { keepCheckpoint(ctx, store, key, cf, log) })
 }
 
 // finalCheckpoint is the checkpoint serve takes as it stops, within a bounded time.

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os/user"
 )
 
 // newFlagSet is a subcommand's flag set: a bad flag or -h prints the usage on stderr and comes back from
@@ -60,4 +61,13 @@ func flagGiven(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
 	return set
+}
+
+// operatingUser is the --actor recorded when none is given: the operating system user who ran the
+// command, as "cli:NAME", or "cli" when it cannot be told.
+func operatingUser() string {
+	if u, err := user.Current(); err == nil {
+		return "cli:" + u.Username
+	}
+	return "cli"
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os/user"
 	"time"
 
 	"github.com/tally-ledger/tally"
@@ -47,10 +46,7 @@ func customersForget(ctx context.Context, args []string, stdout, stderr io.Write
 		return fmt.Errorf("--reason is required: the erasure record keeps it")
 	}
 	if *actor == "" {
-		*actor = "cli"
-		if u, err := user.Current(); err == nil {
-			*actor = "cli:" + u.Username
-		}
+		*actor = operatingUser()
 	}
 	s, err := openKeyed(ctx, *db, openExistingMigrated)
 	if err != nil {
@@ -61,9 +57,7 @@ func customersForget(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	l := s.ledger(ledger.Options{})
-	defer l.Close()
-	e, err := l.Forget(ctx, hash, *actor, *reason)
+	e, err := s.ledger(ledger.Options{}).Forget(ctx, hash, *actor, *reason)
 	if tally.ErrorCode(err) == tally.ENOTFOUND {
 		fmt.Fprintln(stdout, "nothing to forget: no account has this customer's hash (it never had one, or it was forgotten already); nothing changed")
 		return nil

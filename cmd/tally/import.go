@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"strings"
 	"sync"
 	"time"
@@ -46,10 +45,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if *actor == "" {
-		*actor = "cli"
-		if u, err := user.Current(); err == nil {
-			*actor = "cli:" + u.Username
-		}
+		*actor = operatingUser()
 	}
 	s, err := openKeyed(ctx, *db, openExistingMigrated)
 	if err != nil {
@@ -60,11 +56,9 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	l := s.ledger(ledger.Options{})
-	defer l.Close()
 	bar := newImportProgress(stderr, total-1, *quiet)
 	start := time.Now()
-	sum, err := csvimport.Import(ctx, l, bufio.NewReaderSize(f, 1<<16), csvimport.Options{
+	sum, err := csvimport.Import(ctx, s.ledger(ledger.Options{}), bufio.NewReaderSize(f, 1<<16), csvimport.Options{
 		Hasher: hasher, Actor: *actor, Progress: bar.update,
 	})
 	bar.finish()

@@ -11,7 +11,8 @@ import (
 // serve needs to check the ledger, sign for it, or write to it.
 type keyedStore struct {
 	*openedStore
-	key *tally.LedgerKey
+	key     *tally.LedgerKey
+	service *ledger.Service // started by ledger, closed by Close
 }
 
 // openKeyed opens the store url names with open (openCurrent, openExisting, openExistingMigrated or
@@ -30,8 +31,20 @@ func openKeyed(ctx context.Context, url string, open func(context.Context, strin
 	return &keyedStore{openedStore: s, key: key}, nil
 }
 
-// ledger starts a ledger service over the store, keyed with its ledger key. Close it before the store.
+// ledger starts the ledger service over the store, keyed with its ledger key (once: opts are those of
+// the first call). Close closes it.
 func (s *keyedStore) ledger(opts ledger.Options) *ledger.Service {
-	opts.Key = s.key
-	return ledger.New(s.Store, opts)
+	if s.service == nil {
+		opts.Key = s.key
+		s.service = ledger.New(s.Store, opts)
+	}
+	return s.service
+}
+
+// Close closes the ledger service, which finishes the writes it has queued, then the store.
+func (s *keyedStore) Close() error {
+	if s.service != nil {
+		s.service.Close()
+	}
+	return s.openedStore.Close()
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // openLotsLedger opens a migrated store and a ledger over it with the ledger key, for the lifecycle
-// commands that write.
+// commands that write. Closing the store closes the ledger.
 func openLotsLedger(ctx context.Context, db string) (*keyedStore, *ledger.Service, error) {
 	s, err := openKeyed(ctx, db, openMigrated)
 	if err != nil {
@@ -47,7 +47,6 @@ func runExpire(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer s.Close()
-	defer l.Close()
 	start := time.Now()
 	if *rate == 0 {
 		return fmt.Errorf("--rate must not be 0 (a negative number runs the job unpaced)")
@@ -93,7 +92,6 @@ commands:
 			return err
 		}
 		defer s.Close()
-		defer l.Close()
 		if fs.NArg() == 0 {
 			n, err := l.ActivateDue(ctx, 0)
 			if err != nil {
@@ -121,7 +119,6 @@ commands:
 			return err
 		}
 		defer s.Close()
-		defer l.Close()
 		n, err := l.WarnExpiring(ctx)
 		if err != nil {
 			return err
@@ -162,14 +159,7 @@ commands:
 func lotsLoop(ctx context.Context, l *ledger.Service, every time.Duration, expiryRate int, log *slog.Logger) {
 	const warnEvery = time.Hour
 	var lastWarned time.Time
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	runEvery(ctx, every, func() {
 		if n, err := l.ActivateDue(ctx, 0); err != nil && ctx.Err() == nil {
 			log.Warn("activation of pending lots failed", "err", err)
 		} else if n > 0 {
@@ -189,5 +179,5 @@ func lotsLoop(ctx context.Context, l *ledger.Service, every time.Duration, expir
 				lastWarned = time.Now()
 			}
 		}
-	}
+	})
 }

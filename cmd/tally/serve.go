@@ -454,19 +454,14 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 func purgeLoop(ctx context.Context, s interface {
 	PurgeOutcomes(context.Context, time.Time) (int64, error)
 }, retention time.Duration, log *slog.Logger) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
+	purge := func() {
 		n, err := s.PurgeOutcomes(ctx, time.Now().Add(-retention))
 		if err != nil && ctx.Err() == nil {
 			log.Warn("purge of old event outcomes failed", "err", err)
 		} else if n > 0 {
 			log.Info("purged old event outcomes", "count", n)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 	}
+	purge()
+	runEvery(ctx, time.Hour, purge)
 }
