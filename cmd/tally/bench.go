@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -35,9 +34,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench ledger", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("bench ledger", stderr)
 	op := fs.String("op", "accrual", "accrual or redemption")
 	customers := fs.Int("customers", 10000, "customers the writes are spread over")
 	conc := fs.String("concurrency", "1,16,64", "comma-separated goroutine counts, one run each")
@@ -75,23 +72,12 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		defer pprof.StopCPUProfile()
 	}
-	runs, err := bench.Ledger(ctx, cfg, func(ctx context.Context, url string) (tally.Store, error) {
-		s, err := openMigrated(ctx, url)
-		if err != nil {
-			return nil, err
-		}
-		return s.Store, nil // the store itself, so that the benchmark finds its KeepStatistics as serve does
-	})
-	if perr := bench.PrintLedger(stdout, cfg, runs); err == nil {
-		err = perr
-	}
-	return err
+	runs, err := bench.Ledger(ctx, cfg, openBenchStore)
+	return printRuns(err, func() error { return bench.PrintLedger(stdout, cfg, runs) })
 }
 
 func benchPgbench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench pgbench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("bench pgbench", stderr)
 	clients := fs.String("clients", "1,16,64", "comma-separated client counts, one run each")
 	d := fs.Duration("duration", 10*time.Second, "length of each run (whole seconds)")
 	accounts := fs.Int("accounts", 10000, "account rows")
@@ -112,18 +98,12 @@ func benchPgbench(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	cfg := bench.PgbenchConfig{DB: *db, Binary: *bin, Clients: levels, Duration: *d, Accounts: *accounts, Hot: *hot, Mode: *mode, WatchCPU: *cpu, Script: *script}
 	runs, err := bench.Pgbench(ctx, cfg)
-	if perr := bench.PrintPgbench(stdout, cfg, runs); err == nil {
-		err = perr
-	}
-	return err
+	return printRuns(err, func() error { return bench.PrintPgbench(stdout, cfg, runs) })
 }
 
 func benchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench http", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	u := fs.String("url", "http://127.0.0.1:8080", "base URL of a running tally serve (loopback only)")
-	id := fs.String("client-id", "", "OAuth client id with ledger:read and ledger:write (required)")
-	secret := fs.String("client-secret", envDefault("TALLY_BENCH_CLIENT_SECRET", ""), "its secret (env TALLY_BENCH_CLIENT_SECRET)")
+	fs := newFlagSet("bench http", stderr)
+	target := benchTargetFlags(fs, "bench http", "ledger:read", "ledger:write")
 	op := fs.String("op", "accrual", "accrual, lookup, mixed (lookups at --rate while accruals run), or warmup (the warm-up alone)")
 	customers := fs.Int("customers", 10000, "customers the requests are spread over")
 	conc := fs.String("concurrency", "16,64", "comma-separated accrual client counts, one run each")
@@ -141,24 +121,22 @@ func benchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if *id == "" || *secret == "" {
-		return fmt.Errorf("bench http: --client-id and --client-secret are required (tally clients create --scopes ledger:read,ledger:write)")
+	if err := target.check(); err != nil {
+		return err
 	}
 	if *customers <= 0 || *d <= 0 || *count < 0 {
 		return fmt.Errorf("bench http: --customers and --duration must be positive, --count not negative")
 	}
 	cfg := bench.HTTPConfig{
-		URL: *u, ClientID: *id, ClientSecret: *secret, Op: *op, Customers: *customers, Concurrency: levels,
+		URL: *target.url, ClientID: *target.id, ClientSecret: *target.secret, Op: *op, Customers: *customers, Concurrency: levels,
 		Duration: *d, Count: *count, Rate: *rate, Warmup: *warmup, Body: *body,
 		ServerPID: *serverPID, WatchDB: *watchDB,
 	}
 	runs, err := bench.HTTP(ctx, cfg)
-	if len(runs) > 0 {
-		if perr := bench.PrintHTTP(stdout, cfg, runs); err == nil {
-			err = perr
-		}
+	if len(runs) == 0 {
+		return err
 	}
-	return err
+	return printRuns(err, func() error { return bench.PrintHTTP(stdout, cfg, runs) })
 }
 
 // intList parses a comma-separated list of positive whole numbers such as 1,16,64.

@@ -2,21 +2,17 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"time"
 
-	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/bench"
 )
 
 // benchLots measures the points lifecycle through the ledger (issue 9): redemptions that consume many
 // lots, and the expiry job over many lots beside accruals.
 func benchLots(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench lots", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("bench lots", stderr)
 	levels := fs.String("lots", "10,100,1000", "comma-separated open lots per customer, one redemption run each")
 	customers := fs.Int("customers", 20, "customers per redemption run (each redeems once a point, then everything)")
 	expiry := fs.Int("expiry-lots", 0, "lots for the expiry job (0: skip that part); half lapse before the job runs alone, half before it runs beside accruals")
@@ -41,15 +37,6 @@ func benchLots(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cfg := bench.LotsConfig{DB: *db, LotsPerCustomer: lots, Customers: *customers, ExpiryLots: *expiry,
 		LotsPerAccount: *perAccount, AccrualClients: *clients, Duration: *d, Workers: *workers, Verify: *verify, Log: stderr, ExpiryRate: *rate}
-	redeems, exp, err := bench.Lots(ctx, cfg, func(ctx context.Context, url string) (tally.Store, error) {
-		s, err := openMigrated(ctx, url)
-		if err != nil {
-			return nil, err
-		}
-		return s.Store, nil
-	})
-	if perr := bench.PrintLots(stdout, redeems, exp); err == nil {
-		err = perr
-	}
-	return err
+	redeems, exp, err := bench.Lots(ctx, cfg, openBenchStore)
+	return printRuns(err, func() error { return bench.PrintLots(stdout, redeems, exp) })
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,26 +17,19 @@ import (
 
 // runCheckpoint appends one signed checkpoint of the ledger head to a file kept outside the database.
 func runCheckpoint(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("checkpoint", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("checkpoint", stderr)
 	out := fs.String("out", "", "append the checkpoint to this file (default: beside an embedded database, DB.checkpoints; required with PostgreSQL)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("checkpoint takes no arguments, got %q", fs.Arg(0))
+	if err := takesNoArgs(fs, "checkpoint"); err != nil {
+		return err
 	}
-	s, err := openExisting(ctx, *db)
+	s, err := openCurrent(ctx, *db)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	if ok, err := s.MigrationsCurrent(ctx); err != nil {
-		return err
-	} else if !ok {
-		return errors.New("the database schema is not current: run 'tally migrate' first")
-	}
 	path, err := checkpointPath(s, *out)
 	if err != nil {
 		return err
@@ -193,16 +185,7 @@ func readCheckpoints(path string) ([]tally.Checkpoint, error) {
 // checkpointLoop takes a checkpoint every interval while the ledger changes, appends it to the file and
 // logs it, so that the log holds a second copy outside the database.
 func checkpointLoop(ctx context.Context, store tally.Store, key *tally.LedgerKey, cf *checkpointFile, every time.Duration, log *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		keepCheckpoint(ctx, store, key, cf, log)
-	}
+	runEvery(ctx, every, func() { keepCheckpoint(ctx, store, key, cf, log) })
 }
 
 // finalCheckpoint is the checkpoint serve takes as it stops, within a bounded time.

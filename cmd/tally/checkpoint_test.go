@@ -14,7 +14,6 @@ import (
 
 	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/ledger"
-	"github.com/tally-ledger/tally/sqlite"
 )
 
 // TestCLICheckpoint follows the attack through the command line: a checkpoint kept outside the
@@ -27,24 +26,15 @@ func TestCLICheckpoint(t *testing.T) {
 	if out := mustCLI(t, "migrate", "--db", db); !strings.Contains(out, "chains sealed") {
 		t.Fatalf("migrate printed %q", out)
 	}
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, l := mustOpenLedger(t, db, ledger.Options{})
 	defer store.Close()
-	l := ledger.New(store, ledger.Options{Key: mustKeyFile(t, path)})
-	h, _ := tally.NewCustomerHasher([]byte("cli-test-secret-0123456789"))
+	h := mustHasher(t, testCustomerSecret)
 	victim := h.Hash("victim")
-	for i, r := range []ledger.Request{
-		{Kind: tally.KindAccrual, Key: "b1", Account: h.Hash("bystander"), Amount: 10},
-		{Kind: tally.KindAccrual, Key: "v1", Account: victim, Amount: 100},
-		{Kind: tally.KindRedemption, Key: "v2", Account: victim, Amount: 30},
-	} {
-		if _, err := l.Write(ctx, r); err != nil {
-			t.Fatalf("write %d: %v", i, err)
-		}
-	}
+	mustWrite(t, l,
+		ledger.Request{Kind: tally.KindAccrual, Key: "b1", Account: h.Hash("bystander"), Amount: 10},
+		ledger.Request{Kind: tally.KindAccrual, Key: "v1", Account: victim, Amount: 100},
+		ledger.Request{Kind: tally.KindRedemption, Key: "v2", Account: victim, Amount: 30},
+	)
 	l.Close()
 
 	out := mustCLI(t, "checkpoint", "--db", db)
@@ -90,7 +80,7 @@ func TestCLICheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	// ...and with it, by default as with the flag, the deletion shows.
-	_, err = cli(t, "verify", "--db", db, "--quiet")
+	_, err := cli(t, "verify", "--db", db, "--quiet")
 	wantOneLineError(t, err, "FAILED", "account "+victim, "checkpoint 1")
 	_, err = cli(t, "verify", "--db", db, "--quiet", "--checkpoints", file)
 	wantOneLineError(t, err, "FAILED", "account "+victim, "checkpoint 1", "deleted")
@@ -229,8 +219,7 @@ func TestCheckpointFileTornLine(t *testing.T) {
 // before its first checkpoint does not fail verify; named with --checkpoints, it does.
 func TestVerifyEmptyDefaultCheckpointFile(t *testing.T) {
 	t.Parallel()
-	db := tempDB(t)
-	mustCLI(t, "migrate", "--db", db)
+	db := migratedDB(t)
 	file := strings.TrimPrefix(db, "sqlite:") + ".checkpoints"
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)

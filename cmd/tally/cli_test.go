@@ -72,37 +72,21 @@ func TestCLIUnreachablePostgresIsOneLine(t *testing.T) {
 
 func TestCLIVerify(t *testing.T) {
 	t.Parallel()
-	db := tempDB(t)
-	mustCLI(t, "migrate", "--db", db)
+	db := migratedDB(t)
 	if out := mustCLI(t, "verify", "--db", db, "--quiet"); !strings.HasPrefix(out, "ledger verified: ") {
 		t.Fatalf("verify of a fresh database printed %q", out)
 	}
 
 	// Write a little history, then change one posting behind the ledger's back.
-	ctx := context.Background()
-	path := strings.TrimPrefix(db, "sqlite:")
-	store, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := tally.NewCustomerHasher([]byte("cli-test-secret-0123456789"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, l := mustOpenLedger(t, db, ledger.Options{})
+	h := mustHasher(t, testCustomerSecret)
 	victim, bystander := h.Hash("victim"), h.Hash("bystander")
-	l := ledger.New(store, ledger.Options{Key: mustKeyFile(t, path)})
-	mustWrite := func(r ledger.Request) ledger.Receipt {
-		t.Helper()
-		rc, err := l.Write(ctx, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rc
-	}
-	mustWrite(ledger.Request{Kind: tally.KindAccrual, Key: "b1", Account: bystander, Amount: 10})
-	mustWrite(ledger.Request{Kind: tally.KindAccrual, Key: "v1", Account: victim, Amount: 100})
-	mid := mustWrite(ledger.Request{Kind: tally.KindRedemption, Key: "v2", Account: victim, Amount: 30})
-	mustWrite(ledger.Request{Kind: tally.KindAccrual, Key: "v3", Account: victim, Amount: 7})
+	mid := mustWrite(t, l,
+		ledger.Request{Kind: tally.KindAccrual, Key: "b1", Account: bystander, Amount: 10},
+		ledger.Request{Kind: tally.KindAccrual, Key: "v1", Account: victim, Amount: 100},
+		ledger.Request{Kind: tally.KindRedemption, Key: "v2", Account: victim, Amount: 30},
+		ledger.Request{Kind: tally.KindAccrual, Key: "v3", Account: victim, Amount: 7},
+	)[2]
 	l.Close()
 	if out := mustCLI(t, "verify", "--db", db, "--quiet"); !strings.Contains(out, "4 transactions") {
 		t.Fatalf("verify printed %q", out)
@@ -118,7 +102,7 @@ func TestCLIVerify(t *testing.T) {
 	}
 	store.Close()
 
-	out, err = cli(t, "verify", "--db", db, "--quiet")
+	out, err := cli(t, "verify", "--db", db, "--quiet")
 	wantOneLineError(t, err, "FAILED", "account "+victim, fmt.Sprintf("transaction %d", seq))
 	if exitCode(err) != 3 {
 		t.Fatalf("verify of a tampered ledger: exit code %d, want 3", exitCode(err))

@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/tally-ledger/tally"
@@ -31,9 +28,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func clientsCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("clients create", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("clients create", stderr)
 	name := fs.String("name", "", "client name (required)")
 	scopes := fs.String("scopes", "", "comma-separated scopes: ledger:read, ledger:write, admin (required)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
@@ -70,16 +65,14 @@ func clientsCreate(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(map[string]any{"client_id": c.ID, "client_secret": secret, "name": c.Name, "scopes": c.Scopes})
+		return printJSON(stdout, map[string]any{"client_id": c.ID, "client_secret": secret, "name": c.Name, "scopes": c.Scopes})
 	}
 	fmt.Fprintf(stdout, "client_id:     %s\nclient_secret: %s\nscopes:        %s\n(the secret is shown only now: store it safely)\n", c.ID, secret, strings.Join(c.Scopes, " "))
 	return nil
 }
 
 func clientsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("clients list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("clients list", stderr)
 	asJSON := fs.Bool("json", false, "print the list as JSON")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
@@ -105,10 +98,9 @@ func clientsList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		for _, c := range clients {
 			rows = append(rows, row{c.ID, c.Name, c.Scopes, c.CreatedAt, c.RevokedAt})
 		}
-		return json.NewEncoder(stdout).Encode(rows)
+		return printJSON(stdout, rows)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLIENT_ID\tNAME\tSCOPES\tCREATED\tREVOKED")
+	tw := newTable(stdout, "CLIENT_ID", "NAME", "SCOPES", "CREATED", "REVOKED")
 	for _, c := range clients {
 		revoked := "-"
 		if c.RevokedAt != nil {
@@ -120,9 +112,7 @@ func clientsList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func clientsRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("clients revoke", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("clients revoke", stderr)
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}

@@ -43,9 +43,7 @@ func intFlag(fs *flag.FlagSet, name, env string, def int, usage string) func() (
 // source names where a flag's value came from, for an error about it: the flag when it was given on the
 // command line, else the environment variable that supplied it. Call it after parsing.
 func source(fs *flag.FlagSet, name, env string) string {
-	given := false
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
-	if !given && os.Getenv(env) != "" {
+	if !flagGiven(fs, name) && os.Getenv(env) != "" {
 		return env
 	}
 	return "--" + name

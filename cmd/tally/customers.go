@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"os/user"
 	"time"
 
 	"github.com/tally-ledger/tally"
@@ -29,30 +26,10 @@ func runCustomers(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return fmt.Errorf("unknown customers subcommand %q: expected %s", args[0], customersSubcommands)
 }
 
-// parseWithArg parses flags given before or after one positional argument.
-func parseWithArg(fs *flag.FlagSet, args []string, what string) (string, error) {
-	if err := fs.Parse(args); err != nil {
-		return "", errUsageShown
-	}
-	if fs.NArg() == 0 {
-		return "", fmt.Errorf("%s is required", what)
-	}
-	arg := fs.Arg(0)
-	if err := fs.Parse(fs.Args()[1:]); err != nil {
-		return "", errUsageShown
-	}
-	if fs.NArg() > 0 {
-		return "", fmt.Errorf("unexpected arguments after %s: %q", what, fs.Args())
-	}
-	return arg, nil
-}
-
 // customersForget erases a customer (see ledger.Forget). Forgetting someone with no account, or
 // someone forgotten already, changes nothing and exits 0, saying so: the two cannot be told apart.
 func customersForget(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("customers forget", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("customers forget", stderr)
 	reason := fs.String("reason", "", "why the customer is forgotten (required; recorded)")
 	actor := fs.String("actor", "", "who asked for it (recorded; default: the operating system user)")
 	isHash := fs.Bool("hash", false, "ID is a customer hash (th_... or 64 hex digits), not a raw customer id")
@@ -69,27 +46,18 @@ func customersForget(ctx context.Context, args []string, stdout, stderr io.Write
 		return fmt.Errorf("--reason is required: the erasure record keeps it")
 	}
 	if *actor == "" {
-		*actor = "cli"
-		if u, err := user.Current(); err == nil {
-			*actor = "cli:" + u.Username
-		}
+		*actor = operatingUser()
 	}
-	s, err := openExistingMigrated(ctx, *db)
+	s, err := openKeyed(ctx, *db, openExistingMigrated)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	key, err := existingLedgerKey(s)
+	hash, err := customerHashOf(s.openedStore, id, *isHash)
 	if err != nil {
 		return err
 	}
-	hash, err := customerHashOf(s, id, *isHash)
-	if err != nil {
-		return err
-	}
-	l := ledger.New(s, ledger.Options{Key: key})
-	defer l.Close()
-	e, err := l.Forget(ctx, hash, *actor, *reason)
+	e, err := s.ledger(ledger.Options{}).Forget(ctx, hash, *actor, *reason)
 	if tally.ErrorCode(err) == tally.ENOTFOUND {
 		fmt.Fprintln(stdout, "nothing to forget: no account has this customer's hash (it never had one, or it was forgotten already); nothing changed")
 		return nil
@@ -128,33 +96,16 @@ func customerHashOf(s *openedStore, id string, isHash bool) (string, error) {
 	if err := tally.CheckText("the customer id", id); err != nil {
 		return "", err
 	}
-	secret, err := outsideSecret(s, nil, outsideSecretSpec{
-		env: "TALLY_CUSTOMER_SECRET", suffix: ".secret", what: "customer secret", mustExist: true,
-		pgRequired: "TALLY_CUSTOMER_SECRET is required with PostgreSQL: the secret serve hashes customer ids with",
-	})
-	if err != nil {
-		return "", err
-	}
-	h, err := newHasher(secret)
+	h, err := existingCustomerHasher(s)
 	if err != nil {
 		return "", err
 	}
 	return h.Hash(id), nil
 }
 
-func newHasher(secret string) (*tally.CustomerHasher, error) {
-	h, err := tally.NewCustomerHasher([]byte(secret))
-	if err != nil {
-		return nil, fmt.Errorf("customer secret: %w", err)
-	}
-	return h, nil
-}
-
 // customersErasures lists the erasure records: pseudonyms, never raw ids.
 func customersErasures(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("customers erasures", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("customers erasures", stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
@@ -169,7 +120,7 @@ func customersErasures(ctx context.Context, args []string, stdout, stderr io.Wri
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(list)
+		return printJSON(stdout, list)
 	}
 	if len(list) == 0 {
 		fmt.Fprintln(stdout, "no erasures")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,40 +10,28 @@ import (
 
 	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/ledger"
-	"github.com/tally-ledger/tally/sqlite"
 )
 
 // TestCLIForget forgets a customer whose heads a checkpoint in the file beside the database recorded,
 // then checks that verify (which reads that file) stays green, and that forgetting again says so.
 func TestCLIForget(t *testing.T) {
 	t.Parallel()
-	db := tempDB(t)
+	db := migratedDB(t)
 	path := strings.TrimPrefix(db, "sqlite:")
-	mustCLI(t, "migrate", "--db", db)
 	const secret = "cli-forget-secret-0123456789"
 	if err := os.WriteFile(path+".secret", []byte(secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h, err := tally.NewCustomerHasher([]byte(secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := ledger.New(store, ledger.Options{Key: mustKeyFile(t, path)})
+	h := mustHasher(t, secret)
+	store, l := mustOpenLedger(t, db, ledger.Options{})
 	for i, c := range []string{"ann@example.com", "bob@example.com", "ann@example.com"} {
-		if _, err := l.Accrue(ctx, ledger.Request{Account: h.Hash(c), Key: fmt.Sprint("k", i), Amount: 10}); err != nil {
-			t.Fatal(err)
-		}
+		mustWrite(t, l, ledger.Request{Kind: tally.KindAccrual, Account: h.Hash(c), Key: fmt.Sprint("k", i), Amount: 10})
 	}
 	l.Close()
 	store.Close()
 	mustCLI(t, "checkpoint", "--db", db)
 
-	_, err = cli(t, "customers", "forget", "--db", db, "ann@example.com")
+	_, err := cli(t, "customers", "forget", "--db", db, "ann@example.com")
 	wantOneLineError(t, err, "--reason")
 	out := mustCLI(t, "customers", "forget", "--db", db, "ann@example.com", "--reason", "GDPR request 9", "--actor", "dpo")
 	if !strings.HasPrefix(out, "forgotten: erasure 1, 2 transactions") || strings.Contains(out, "ann") {
@@ -70,9 +57,8 @@ func TestCLIForget(t *testing.T) {
 // by line with exit status 4.
 func TestCLIImport(t *testing.T) {
 	t.Parallel()
-	db := tempDB(t)
+	db := migratedDB(t)
 	path := strings.TrimPrefix(db, "sqlite:")
-	mustCLI(t, "migrate", "--db", db)
 	if err := os.WriteFile(path+".secret", []byte("cli-import-secret-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -107,9 +93,7 @@ func TestCLIImport(t *testing.T) {
 // waits in its outbox.
 func TestCLIWebhooks(t *testing.T) {
 	t.Parallel()
-	db := tempDB(t)
-	path := strings.TrimPrefix(db, "sqlite:")
-	mustCLI(t, "migrate", "--db", db)
+	db := migratedDB(t)
 	_, err := cli(t, "webhooks", "create", "--db", db, "--url", "https://crm.example.com/tally", "--events", "points.earned,points.stolen")
 	wantOneLineError(t, err, "points.stolen")
 	out := mustCLI(t, "webhooks", "create", "--db", db, "--url", "https://crm.example.com/tally", "--events", "points.earned, points.expiring_soon", "--expiring-days", "14")
@@ -129,15 +113,9 @@ func TestCLIWebhooks(t *testing.T) {
 		t.Fatalf("rotated secret %q", rotated)
 	}
 
-	store, err := sqlite.Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := ledger.New(store, ledger.Options{Key: mustKeyFile(t, path)})
-	h, _ := tally.NewCustomerHasher([]byte("cli-webhooks-secret-0123456789"))
-	if _, err := l.Accrue(context.Background(), ledger.Request{Account: h.Hash("ann"), Key: "k1", Amount: 10}); err != nil {
-		t.Fatal(err)
-	}
+	store, l := mustOpenLedger(t, db, ledger.Options{})
+	ann := mustHasher(t, "cli-webhooks-secret-0123456789").Hash("ann")
+	mustWrite(t, l, ledger.Request{Kind: tally.KindAccrual, Account: ann, Key: "k1", Amount: 10})
 	l.Close()
 	store.Close()
 	if out := mustCLI(t, "webhooks", "deliveries", "--db", db, id, "--status", "pending"); !strings.Contains(out, "\tpoints.earned\tpending\t0 attempts") {

@@ -77,6 +77,30 @@ func openExistingMigrated(ctx context.Context, url string) (*openedStore, error)
 	return openMigrated(ctx, url)
 }
 
+// openCurrent is openExisting for commands that audit: they read the ledger as it is, so they do not
+// migrate it, and a schema that is not current is an error rather than something to read wrongly.
+func openCurrent(ctx context.Context, url string) (*openedStore, error) {
+	s, err := openExisting(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireCurrentSchema(ctx, s); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// requireCurrentSchema refuses a database whose migrations are not all applied.
+func requireCurrentSchema(ctx context.Context, s *openedStore) error {
+	if ok, err := s.MigrationsCurrent(ctx); err != nil {
+		return err
+	} else if !ok {
+		return errors.New("the database schema is not current: run 'tally migrate' first")
+	}
+	return nil
+}
+
 // mustExist refuses an embedded database URL whose file does not exist.
 func mustExist(url string) error {
 	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {

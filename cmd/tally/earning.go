@@ -37,19 +37,14 @@ func tierReviewLoop(ctx context.Context, l *ledger.Service, programme *earning.P
 	} else if n > 0 {
 		log.Info("first tiers stored above base", "customers", n)
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
+	review := func() {
 		rep, err := l.ReviewTiers(ctx, programme.PeriodEnd(time.Now()))
 		if err != nil && ctx.Err() == nil {
 			log.Warn("tier review failed", "err", err)
 		} else if rep.Downgraded > 0 || rep.Reviewed > 0 {
 			log.Info("tier review", "period_end", rep.PeriodEnd, "reviewed", rep.Reviewed, "downgraded", rep.Downgraded)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 	}
+	review()
+	runEvery(ctx, every, review)
 }

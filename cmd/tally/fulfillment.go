@@ -89,15 +89,13 @@ func startFulfillment(ctx context.Context, store *openedStore, l *ledger.Service
 
 // runWebhookSecret prints the secret a webhook receiver verifies Tally's signatures with.
 func runWebhookSecret(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("webhook-secret", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("webhook-secret", stderr)
 	endpoint := fs.String("url", "", "the receiver's URL (a reward's webhook URL, or the mailer URL); the secret depends on its scheme, host and port")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("webhook-secret takes no arguments, got %q", fs.Arg(0))
+	if err := takesNoArgs(fs, "webhook-secret"); err != nil {
+		return err
 	}
 	if strings.TrimSpace(*endpoint) == "" {
 		return errors.New("--url is required: the receiver's URL")
@@ -107,14 +105,12 @@ func runWebhookSecret(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	var key *tally.LedgerKey
 	if os.Getenv("TALLY_WEBHOOK_SECRET") == "" {
-		s, err := openExisting(ctx, *db)
+		s, err := openKeyed(ctx, *db, openExisting)
 		if err != nil {
 			return err
 		}
 		defer s.Close()
-		if key, err = existingLedgerKey(s); err != nil {
-			return err
-		}
+		key = s.key
 	}
 	signer, err := webhookSigner(key)
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,8 +27,7 @@ func runGenesys(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 // genesysExport writes the Genesys Cloud artifacts for a Tally at --base-url.
 func genesysExport(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("genesys export", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("genesys export", stderr)
 	base := fs.String("base-url", "", "the URL Genesys Cloud reaches Tally at (https; http only for a loopback host) (required)")
 	out := fs.String("out", "", "the directory to write the files to (required)")
 	region := fs.String("region", genesys.DefaultRegion, "the Genesys Cloud domain: "+strings.Join(genesys.Regions, ", "))

@@ -4,13 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"strings"
 	"sync"
 	"time"
@@ -23,9 +20,7 @@ import (
 const exitRejected = 4
 
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("import", stderr)
 	actor := fs.String("actor", "", "who runs the import, recorded on every transaction (default: the operating system user)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	quiet := fs.Bool("quiet", false, "show no progress")
@@ -50,36 +45,20 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if *actor == "" {
-		*actor = "cli"
-		if u, err := user.Current(); err == nil {
-			*actor = "cli:" + u.Username
-		}
+		*actor = operatingUser()
 	}
-	s, err := openExistingMigrated(ctx, *db)
+	s, err := openKeyed(ctx, *db, openExistingMigrated)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	key, err := existingLedgerKey(s)
+	hasher, err := existingCustomerHasher(s.openedStore)
 	if err != nil {
 		return err
 	}
-	secret, err := outsideSecret(s, nil, outsideSecretSpec{
-		env: "TALLY_CUSTOMER_SECRET", suffix: ".secret", what: "customer secret", mustExist: true,
-		pgRequired: "TALLY_CUSTOMER_SECRET is required with PostgreSQL: the secret serve hashes customer ids with",
-	})
-	if err != nil {
-		return err
-	}
-	hasher, err := newHasher(secret)
-	if err != nil {
-		return err
-	}
-	l := ledger.New(s, ledger.Options{Key: key})
-	defer l.Close()
 	bar := newImportProgress(stderr, total-1, *quiet)
 	start := time.Now()
-	sum, err := csvimport.Import(ctx, l, bufio.NewReaderSize(f, 1<<16), csvimport.Options{
+	sum, err := csvimport.Import(ctx, s.ledger(ledger.Options{}), bufio.NewReaderSize(f, 1<<16), csvimport.Options{
 		Hasher: hasher, Actor: *actor, Progress: bar.update,
 	})
 	bar.finish()
@@ -87,7 +66,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("import stopped: %w (rows imported so far stay imported; running the file again is safe)", err)
 	}
 	if *asJSON {
-		if err := json.NewEncoder(stdout).Encode(sum); err != nil {
+		if err := printJSON(stdout, sum); err != nil {
 			return err
 		}
 	} else {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 
@@ -11,8 +10,7 @@ import (
 
 // runKeygen prints a new random ledger key, for TALLY_LEDGER_KEY.
 func runKeygen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("keygen", stderr)
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,18 +14,13 @@ import (
 )
 
 // openLotsLedger opens a migrated store and a ledger over it with the ledger key, for the lifecycle
-// commands that write.
-func openLotsLedger(ctx context.Context, db string) (*openedStore, *ledger.Service, error) {
-	s, err := openMigrated(ctx, db)
+// commands that write. Closing the store closes the ledger.
+func openLotsLedger(ctx context.Context, db string) (*keyedStore, *ledger.Service, error) {
+	s, err := openKeyed(ctx, db, openMigrated)
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := existingLedgerKey(s)
-	if err != nil {
-		s.Close()
-		return nil, nil, err
-	}
-	if _, err := ledger.OpenChain(ctx, s.Store, key); err != nil {
+	if _, err := ledger.OpenChain(ctx, s.Store, s.key); err != nil {
 		s.Close()
 		return nil, nil, fmt.Errorf("the ledger key does not open this ledger: %w", err)
 	}
@@ -35,28 +28,25 @@ func openLotsLedger(ctx context.Context, db string) (*openedStore, *ledger.Servi
 	if s.kind == "postgres" {
 		workers = 2
 	}
-	return s, ledger.New(s.Store, ledger.Options{Key: key, Workers: workers}), nil
+	return s, s.ledger(ledger.Options{Workers: workers}), nil
 }
 
 // runExpire is `tally expire`: one run of the expiry job.
 func runExpire(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("expire", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("expire", stderr)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	rate := fs.Int("rate", ledger.DefaultExpiryRate, "lapsed lots expired per second at most, so that live writes keep their rate (a negative number: as fast as the ledger takes them)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("expire takes no arguments, got %q", fs.Arg(0))
+	if err := takesNoArgs(fs, "expire"); err != nil {
+		return err
 	}
 	s, l, err := openLotsLedger(ctx, *db)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	defer l.Close()
 	start := time.Now()
 	if *rate == 0 {
 		return fmt.Errorf("--rate must not be 0 (a negative number runs the job unpaced)")
@@ -66,7 +56,7 @@ func runExpire(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(rep)
+		return printJSON(stdout, rep)
 	}
 	fmt.Fprintf(stdout, "expired %d points of %d lapsed lots in %d accounts: %d expiry transactions posted (%s)\n",
 		rep.Points, rep.Lots, rep.Accounts, rep.Transactions, time.Since(start).Round(time.Millisecond))
@@ -89,9 +79,7 @@ commands:
 	if len(args) == 0 {
 		return usage()
 	}
-	fs := flag.NewFlagSet("lots "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("lots "+args[0], stderr)
 	if err := fs.Parse(args[1:]); err != nil {
 		return errUsageShown
 	}
@@ -104,7 +92,6 @@ commands:
 			return err
 		}
 		defer s.Close()
-		defer l.Close()
 		if fs.NArg() == 0 {
 			n, err := l.ActivateDue(ctx, 0)
 			if err != nil {
@@ -124,15 +111,14 @@ commands:
 		fmt.Fprintf(stdout, "lot %d: %d of %d points spendable\n", lot.Seq, lot.Remaining, lot.Points)
 		return nil
 	case "warn":
-		if fs.NArg() > 0 {
-			return fmt.Errorf("lots warn takes no arguments, got %q", fs.Arg(0))
+		if err := takesNoArgs(fs, "lots warn"); err != nil {
+			return err
 		}
 		s, l, err := openLotsLedger(ctx, *db)
 		if err != nil {
 			return err
 		}
 		defer s.Close()
-		defer l.Close()
 		n, err := l.WarnExpiring(ctx)
 		if err != nil {
 			return err
@@ -163,9 +149,7 @@ commands:
 		if lots == nil {
 			lots = []tally.Lot{}
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(lots)
+		return printIndentedJSON(stdout, lots)
 	}
 	return usage()
 }
@@ -175,14 +159,7 @@ commands:
 func lotsLoop(ctx context.Context, l *ledger.Service, every time.Duration, expiryRate int, log *slog.Logger) {
 	const warnEvery = time.Hour
 	var lastWarned time.Time
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	runEvery(ctx, every, func() {
 		if n, err := l.ActivateDue(ctx, 0); err != nil && ctx.Err() == nil {
 			log.Warn("activation of pending lots failed", "err", err)
 		} else if n > 0 {
@@ -202,5 +179,5 @@ func lotsLoop(ctx context.Context, l *ledger.Service, every time.Duration, expir
 				lastWarned = time.Now()
 			}
 		}
-	}
+	})
 }

@@ -10,39 +10,20 @@ import (
 
 	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/ledger"
-	"github.com/tally-ledger/tally/sqlite"
 )
 
 // TestCLIExpireAndLots runs the lifecycle commands on a ledger with a lapsed lot and a pending one.
 func TestCLIExpireAndLots(t *testing.T) {
 	t.Parallel()
-	db := tempDB(t)
-	mustCLI(t, "migrate", "--db", db)
-	ctx := context.Background()
-	path := strings.TrimPrefix(db, "sqlite:")
-	store, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := tally.NewCustomerHasher([]byte("cli-test-secret-0123456789"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := h.Hash("eve")
-	l := ledger.New(store, ledger.Options{Key: mustKeyFile(t, path)})
+	db := migratedDB(t)
+	store, l := mustOpenLedger(t, db, ledger.Options{})
+	c := mustHasher(t, testCustomerSecret).Hash("eve")
 	lapsed, later := time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
-	for _, r := range []ledger.Request{
-		{Kind: tally.KindAccrual, Account: c, Key: "old", Amount: 40, ExpiresAt: &lapsed},
-		{Kind: tally.KindAccrual, Account: c, Key: "kept", Amount: 7},
-	} {
-		if _, err := l.Write(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	held, err := l.Write(ctx, ledger.Request{Kind: tally.KindAccrual, Account: c, Key: "held", Amount: 5, PendingUntil: &later})
-	if err != nil {
-		t.Fatal(err)
-	}
+	held := mustWrite(t, l,
+		ledger.Request{Kind: tally.KindAccrual, Account: c, Key: "old", Amount: 40, ExpiresAt: &lapsed},
+		ledger.Request{Kind: tally.KindAccrual, Account: c, Key: "kept", Amount: 7},
+		ledger.Request{Kind: tally.KindAccrual, Account: c, Key: "held", Amount: 5, PendingUntil: &later},
+	)[2]
 	l.Close()
 	store.Close()
 
@@ -74,36 +55,23 @@ func TestCLIExpireAndLots(t *testing.T) {
 // TestCLILotsWarn writes the expiring-soon warning a subscription asks for, once however often it runs.
 func TestCLILotsWarn(t *testing.T) {
 	t.Parallel()
-	db := tempDB(t)
-	mustCLI(t, "migrate", "--db", db)
+	db := migratedDB(t)
 	if out := mustCLI(t, "lots", "warn", "--db", db); !strings.Contains(out, "0 expiring-soon warnings") {
 		t.Fatalf("lots warn without subscriptions printed %q", out)
 	}
 	ctx := context.Background()
-	path := strings.TrimPrefix(db, "sqlite:")
-	store, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, l := mustOpenLedger(t, db, ledger.Options{})
 	now := time.Now().UTC()
 	if err := store.PutSubscription(ctx, tally.WebhookSubscription{ID: "whs_cli", URL: "https://example.com/hook",
 		EventTypes: []string{tally.EventPointsExpiringSoon}, ExpiringDays: 7, SecretVersion: 1, Active: true, CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	h, err := tally.NewCustomerHasher([]byte("cli-test-secret-0123456789"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := ledger.New(store, ledger.Options{Key: mustKeyFile(t, path)})
+	wen := mustHasher(t, testCustomerSecret).Hash("wen")
 	soon, later := now.Add(48*time.Hour), now.Add(30*24*time.Hour)
-	for _, r := range []ledger.Request{
-		{Kind: tally.KindAccrual, Account: h.Hash("wen"), Key: "soon", Amount: 12, ExpiresAt: &soon},
-		{Kind: tally.KindAccrual, Account: h.Hash("wen"), Key: "later", Amount: 30, ExpiresAt: &later},
-	} {
-		if _, err := l.Write(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mustWrite(t, l,
+		ledger.Request{Kind: tally.KindAccrual, Account: wen, Key: "soon", Amount: 12, ExpiresAt: &soon},
+		ledger.Request{Kind: tally.KindAccrual, Account: wen, Key: "later", Amount: 30, ExpiresAt: &later},
+	)
 	l.Close()
 	for range 2 {
 		if out := mustCLI(t, "lots", "warn", "--db", db); !strings.Contains(out, "1 expiring-soon warnings") {

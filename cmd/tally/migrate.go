@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,9 +12,7 @@ import (
 )
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("migrate", stderr)
 	sealExisting := fs.Bool("seal-existing", false, "seal the chains of a ledger that holds transactions written before the ledger key existed (once, when upgrading; check it with 'tally verify --allow-unsealed' first)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -13,9 +12,7 @@ import (
 const defaultEventRetention = 30 * 24 * time.Hour
 
 func runPurgeEvents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("purge-events", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("purge-events", stderr)
 	retentionFlag := durationFlag(fs, "retention", "TALLY_EVENT_RETENTION", defaultEventRetention,
 		"remove event outcomes older than this (explicit transactions' outcomes are kept)")
 	if err := fs.Parse(args); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -28,9 +27,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if !known {
 		return fmt.Errorf("unknown report %q: %s", name, usage)
 	}
-	fs := flag.NewFlagSet("report "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("report "+name, stderr)
 	format := fs.String("format", "csv", "csv or json")
 	var p report.Params
 	fs.StringVar(&p.PointValue, "point-value", envDefault("TALLY_POINT_VALUE", ""),
@@ -68,10 +65,8 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer s.Close()
-	if current, err := s.MigrationsCurrent(ctx); err != nil {
+	if err := requireCurrentSchema(ctx, s); err != nil {
 		return fmt.Errorf("report %s: %w", name, err)
-	} else if !current {
-		return fmt.Errorf("report %s: the database schema is not current: run 'tally migrate' first", name)
 	}
 	r, err := report.Make(ctx, s, name, p, time.Now())
 	if err != nil {

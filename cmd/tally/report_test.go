@@ -20,30 +20,16 @@ import (
 // redeemed.
 func reportDB(t *testing.T) string {
 	t.Helper()
-	db := tempDB(t)
-	mustCLI(t, "migrate", "--db", db)
-	ctx := context.Background()
-	path := strings.TrimPrefix(db, "sqlite:")
-	store, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := migratedDB(t)
+	store, l := mustOpenLedger(t, db, ledger.Options{})
 	defer store.Close()
-	l := ledger.New(store, ledger.Options{Key: mustKeyFile(t, path)})
 	defer l.Close()
-	h, err := tally.NewCustomerHasher([]byte("cli-test-secret-0123456789"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range []ledger.Request{
-		{Kind: tally.KindAccrual, Key: "a1", Account: h.Hash("ann"), Amount: 100},
-		{Kind: tally.KindAccrual, Key: "b1", Account: h.Hash("bob"), Amount: 20},
-		{Kind: tally.KindRedemption, Key: "a2", Account: h.Hash("ann"), Amount: 20},
-	} {
-		if _, err := l.Write(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h := mustHasher(t, testCustomerSecret)
+	mustWrite(t, l,
+		ledger.Request{Kind: tally.KindAccrual, Key: "a1", Account: h.Hash("ann"), Amount: 100},
+		ledger.Request{Kind: tally.KindAccrual, Key: "b1", Account: h.Hash("bob"), Amount: 20},
+		ledger.Request{Kind: tally.KindRedemption, Key: "a2", Account: h.Hash("ann"), Amount: 20},
+	)
 	return db
 }
 

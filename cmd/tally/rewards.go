@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/tally-ledger/tally"
 )
@@ -65,9 +63,7 @@ type rewardFlags struct {
 }
 
 func newRewardFlags(name string, stderr io.Writer) (*rewardFlags, *string) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet(name, stderr)
 	return &rewardFlags{
 		fs:        fs,
 		id:        fs.String("id", "", "reward id (required)"),
@@ -84,13 +80,6 @@ func newRewardFlags(name string, stderr io.Writer) (*rewardFlags, *string) {
 
 // given reports whether the flag was on the command line.
 func (f *rewardFlags) given(name string) bool { return flagGiven(f.fs, name) }
-
-// flagGiven reports whether a flag was on the command line (after Parse).
-func flagGiven(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
-	return set
-}
 
 // apply copies the flags given onto r.
 func (f *rewardFlags) apply(r *tally.Reward) error {
@@ -222,9 +211,7 @@ func updateReward(ctx context.Context, db, cmd, id string, stdout io.Writer, fn 
 
 func rewardsSetActive(ctx context.Context, verb string, active bool, args []string, stdout, stderr io.Writer) error {
 	cmd := "rewards " + verb
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet(cmd, stderr)
 	id := fs.String("id", "", "reward id (required)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
@@ -249,9 +236,7 @@ type catalogRow struct {
 }
 
 func rewardsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rewards list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("rewards list", stderr)
 	asJSON := fs.Bool("json", false, "print the catalog as JSON")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
@@ -281,10 +266,9 @@ func rewardsList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		rows = append(rows, row)
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(rows)
+		return printJSON(stdout, rows)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REWARD_ID\tNAME\tCOST\tSTOCK\tMETHOD\tMIN_TIER\tACTIVE\tCODES_FREE")
+	tw := newTable(stdout, "REWARD_ID", "NAME", "COST", "STOCK", "METHOD", "MIN_TIER", "ACTIVE", "CODES_FREE")
 	for _, r := range rows {
 		codes := "-"
 		if r.CouponsFree != nil {
@@ -297,9 +281,7 @@ func rewardsList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func rewardsStock(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rewards stock", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("rewards stock", stderr)
 	id := fs.String("id", "", "reward id (required)")
 	set := fs.String("set", "", "units left now: a stock counted anew (overwrites what redemptions took meanwhile)")
 	add := fs.Int64("add", 0, "units to add (negative to remove); adds to what concurrent redemptions leave")
@@ -395,11 +377,3 @@ func dash(s string) string {
 
 // oneLineText keeps a stored message on one table line.
 func oneLineText(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-// noArgs refuses arguments left after the flags: a flag placed after one would be silently ignored.
-func noArgs(fs *flag.FlagSet, cmd string) error {
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q (flags go before arguments)", cmd, fs.Arg(0))
-	}
-	return nil
-}

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,9 +17,7 @@ func rewardsCoupons(ctx context.Context, args []string, stdout, stderr io.Writer
 	if len(args) == 0 || args[0] != "add" {
 		return fmt.Errorf("rewards coupons needs a subcommand: add")
 	}
-	fs := flag.NewFlagSet("rewards coupons add", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("rewards coupons add", stderr)
 	id := fs.String("id", "", "reward id (required)")
 	file := fs.String("file", "", `file of codes, one a line ("-": standard input) (required)`)
 	if err := fs.Parse(args[1:]); err != nil {

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/tally-ledger/tally"
@@ -42,9 +39,7 @@ func rowOf(r tally.Redemption) redemptionRow {
 // rewardsRedemptions is `tally rewards redemptions`: the fulfillment queue, dead letters included, newest
 // first, a page at a time.
 func rewardsRedemptions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rewards redemptions", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("rewards redemptions", stderr)
 	status := fs.String("status", "", "only this state: pending, delivered, manual, dead (the dead letters) or refunded")
 	reward := fs.String("reward", "", "only this reward id")
 	limit := fs.Int("limit", 50, fmt.Sprintf("at most this many, newest first (1-%d)", tally.MaxRedemptionPage))
@@ -88,10 +83,9 @@ func rewardsRedemptions(ctx context.Context, args []string, stdout, stderr io.Wr
 		for _, r := range rs {
 			out.Redemptions = append(out.Redemptions, rowOf(r))
 		}
-		return json.NewEncoder(stdout).Encode(out)
+		return printJSON(stdout, out)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RECEIPT_ID\tREWARD_ID\tPOINTS\tSTATUS\tATTEMPTS\tCREATED\tLAST_ERROR")
+	tw := newTable(stdout, "RECEIPT_ID", "REWARD_ID", "POINTS", "STATUS", "ATTEMPTS", "CREATED", "LAST_ERROR")
 	for _, r := range rs {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\n", r.ReceiptID, r.RewardID, r.Points, r.Status, r.Attempts,
 			r.CreatedAt.Format(time.RFC3339), dash(oneLineText(r.LastError)))
@@ -107,9 +101,7 @@ func rewardsRedemptions(ctx context.Context, args []string, stdout, stderr io.Wr
 
 // rewardsRetry is `tally rewards retry RECEIPT_ID`: a dead letter queued again.
 func rewardsRetry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rewards retry", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("rewards retry", stderr)
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}

@@ -24,7 +24,7 @@ var catalogBackends = []struct {
 	name string
 	url  func(t *testing.T) string
 }{
-	{"sqlite", func(t *testing.T) string { db := tempDB(t); mustCLI(t, "migrate", "--db", db); return db }},
+	{"sqlite", migratedDB},
 	{"postgres", func(t *testing.T) string {
 		u, err := url.Parse(pgtest.URL(t))
 		if err != nil {
@@ -262,8 +262,7 @@ func TestCLIRewardsMissingDatabase(t *testing.T) {
 // TestCLICouponsFromStdin uploads codes piped in, as `tally rewards coupons add --file -` reads them. It
 // replaces os.Stdin, so it does not run in parallel.
 func TestCLICouponsFromStdin(t *testing.T) {
-	db := tempDB(t)
-	mustCLI(t, "migrate", "--db", db)
+	db := migratedDB(t)
 	mustCLI(t, "rewards", "create", "--db", db, "--id", "GIFT", "--name", "Gift card", "--cost", "10", "--method", "coupon")
 	path := filepath.Join(t.TempDir(), "piped.txt")
 	writeFile(t, path, "P-1\nP-2\n")

@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/tally-ledger/tally"
@@ -36,23 +33,29 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return run(ctx, args[1:], stdout, stderr)
 }
 
-// programmeFlag is the --programme flag every rules and tiers subcommand takes: the tiers and their
-// multipliers come from it, as in serve.
-func programmeFlag(fs *flag.FlagSet) *string {
-	return fs.String("programme", envDefault("TALLY_PROGRAMME", ""), "programme file, as given to serve (env TALLY_PROGRAMME)")
+// engineFlags are the flags every rules and tiers subcommand takes: --db, and --programme, which the
+// tiers and their multipliers come from, as in serve.
+type engineFlags struct {
+	*flag.FlagSet
+	db, programme *string
+}
+
+func newEngineFlags(name string, stderr io.Writer) engineFlags {
+	fs, db := dbFlagSet(name, stderr)
+	return engineFlags{fs, db, fs.String("programme", envDefault("TALLY_PROGRAMME", ""), "programme file, as given to serve (env TALLY_PROGRAMME)")}
 }
 
 // openEngine opens the database and an earning engine over it (seeding nothing: serve does).
-func openEngine(ctx context.Context, db, programmePath string) (*openedStore, *earning.Engine, error) {
+func (f engineFlags) openEngine(ctx context.Context) (*openedStore, *earning.Engine, error) {
 	programme := earning.DefaultProgramme()
-	if programmePath != "" {
-		p, err := earning.LoadProgramme(programmePath)
+	if *f.programme != "" {
+		p, err := earning.LoadProgramme(*f.programme)
 		if err != nil {
 			return nil, nil, err
 		}
 		programme = p
 	}
-	s, err := openExistingMigrated(ctx, db)
+	s, err := openExistingMigrated(ctx, *f.db)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -65,14 +68,12 @@ func openEngine(ctx context.Context, db, programmePath string) (*openedStore, *e
 }
 
 func rulesList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rules list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db, prog := dbFlag(fs), programmeFlag(fs)
+	fs := newEngineFlags("rules list", stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
-	s, e, err := openEngine(ctx, *db, *prog)
+	s, e, err := fs.openEngine(ctx)
 	if err != nil {
 		return err
 	}
@@ -82,10 +83,9 @@ func rulesList(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return catalogError("rules list", err)
 	}
 	if *asJSON {
-		return writeJSONTo(stdout, map[string]any{"rules": vs})
+		return printIndentedJSON(stdout, map[string]any{"rules": vs})
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVERSION\tACTIVE\tACTOR\tCHANGED\tDEFINITION")
+	tw := newTable(stdout, "NAME", "VERSION", "ACTIVE", "ACTOR", "CHANGED", "DEFINITION")
 	for _, v := range vs {
 		fmt.Fprintf(tw, "%s\t%d\t%v\t%s\t%s\t%s\n", v.Name, v.Version, v.Active, v.Actor, v.CreatedAt.Format(time.RFC3339), v.Definition)
 	}
@@ -93,16 +93,14 @@ func rulesList(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func rulesShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rules show", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db, prog := dbFlag(fs), programmeFlag(fs)
+	fs := newEngineFlags("rules show", stderr)
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("rules show takes one rule name")
 	}
-	s, e, err := openEngine(ctx, *db, *prog)
+	s, e, err := fs.openEngine(ctx)
 	if err != nil {
 		return err
 	}
@@ -111,13 +109,11 @@ func rulesShow(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return catalogError("rules show", err)
 	}
-	return writeJSONTo(stdout, map[string]any{"name": fs.Arg(0), "versions": vs})
+	return printIndentedJSON(stdout, map[string]any{"name": fs.Arg(0), "versions": vs})
 }
 
 func rulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rules test", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db, prog := dbFlag(fs), programmeFlag(fs)
+	fs := newEngineFlags("rules test", stderr)
 	file := fs.String("event", "", "a JSON file holding the event (any shape transaction/process takes)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
@@ -133,7 +129,7 @@ func rulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("rules test: %s", tally.ErrorMessage(err))
 	}
-	s, e, err := openEngine(ctx, *db, *prog)
+	s, e, err := fs.openEngine(ctx)
 	if err != nil {
 		return err
 	}
@@ -141,7 +137,7 @@ func rulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var hash string
 	if ev.Customer != "" {
 		if hash = ev.Customer; !tally.IsCustomerHash(strings.TrimPrefix(hash, "th_")) {
-			h, err := customerHasher(s, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			h, err := customerHasher(s, nil)
 			if err != nil {
 				return err
 			}
@@ -153,7 +149,7 @@ func rulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return catalogError("rules test", err)
 	}
-	return writeJSONTo(stdout, res)
+	return printIndentedJSON(stdout, res)
 }
 
 const tiersSubcommands = "show CUSTOMER or review [--period-end TIME]"
@@ -172,16 +168,14 @@ func runTiers(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func tiersShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("tiers show", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db, prog := dbFlag(fs), programmeFlag(fs)
+	fs := newEngineFlags("tiers show", stderr)
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("tiers show takes one customer (a raw id, or th_ and a customer hash)")
 	}
-	s, e, err := openEngine(ctx, *db, *prog)
+	s, e, err := fs.openEngine(ctx)
 	if err != nil {
 		return err
 	}
@@ -190,7 +184,7 @@ func tiersShow(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if h, ok := strings.CutPrefix(hash, "th_"); ok && tally.IsCustomerHash(h) {
 		hash = h
 	} else {
-		hasher, err := customerHasher(s, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		hasher, err := customerHasher(s, nil)
 		if err != nil {
 			return err
 		}
@@ -200,18 +194,16 @@ func tiersShow(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return catalogError("tiers show", err)
 	}
-	return writeJSONTo(stdout, map[string]any{"customer_hash": "th_" + hash, "standing": st})
+	return printIndentedJSON(stdout, map[string]any{"customer_hash": "th_" + hash, "standing": st})
 }
 
 func tiersReview(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("tiers review", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db, prog := dbFlag(fs), programmeFlag(fs)
+	fs := newEngineFlags("tiers review", stderr)
 	end := fs.String("period-end", "", "the end of the period to review (RFC 3339; default: the newest period that has ended)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
-	s, e, err := openEngine(ctx, *db, *prog)
+	s, e, err := fs.openEngine(ctx)
 	if err != nil {
 		return err
 	}
@@ -232,11 +224,5 @@ func tiersReview(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return catalogError("tiers review", err)
 	}
-	return writeJSONTo(stdout, rep)
-}
-
-func writeJSONTo(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return printIndentedJSON(stdout, rep)
 }

@@ -18,8 +18,7 @@ import (
 func TestCLIRulesAndTiers(t *testing.T) {
 	t.Parallel()
 	const programme = "../../testdata/programme.json"
-	db := tempDB(t)
-	mustCLI(t, "migrate", "--db", db)
+	db := migratedDB(t)
 	ctx := context.Background()
 	path := strings.TrimPrefix(db, "sqlite:")
 	store, err := sqlite.Open(ctx, path)

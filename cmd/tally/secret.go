@@ -26,6 +26,24 @@ func customerHasher(store *openedStore, log *slog.Logger) (*tally.CustomerHasher
 	if err != nil {
 		return nil, err
 	}
+	return newCustomerHasher(secret)
+}
+
+// existingCustomerHasher is customerHasher for commands that look customers up or write for them: a
+// missing secret is an error, never a new one, which would hash every customer to an account that is
+// not there.
+func existingCustomerHasher(store *openedStore) (*tally.CustomerHasher, error) {
+	secret, err := outsideSecret(store, nil, outsideSecretSpec{
+		env: "TALLY_CUSTOMER_SECRET", suffix: ".secret", what: "customer secret", mustExist: true,
+		pgRequired: "TALLY_CUSTOMER_SECRET is required with PostgreSQL: the secret serve hashes customer ids with",
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newCustomerHasher(secret)
+}
+
+func newCustomerHasher(secret string) (*tally.CustomerHasher, error) {
 	h, err := tally.NewCustomerHasher([]byte(secret))
 	if err != nil {
 		return nil, fmt.Errorf("customer secret: %w", err)

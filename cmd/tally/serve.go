@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -58,8 +57,7 @@ type serveConfig struct {
 }
 
 func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("serve", stderr)
 	c := &serveConfig{}
 	fs.StringVar(&c.addr, "addr", envDefault("TALLY_ADDR", "127.0.0.1:8080"), "listen address (env TALLY_ADDR)")
 	db := dbFlag(fs)
@@ -456,19 +454,14 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 func purgeLoop(ctx context.Context, s interface {
 	PurgeOutcomes(context.Context, time.Time) (int64, error)
 }, retention time.Duration, log *slog.Logger) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
+	purge := func() {
 		n, err := s.PurgeOutcomes(ctx, time.Now().Add(-retention))
 		if err != nil && ctx.Err() == nil {
 			log.Warn("purge of old event outcomes failed", "err", err)
 		} else if n > 0 {
 			log.Info("purged old event outcomes", "count", n)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 	}
+	purge()
+	runEvery(ctx, time.Hour, purge)
 }

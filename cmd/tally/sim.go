@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,8 +14,7 @@ import (
 
 // runSim runs the Genesys emulator against a running tally serve and checks the ledger's invariants.
 func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("sim", stderr)
 	var cfg sim.Config
 	fs.StringVar(&cfg.Target, "target", "http://127.0.0.1:8080", "base URL of the Tally the emulator calls")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a target that is not on this machine (the run writes customers and rewards there)")
@@ -62,9 +59,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("sim: %w", err)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(rep)
+		err = printIndentedJSON(stdout, rep)
 	} else {
 		err = rep.Print(stdout)
 	}

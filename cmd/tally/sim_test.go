@@ -239,12 +239,10 @@ func TestSimDetectsBrokenTarget(t *testing.T) {
 					forward(w, r)
 					return
 				}
-				body, err := io.ReadAll(r.Body)
-				if err != nil {
-					http.Error(w, err.Error(), http.StatusBadRequest)
+				body, ok := peekBody(w, r)
+				if !ok {
 					return
 				}
-				r.Body = io.NopCloser(bytes.NewReader(body))
 				// Events only (not the agent's redemptions, which carry an idempotency_key).
 				if !bytes.Contains(body, []byte(`"idempotency_key"`)) && events.Add(1) == 10 {
 					tt.tamper(t, w, r, body, forward)
@@ -281,6 +279,18 @@ func proxyTo(t *testing.T, base string, handle func(w http.ResponseWriter, r *ht
 	return srv.URL
 }
 
+// peekBody reads a proxied request's body and puts it back for forwarding. It answers 400 itself, and
+// returns false, when the body cannot be read.
+func peekBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return nil, false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return body, true
+}
+
 var testIDs atomic.Int64
 
 // newTestID is a fresh identifier for a doubled event.
@@ -303,12 +313,10 @@ func TestSimHonoursRetryAfter(t *testing.T) {
 			forward(w, r)
 			return
 		}
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		body, ok := peekBody(w, r)
+		if !ok {
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
 		mu.Lock()
 		at, seen := refused[string(body)]
 		refuse := !seen && n.Add(1)%7 == 0

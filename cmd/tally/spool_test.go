@@ -36,13 +36,7 @@ func TestServeReplaysSpoolAtStart(t *testing.T) {
 	s := startServe(t, "--db", db, "--spool", path)
 	id, secret := createClient(t, db, "ledger:read")
 	tok := fetchToken(t, s.base, id, secret)
-	deadline := time.Now().Add(30 * time.Second)
-	for lookup(t, s.base, tok, "carol")["balance"] != float64(42) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the spool left by an earlier run was not replayed: %v", lookup(t, s.base, tok, "carol"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitForBalance(t, s.base, tok, "carol", 42, "the spool left by an earlier run was not replayed")
 	if err := s.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -67,13 +61,7 @@ func TestServeReplaysJetStreamAtStart(t *testing.T) {
 	s := startServe(t, "--db", db, "--nats", natstest.URL(t), "--nats-stream", stream)
 	id, secret := createClient(t, db, "ledger:read")
 	tok := fetchToken(t, s.base, id, secret)
-	deadline := time.Now().Add(30 * time.Second)
-	for lookup(t, s.base, tok, "dana")["balance"] != float64(10) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the JetStream spool was not replayed: %v", lookup(t, s.base, tok, "dana"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitForBalance(t, s.base, tok, "dana", 10, "the JetStream spool was not replayed")
 }
 
 // TestServeSpoolFlags: the spool's flags and their environment fallbacks.
@@ -94,5 +82,18 @@ func TestServeSpoolFlags(t *testing.T) {
 		if _, err := parseServe([]string{"--spool-max-bytes", bad}, io.Discard); err == nil || !strings.Contains(err.Error(), "spool-max-bytes") {
 			t.Fatalf("--spool-max-bytes %s: %v", bad, err)
 		}
+	}
+}
+
+// waitForBalance waits up to 30 seconds for serve at base to answer customer's balance as want: a
+// replayed spool is applied in the background.
+func waitForBalance(t *testing.T, base, tok, customer string, want float64, failure string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for lookup(t, base, tok, customer)["balance"] != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", failure, lookup(t, base, tok, customer))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,9 +12,7 @@ import (
 )
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("verify", stderr)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "print no progress")
 	allowUnsealed := fs.Bool("allow-unsealed", false, "accept a ledger without a chain seal (written before the ledger key existed): every hash is checked as unkeyed")
@@ -24,25 +20,16 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
-	s, err := openExisting(ctx, *db)
+	s, err := openKeyed(ctx, *db, openCurrent)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	if ok, err := s.MigrationsCurrent(ctx); err != nil {
-		return err
-	} else if !ok {
-		return fmt.Errorf("the database schema is not current: run 'tally migrate' first")
-	}
-	key, err := existingLedgerKey(s)
-	if err != nil {
-		return err
-	}
-	opts := ledger.VerifyOptions{Key: key, AllowUnsealed: *allowUnsealed}
+	opts := ledger.VerifyOptions{Key: s.key, AllowUnsealed: *allowUnsealed}
 	defaulted := false
 	if *checkpoints == "" && s.kind == "sqlite" {
 		// The file serve and tally checkpoint keep beside an embedded database, when there is one.
-		if def, _ := checkpointPath(s, ""); fileExists(def) {
+		if def, _ := checkpointPath(s.openedStore, ""); fileExists(def) {
 			*checkpoints, defaulted = def, true
 		}
 	}
@@ -74,7 +61,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(rep)
+		return printJSON(stdout, rep)
 	}
 	fmt.Fprintf(stdout, "ledger verified: %d accounts, %d transactions, %d postings, all chains intact, balances sum to zero (%s)\n",
 		rep.Accounts, rep.Transactions, rep.Postings, time.Since(start).Round(time.Millisecond))

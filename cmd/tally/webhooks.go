@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -37,9 +36,7 @@ func runWebhooks(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("webhooks needs a subcommand: %s", webhooksSubcommands)
 	}
 	name, args := args[0], args[1:]
-	fs := flag.NewFlagSet("webhooks "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := dbFlag(fs)
+	fs, db := dbFlagSet("webhooks "+name, stderr)
 	url := fs.String("url", "", "the receiver's URL (create, update)")
 	events := fs.String("events", "", "comma-separated event types: "+strings.Join(tally.EventTypes, ", ")+" (create, update)")
 	filterSrc := fs.String("filter", "", "deliver only events whose body matches this filter expression, e.g. \"$.data.points >= 100\" (create, update)")
@@ -65,23 +62,19 @@ func runWebhooks(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	default:
 		return fmt.Errorf("unknown webhooks subcommand %q: expected %s", name, webhooksSubcommands)
 	}
-	s, err := openExistingMigrated(ctx, *db)
+	s, err := openKeyed(ctx, *db, openExistingMigrated)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	key, err := existingLedgerKey(s)
+	signer, err := webhookSigner(s.key)
 	if err != nil {
 		return err
 	}
-	signer, err := webhookSigner(key)
-	if err != nil {
-		return err
-	}
-	subs := &webhooks.Subscriptions{Store: s, Signer: signer}
+	subs := &webhooks.Subscriptions{Store: s.openedStore, Signer: signer}
 	show := func(v any, text string) error {
 		if *asJSON {
-			return json.NewEncoder(stdout).Encode(v)
+			return printJSON(stdout, v)
 		}
 		_, err := fmt.Fprint(stdout, text)
 		return err
