@@ -37,6 +37,7 @@ type serveConfig struct {
 	extIssuer, extAudience, extJWKS        string
 	demo, logRequests, hsts                bool
 	authFailures, clientRate, clientBurst  int
+	gcPercent                              int
 	authWindow, authLockout                time.Duration
 	bodyLimit, maxInFlight                 int
 	breakerFailures                        int
@@ -98,6 +99,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		{&c.authFailures, "auth-failures", "TALLY_AUTH_FAILURES", 10, "failed client authentications per client id, and per source address, within --auth-failure-window that lock /oauth/token out for them"},
 		{&c.clientRate, "client-rate", "TALLY_CLIENT_RATE", 10000, "requests a second each OAuth client may make on this replica (0: no limit)"},
 		{&c.clientBurst, "client-burst", "TALLY_CLIENT_BURST", 0, "requests an OAuth client may make at once above --client-rate (default twice the rate)"},
+		{&c.gcPercent, "gc-percent", "TALLY_GC_PERCENT", defaultGCPercent, "Go's garbage collector target: the heap may grow by this percent of the live heap between collections (GOGC in the environment wins)"},
 	}
 	var intGets []func() (int, error)
 	for _, i := range ints {
@@ -191,6 +193,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	if c.expiryRate, err = expiryRate(); err != nil {
 		return nil, err
 	}
+	if c.gcPercent <= 0 {
+		return nil, errors.New("--gc-percent must be positive")
+	}
 	if c.expiryRate == 0 {
 		return nil, errors.New("--expiry-rate must not be 0 (a negative number runs the expiry job unpaced)")
 	}
@@ -209,6 +214,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	setGCPercent(c.gcPercent, log)
 	return serve(ctx, c, log, stdout, nil)
 }
 
