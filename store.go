@@ -219,4 +219,9 @@ type WriteTx interface {
 	// each active subscription of its type (and, for points.expiring_soon, of its Days). An event already
 	// written for a subscription is left as it was. With no subscription it writes nothing.
 	InsertEvents(ctx context.Context, events []Event) error
+	// EventsWanted starts finding out whether any webhook subscription is active, so that a writer need
+	// not build the events of a batch that nobody subscribes to; the returned func answers. The answer is
+	// as of a moment between this call and the answer (a store may send the question with its next read).
+	// A subscription therefore receives the events of the ledger writes that start after it is created.
+	EventsWanted(ctx context.Context) func() (bool, error)
 }

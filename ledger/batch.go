@@ -118,6 +118,8 @@ type batchRun struct {
 	now     time.Time
 	results []result
 	rerun   []bool // ops not decided in this batch: commit them again in another
+	// eventsWanted answers whether any webhook subscription is active (asked with the account locks).
+	eventsWanted func() (bool, error)
 
 	leader   map[tally.OutcomeKey]int           // the first op of each key
 	stored   map[tally.OutcomeKey]tally.Outcome // outcomes that existed before this batch
@@ -246,6 +248,9 @@ func (b *batchRun) lock(ctx context.Context) error {
 		}
 	}
 	lockIDs, createIDs = sortedUnique(lockIDs), sortedUnique(createIDs)
+	if len(lockIDs) > 0 {
+		b.eventsWanted = b.tx.EventsWanted(ctx) // answered with the lock's round trip
+	}
 	if len(createIDs) > 0 {
 		if err := b.tx.EnsureAccounts(ctx, createIDs, b.now); err != nil {
 			return err

@@ -107,6 +107,12 @@ func TierChangedEvent(account, change, from, to, reason string, at time.Time) (t
 // writeEvents adds the events of the batch's transactions to the webhook outbox, in the batch's
 // database transaction: an event exists if and only if its transaction committed.
 func (b *batchRun) writeEvents(ctx context.Context) error {
+	if b.eventsWanted == nil {
+		b.eventsWanted = b.tx.EventsWanted(ctx)
+	}
+	if want, err := b.eventsWanted(); err != nil || !want {
+		return err // nobody subscribes: the events are not built
+	}
 	var events []tally.Event
 	for _, i := range b.fresh {
 		t := b.txOf[i]

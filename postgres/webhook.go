@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tally-ledger/tally"
 )
@@ -47,6 +48,24 @@ func (w *writeTx) InsertEvents(ctx context.Context, events []tally.Event) error 
 	}
 	w.exec("insert events", insertEventsSQL, eventArgs(events)...)
 	return nil
+}
+
+// EventsWanted implements tally.WriteTx: the question rides with the transaction's next statement.
+func (w *writeTx) EventsWanted(ctx context.Context) func() (bool, error) {
+	known, active := false, false
+	w.pending = append(w.pending, deferred{op: "webhook subscriptions", sql: `SELECT 1 FROM webhook_subscriptions WHERE active LIMIT 1`,
+		check: func(tag pgconn.CommandTag) error {
+			known, active = true, tag.RowsAffected() > 0
+			return nil
+		}})
+	return func() (bool, error) {
+		if !known { // no statement was sent since the question: ask it now
+			if err := w.flush(ctx); err != nil {
+				return false, err
+			}
+		}
+		return active, nil
+	}
 }
 
 // EmitEvents writes events outside a ledger write.

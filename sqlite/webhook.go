@@ -17,16 +17,26 @@ func (w *writeTx) InsertEvents(ctx context.Context, events []tally.Event) error 
 	return insertEvents(ctx, w.tx, events)
 }
 
+// EventsWanted implements tally.WriteTx (SQLite reads are local: the answer is read now).
+func (w *writeTx) EventsWanted(ctx context.Context) func() (bool, error) {
+	active, err := subscriptionsActive(ctx, w.tx)
+	return func() (bool, error) { return active, err }
+}
+
+func subscriptionsActive(ctx context.Context, tx *sql.Tx) (bool, error) {
+	var any bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_subscriptions WHERE active = 1)`).Scan(&any); err != nil {
+		return false, wrap(err, "read webhook subscriptions")
+	}
+	return any, nil
+}
+
 func insertEvents(ctx context.Context, tx *sql.Tx, events []tally.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	var any bool
-	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_subscriptions WHERE active = 1)`).Scan(&any); err != nil {
-		return wrap(err, "read webhook subscriptions")
-	}
-	if !any {
-		return nil
+	if any, err := subscriptionsActive(ctx, tx); err != nil || !any {
+		return err
 	}
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO webhook_deliveries
 			(event_id, subscription_id, event_type, account_id, tx_seq, payload, status, next_attempt_at, created_at, updated_at)

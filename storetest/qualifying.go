@@ -88,6 +88,9 @@ func testQualifyingBound(t *testing.T, h Harness) {
 	}
 }
 
+// newAccountBound is where a new account's qualifying bound (0) starts: it holds for every window.
+var newAccountBound = time.Unix(0, 0).UTC()
+
 // bound reads the account's qualifying bound as the ledger sees it under the lock.
 func (p *programmeEnv) bound(account string) (int64, time.Time) {
 	p.t.Helper()

@@ -25,11 +25,38 @@ func testWebhooks(t *testing.T, h Harness) {
 			t.Fatal(err)
 		}
 	}
+	// wanted asks a write transaction whether events are wanted, answered with a later read (then) or,
+	// with none, on its own.
+	wanted := func(then bool) bool {
+		t.Helper()
+		var want bool
+		err := e.store.Update(e.ctx, func(ctx context.Context, tx tally.WriteTx) error {
+			answer := tx.EventsWanted(ctx)
+			if then {
+				if _, err := tx.LockAccounts(ctx, []string{e.customer("nobody")}); err != nil {
+					return err
+				}
+			}
+			var err error
+			want, err = answer()
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return want
+	}
 	c := e.customer("webhook-customer")
 	e.mustAccrue(c, "before", 10) // no subscription yet: no event
+	put("whs_off", []string{tally.EventPointsEarned}, 0, false)
+	if wanted(false) || wanted(true) {
+		t.Fatal("events wanted with no active subscription")
+	}
 	put("whs_money", []string{tally.EventPointsEarned, tally.EventPointsRedeemed}, 0, true)
 	put("whs_soon", []string{tally.EventPointsExpiringSoon}, 7, true)
-	put("whs_off", []string{tally.EventPointsEarned}, 0, false)
+	if !wanted(false) || !wanted(true) {
+		t.Fatal("events not wanted with active subscriptions")
+	}
 
 	earned := e.mustAccrue(c, "w1", 100)
 	redeemed := e.mustWrite(ledger.Request{Kind: tally.KindRedemption, Account: c, Key: "w2", Amount: 30})

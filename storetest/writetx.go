@@ -207,7 +207,7 @@ func testRoundTrip(t *testing.T, w *wtx) {
 	if got, err := w.store.Transaction(w.ctx, reversal.Seq); err != nil || !reflect.DeepEqual(got, reversal) {
 		t.Fatalf("Transaction(%d) = %+v, %v\nwant %+v", reversal.Seq, got, err, reversal)
 	}
-	want := tally.Account{ID: alice, Status: tally.StatusFrozen, BalanceVersion: 2, LastTxHash: "h-k2", CreatedAt: t0}
+	want := tally.Account{ID: alice, Status: tally.StatusFrozen, BalanceVersion: 2, LastTxHash: "h-k2", CreatedAt: t0, QualifyingFrom: newAccountBound}
 	if a := w.account(alice); a != want {
 		t.Fatalf("Account = %+v, want %+v", a, want)
 	}
@@ -395,7 +395,7 @@ func testEnsureAccounts(t *testing.T, w *wtx) {
 	if a := w.account(alice); a != frozen {
 		t.Fatalf("existing account after EnsureAccounts = %+v, want %+v", a, frozen)
 	}
-	want := tally.Account{ID: bob, Status: tally.StatusActive, CreatedAt: later}
+	want := tally.Account{ID: bob, Status: tally.StatusActive, CreatedAt: later, QualifyingFrom: newAccountBound}
 	if a := w.account(bob); a != want {
 		t.Fatalf("new account = %+v, want %+v", a, want)
 	}
