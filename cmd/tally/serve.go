@@ -437,6 +437,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("tally serving", "addr", base, "store", store.kind)
+	logTrustedProxies(c, log)
 	fmt.Fprintf(stdout, "tally: listening on %s (store: %s)\n", base, store.kind)
 	if ready != nil {
 		select {
@@ -470,6 +471,22 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	}
 	log.Info("stopped")
 	return shutdownErr
+}
+
+// logTrustedProxies says whose forwarding header the abuse limits believe, and warns of a range that
+// takes in every address: any client could then name itself whatever address it likes.
+func logTrustedProxies(c *serveConfig, log *slog.Logger) {
+	if len(c.trustedProxies) == 0 {
+		return
+	}
+	cidrs := make([]string, len(c.trustedProxies))
+	for i, p := range c.trustedProxies {
+		cidrs[i] = p.String()
+		if p.Bits() == 0 {
+			log.Warn("--trusted-proxies trusts every address: any client can choose the source address the abuse limits count", "cidr", p.String())
+		}
+	}
+	log.Info("trusted proxies", "cidrs", strings.Join(cidrs, ","), "header", c.forwardedHeader)
 }
 
 // purgeLoop removes event outcomes older than the retention, hourly.

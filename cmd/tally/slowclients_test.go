@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -150,6 +151,16 @@ func TestServeTrustedProxyFlags(t *testing.T) {
 	if !slices.Equal(c.trustedProxies, want) || c.forwardedHeader != "Forwarded" || c.portalRate != 0 || c.portalBurst != 0 {
 		t.Fatalf("set: %v %q %d %d", c.trustedProxies, c.forwardedHeader, c.portalRate, c.portalBurst)
 	}
+	// A range of every address is accepted (a test bed may want it) but warned of.
+	c, err = parseServe([]string{"--trusted-proxies", "10.0.0.0/8,0.0.0.0/0"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	logTrustedProxies(c, slog.New(slog.NewTextHandler(&logs, nil)))
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "cidr=0.0.0.0/0") {
+		t.Errorf("no warning for 0.0.0.0/0:\n%s", logs.String())
+	}
 	for _, bad := range [][]string{
 		{"--trusted-proxies", "10.0.0.0/33"}, {"--trusted-proxies", "proxy.internal"}, {"--trusted-proxies", "10.0.0.0/8;10.1.0.0/16"},
 		{"--trusted-proxies", "fe80::1%eth0"}, {"--trusted-proxy-header", "X-Real-IP"}, {"--portal-rate", "-1"}, {"--portal-burst", "x"},
@@ -164,8 +175,12 @@ func TestServeTrustedProxyFlags(t *testing.T) {
 // portal session routes count each client the trusted proxy (here loopback) names on its own.
 func TestServeBehindTrustedProxy(t *testing.T) {
 	t.Parallel()
-	s := startServe(t, "--db", "sqlite:"+filepath.Join(t.TempDir(), "tally.db"),
+	logs := &syncBuffer{}
+	s := startServeLogged(t, slog.New(slog.NewJSONHandler(logs, nil)), "--db", "sqlite:"+filepath.Join(t.TempDir(), "tally.db"),
 		"--trusted-proxies", "127.0.0.0/8", "--portal-rate", "1", "--portal-burst", "2")
+	if want := `"msg":"trusted proxies","cidrs":"127.0.0.0/8","header":"X-Forwarded-For"`; !strings.Contains(logs.String(), want) {
+		t.Errorf("the log does not say whom serve trusts (%s):\n%s", want, logs)
+	}
 	verify := func(client string) (int, string) {
 		req := mustRequest(t, "POST", s.base+"/v1/portal/session/verify")
 		req.Header.Set("X-Forwarded-For", "192.0.2.1, "+client)
