@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/api"
 	"github.com/tally-ledger/tally/api/apitest"
 )
 
@@ -248,5 +251,55 @@ func FuzzRulesAdminRequest(f *testing.F) {
 		}
 		r := routes[int(op)%len(routes)]
 		fs.serve(t, r.method, r.path, fs.token, body)
+	})
+}
+
+// FuzzForwardingHeaders fuzzes X-Forwarded-For and Forwarded as a trusted proxy sends them (httptest's
+// peer, 192.0.2.1, is trusted), on the routes that read the client address: the token endpoint (its
+// lockout) and the portal session routes (their rate), with each header mode. Whatever the headers,
+// the answer is one the API defines (a wrong secret is 401, then 429 once locked out; a session route's
+// answer is checkAnswer's): a malformed header is the peer's request, never a 5xx.
+func FuzzForwardingHeaders(f *testing.F) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")}
+	servers := map[bool]*apitest.Server{}
+	for _, forwarded := range []bool{false, true} {
+		opts := api.Options{TrustedProxies: trusted, PortalRate: 1e6}
+		if forwarded {
+			opts.ForwardedHeader = api.HeaderForwarded
+		}
+		servers[forwarded] = apitest.Start(f, apitest.SQLite, apitest.Config{Options: opts})
+	}
+	f.Add(false, false, "203.0.113.7", "")
+	f.Add(false, true, "192.0.2.99, 203.0.113.7, 192.0.2.2", "for=203.0.113.7")
+	f.Add(true, false, "[2001:db8::1]:80", `for="[2001:db8::1]:4711";proto=https, for=192.0.2.3`)
+	f.Add(true, true, "garbage,,", `for="unterminated, for=_hidden;by=unknown`)
+	f.Add(true, false, "::ffff:192.0.2.1%eth0", "FOR=1.2.3.4;for=5.6.7.8")
+	f.Fuzz(func(t *testing.T, forwarded, token bool, xffValue, forwardedValue string) {
+		if !isHeaderSafe(xffValue) || !isHeaderSafe(forwardedValue) {
+			return // not a header value a client can send
+		}
+		path, body := "/v1/portal/session/verify", `{"customer_hash":"c-fuzz"}`
+		if token {
+			path, body = "/oauth/token", "grant_type=client_credentials&client_id=tly_fuzz&client_secret=x"
+		}
+		req := httptest.NewRequest("POST", path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if token {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		req.Header.Set("X-Forwarded-For", xffValue)
+		req.Header.Set("Forwarded", forwardedValue)
+		rec := httptest.NewRecorder()
+		servers[forwarded].HTTP.Config.Handler.ServeHTTP(rec, req)
+		what := path + " with X-Forwarded-For " + strconv.Quote(xffValue) + " and Forwarded " + strconv.Quote(forwardedValue)
+		if token && rec.Code != http.StatusTooManyRequests {
+			// The token endpoint answers OAuth's own JSON errors (RFC 6749), not problems; its lockouts are
+			// problems. A wrong secret is 401, whoever the headers say sent it.
+			if rec.Code != http.StatusUnauthorized {
+				t.Fatalf("%s: %d %s, want 401 or 429", what, rec.Code, rec.Body)
+			}
+			return
+		}
+		checkAnswer(t, what, []byte(body), rec)
 	})
 }

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"time"
 
@@ -38,11 +36,12 @@ func limited(after time.Duration, format string, args ...any) error {
 // no log line; the lockout itself is logged once, when it starts. A client that knows its secret gets a
 // token again once the lockout is over.
 //
-// The source address is the TCP peer: behind a proxy or a load balancer it is the proxy's, and the
-// per-address limit then counts every caller together (see SECURITY.md).
+// The source address is the client's (Server.source): the TCP peer, or, from a trusted proxy, the
+// address its forwarding header names. Behind a proxy that is not trusted every caller has the proxy's
+// address, and the per-address limit counts them all together (see SECURITY.md).
 func (s *Server) guardToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		keys := tokenFailureKeys(r, s.opts.BodyLimit)
+		keys := tokenFailureKeys(r, s.opts.BodyLimit, s.source(r))
 		for _, k := range keys {
 			if d := s.authFailures.Locked(r.Context(), k.key); d > 0 {
 				writeError(w, r, limited(d, "too many failed client authentications from this %s; retry after the lockout", k.kind))
@@ -70,8 +69,8 @@ type failureKey struct {
 }
 
 // tokenFailureKeys are the keys a token request's failures count against: its client id (Basic user
-// or client_id form field) and its source address (an IPv6 address's /64: one host gets a whole /64).
-func tokenFailureKeys(r *http.Request, limit int64) []failureKey {
+// or client_id form field) and its source address (as Server.source gives it).
+func tokenFailureKeys(r *http.Request, limit int64, source string) []failureKey {
 	var keys []failureKey
 	if id := tokenClientID(r, limit); id != "" {
 		shown := id
@@ -80,20 +79,7 @@ func tokenFailureKeys(r *http.Request, limit int64) []failureKey {
 		}
 		keys = append(keys, failureKey{"client_id", "client:" + id, shown})
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if a, err := netip.ParseAddr(host); err == nil {
-		a = a.Unmap()
-		if a.Is6() {
-			p, _ := a.Prefix(64)
-			host = p.String()
-		} else {
-			host = a.String()
-		}
-	}
-	return append(keys, failureKey{"address", "addr:" + host, host})
+	return append(keys, failureKey{"address", "addr:" + source, source})
 }
 
 // tokenClientID finds the client id a token request names, without consuming its body: the handler
@@ -135,4 +121,18 @@ func (s *Server) limitClient(w http.ResponseWriter, r *http.Request, clientID st
 	}
 	writeError(w, r, limited(wait, "this client is over its request rate; retry after the Retry-After"))
 	return false
+}
+
+// limitPortal bounds the requests each source address (Server.source) makes to the portal session
+// routes (Options PortalRate and PortalBurst): beyond it 429 with the Retry-After of its next token. It
+// runs before the session token is verified and before the body is read, so that a flood of made-up
+// tokens costs a map look-up each. The bucket is per replica, like the OAuth clients' (ratelimit.Buckets).
+func (s *Server) limitPortal(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ok, wait := s.portalRate.Take(s.source(r)); !ok {
+			writeError(w, r, limited(wait, "too many portal session requests from this address; retry after the Retry-After"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -1160,6 +1160,7 @@ func oaFaults(t *testing.T, c *oaContract) {
 			ok("catalog", "GET", "/v1/portal/catalog", session, nil, 429),
 			ok("redeem", "POST", "/v1/portal/redeem", session, []byte(`{"customer_hash":"`+bob+`","reward_id":"R1","point_cost":1,"idempotency_key":"o1"}`), 429),
 			ok("refresh", "POST", "/v1/portal/session/refresh", session, nil, 429),
+			ok("verify", "POST", "/v1/portal/session/verify", session, []byte(`{"customer_hash":"`+bob+`"}`), 429),
 			ok("receipt", "GET", "/v1/portal/receipts/rcp_000000000000000000000000", session, nil, 429),
 			ok("put reward", "PUT", "/v1/catalog/rewards/R1", all, []byte(`{"name":"x","point_cost":1,"fulfillment_method":"email"}`), 429),
 			ok("create reward", "POST", "/v1/catalog/rewards", all, []byte(`{"reward_id":"R1","name":"x","point_cost":1,"fulfillment_method":"email"}`), 429),

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -69,6 +70,17 @@ type Options struct {
 	ClientRate           float64 // requests a second each OAuth client may make, after authentication (0: no limit)
 	ClientBurst          int     // requests an OAuth client may make at once above its rate (default 2 s of ClientRate)
 	HSTS                 bool    // send Strict-Transport-Security on every answer (the server is reached over TLS)
+	// PortalRate is the requests a second each source address may make to the portal session routes
+	// (0: no limit); PortalBurst how many at once above it (default 2 s of PortalRate).
+	PortalRate  float64
+	PortalBurst int
+	// TrustedProxies are the proxies (load balancers) whose ForwardedHeader names the client: a request
+	// from one of them counts against the address it names, not the proxy's (see clientaddr.go). None:
+	// every request is its TCP peer's.
+	TrustedProxies []netip.Prefix
+	// ForwardedHeader is the header the trusted proxies write the client's address in: HeaderXForwardedFor
+	// (the default) or HeaderForwarded.
+	ForwardedHeader string
 }
 
 // Server is the HTTP service.
@@ -85,6 +97,7 @@ type Server struct {
 
 	authFailures ratelimit.Failures
 	clientRate   *ratelimit.Buckets
+	portalRate   *ratelimit.Buckets
 }
 
 // New builds the server and its route table.
@@ -128,8 +141,15 @@ func New(d Deps, opts Options) *Server {
 	if opts.ClientBurst <= 0 {
 		opts.ClientBurst = int(math.Ceil(2 * opts.ClientRate))
 	}
+	if opts.PortalBurst <= 0 {
+		opts.PortalBurst = int(math.Ceil(2 * opts.PortalRate))
+	}
+	if opts.ForwardedHeader == "" {
+		opts.ForwardedHeader = HeaderXForwardedFor
+	}
 	s := &Server{Deps: d, opts: opts, log: d.Logger, metrics: d.Metrics, slots: make(chan struct{}, opts.MaxInFlight),
-		authFailures: d.AuthFailures, clientRate: ratelimit.NewBuckets(opts.ClientRate, opts.ClientBurst)}
+		authFailures: d.AuthFailures, clientRate: ratelimit.NewBuckets(opts.ClientRate, opts.ClientBurst),
+		portalRate: ratelimit.NewBuckets(opts.PortalRate, opts.PortalBurst)}
 	s.handler = s.observe(s.secure(s.cors(s.routes())))
 	s.startSpool()
 	return s
@@ -187,8 +207,8 @@ func (s *Server) routes() http.Handler {
 
 	mux.Handle("GET /portal/", portalFiles(s.opts.CORSOrigins))
 	mux.Handle("GET /v1/portal/me", s.admit(http.HandlerFunc(s.handlePortalMe)))
-	mux.Handle("POST /v1/portal/session/refresh", s.admit(http.HandlerFunc(s.handleSessionRefresh)))
-	mux.Handle("POST /v1/portal/session/verify", s.admit(http.HandlerFunc(s.handleSessionVerify)))
+	mux.Handle("POST /v1/portal/session/refresh", s.limitPortal(s.admit(http.HandlerFunc(s.handleSessionRefresh))))
+	mux.Handle("POST /v1/portal/session/verify", s.limitPortal(s.admit(http.HandlerFunc(s.handleSessionVerify))))
 	mux.Handle("GET /v1/portal/catalog", s.admit(http.HandlerFunc(s.handlePortalCatalog)))
 	mux.Handle("POST /v1/portal/redeem", s.admit(http.HandlerFunc(s.handlePortalRedeem)))
 	mux.Handle("GET /v1/portal/receipts/{id}", s.admit(http.HandlerFunc(s.handlePortalReceipt)))

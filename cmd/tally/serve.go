@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -38,6 +39,9 @@ type serveConfig struct {
 	demo, logRequests, hsts                bool
 	authFailures, clientRate, clientBurst  int
 	gcPercent                              int
+	portalRate, portalBurst                int
+	trustedProxies                         []netip.Prefix
+	forwardedHeader                        string
 	authWindow, authLockout                time.Duration
 	bodyLimit, maxInFlight                 int
 	breakerFailures                        int
@@ -83,6 +87,8 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.pointValue, "point-value", envDefault("TALLY_POINT_VALUE", ""), "money per point in the reports, such as 0.01 (env TALLY_POINT_VALUE; default points only)")
 	fs.StringVar(&c.currency, "currency", envDefault("TALLY_CURRENCY", ""), "ISO 4217 currency of --point-value, such as EUR (env TALLY_CURRENCY)")
 	fs.BoolVar(&c.hsts, "hsts", envDefault("TALLY_HSTS", "") == "true", "send Strict-Transport-Security: clients reach the server over TLS (a proxy terminates it) (env TALLY_HSTS=true)")
+	trustedProxies := fs.String("trusted-proxies", envDefault("TALLY_TRUSTED_PROXIES", ""), "comma-separated CIDRs of the proxies (load balancers) whose --trusted-proxy-header names the client: abuse limits and logs then use the client's address, not the proxy's (env TALLY_TRUSTED_PROXIES; default none: the TCP peer)")
+	forwardedHeader := fs.String("trusted-proxy-header", envDefault("TALLY_TRUSTED_PROXY_HEADER", api.HeaderXForwardedFor), "the header the --trusted-proxies append the client's address to: X-Forwarded-For or Forwarded (RFC 7239) (env TALLY_TRUSTED_PROXY_HEADER)")
 	fs.BoolVar(&c.logRequests, "log-requests", envDefault("TALLY_LOG_REQUESTS", "") == "true", "log every request (env TALLY_LOG_REQUESTS=true)")
 	ints := []struct {
 		p    *int
@@ -100,6 +106,8 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		{&c.clientRate, "client-rate", "TALLY_CLIENT_RATE", 10000, "requests a second each OAuth client may make on this replica (0: no limit)"},
 		{&c.clientBurst, "client-burst", "TALLY_CLIENT_BURST", 0, "requests an OAuth client may make at once above --client-rate (default twice the rate)"},
 		{&c.gcPercent, "gc-percent", "TALLY_GC_PERCENT", defaultGCPercent, "Go's garbage collector target: the heap may grow by this percent of the live heap between collections (GOGC in the environment wins)"},
+		{&c.portalRate, "portal-rate", "TALLY_PORTAL_RATE", 20, "requests a second each source address may make to the portal session routes on this replica (0: no limit)"},
+		{&c.portalBurst, "portal-burst", "TALLY_PORTAL_BURST", 40, "requests a source address may make at once above --portal-rate (0: twice the rate)"},
 	}
 	var intGets []func() (int, error)
 	for _, i := range ints {
@@ -150,12 +158,18 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		return nil, fmt.Errorf("--cors-origins: %w", err)
 	}
 	c.corsOrigins = origins
+	if c.trustedProxies, err = api.ParseTrustedProxies(*trustedProxies); err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	if c.forwardedHeader, err = api.ParseForwardedHeader(*forwardedHeader); err != nil {
+		return nil, fmt.Errorf("--trusted-proxy-header: %w", err)
+	}
 	for n, get := range intGets {
 		v, err := get()
 		if err != nil {
 			return nil, err
 		}
-		if v < 0 || v == 0 && !slices.Contains([]string{"batch-workers", "client-rate", "client-burst"}, ints[n].name) {
+		if v < 0 || v == 0 && !slices.Contains([]string{"batch-workers", "client-rate", "client-burst", "portal-rate", "portal-burst"}, ints[n].name) {
 			return nil, fmt.Errorf("--%s must be positive", ints[n].name)
 		}
 		*ints[n].p = v
@@ -359,6 +373,8 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 		LookupDeadline: c.lookupDeadline, WriteDeadline: c.writeDeadline, SessionTTL: c.sessionTTL, LogRequests: c.logRequests,
 		CORSOrigins: c.corsOrigins, ReadMaxStaleness: c.readMaxStaleness, PointValue: c.pointValue, Currency: c.currency,
 		ClientRate: float64(c.clientRate), ClientBurst: c.clientBurst, HSTS: c.hsts,
+		PortalRate: float64(c.portalRate), PortalBurst: c.portalBurst,
+		TrustedProxies: c.trustedProxies, ForwardedHeader: c.forwardedHeader,
 	})
 
 	if c.demo {
@@ -421,6 +437,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("tally serving", "addr", base, "store", store.kind)
+	logTrustedProxies(c, log)
 	fmt.Fprintf(stdout, "tally: listening on %s (store: %s)\n", base, store.kind)
 	if ready != nil {
 		select {
@@ -454,6 +471,22 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writ
 	}
 	log.Info("stopped")
 	return shutdownErr
+}
+
+// logTrustedProxies says whose forwarding header the abuse limits believe, and warns of a range that
+// takes in every address: any client could then name itself whatever address it likes.
+func logTrustedProxies(c *serveConfig, log *slog.Logger) {
+	if len(c.trustedProxies) == 0 {
+		return
+	}
+	cidrs := make([]string, len(c.trustedProxies))
+	for i, p := range c.trustedProxies {
+		cidrs[i] = p.String()
+		if p.Bits() == 0 {
+			log.Warn("--trusted-proxies trusts every address: any client can choose the source address the abuse limits count", "cidr", p.String())
+		}
+	}
+	log.Info("trusted proxies", "cidrs", strings.Join(cidrs, ","), "header", c.forwardedHeader)
 }
 
 // purgeLoop removes event outcomes older than the retention, hourly.

@@ -2,9 +2,12 @@ package main
 
 import (
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -114,7 +117,8 @@ func TestServeAbuseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.authFailures != 10 || c.authWindow != time.Minute || c.authLockout != time.Minute || c.clientRate != 10000 || c.clientBurst != 0 || c.hsts {
+	if c.authFailures != 10 || c.authWindow != time.Minute || c.authLockout != time.Minute || c.clientRate != 10000 || c.clientBurst != 0 || c.hsts ||
+		c.portalRate != 20 || c.portalBurst != 40 || len(c.trustedProxies) != 0 || c.forwardedHeader != "X-Forwarded-For" {
 		t.Fatalf("defaults: %+v", c)
 	}
 	t.Setenv("TALLY_AUTH_FAILURES", "25")
@@ -130,5 +134,85 @@ func TestServeAbuseFlags(t *testing.T) {
 		if _, err := parseServe(bad, io.Discard); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
+	}
+}
+
+// TestServeTrustedProxyFlags: --trusted-proxies and --trusted-proxy-header, and their environment
+// variables; a list or a header Tally cannot use stops serve at start rather than trust the wrong peer.
+func TestServeTrustedProxyFlags(t *testing.T) {
+	t.Setenv("TALLY_TRUSTED_PROXIES", " 10.0.0.0/8, 192.168.1.7 ,fd00::/8, ::ffff:172.16.0.1")
+	t.Setenv("TALLY_PORTAL_RATE", "0")
+	c, err := parseServe([]string{"--trusted-proxy-header", "forwarded", "--portal-burst", "0"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"),
+		netip.MustParsePrefix("fd00::/8"), netip.MustParsePrefix("172.16.0.1/32")}
+	if !slices.Equal(c.trustedProxies, want) || c.forwardedHeader != "Forwarded" || c.portalRate != 0 || c.portalBurst != 0 {
+		t.Fatalf("set: %v %q %d %d", c.trustedProxies, c.forwardedHeader, c.portalRate, c.portalBurst)
+	}
+	// A range of every address is accepted (a test bed may want it) but warned of.
+	c, err = parseServe([]string{"--trusted-proxies", "10.0.0.0/8,0.0.0.0/0"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	logTrustedProxies(c, slog.New(slog.NewTextHandler(&logs, nil)))
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "cidr=0.0.0.0/0") {
+		t.Errorf("no warning for 0.0.0.0/0:\n%s", logs.String())
+	}
+	for _, bad := range [][]string{
+		{"--trusted-proxies", "10.0.0.0/33"}, {"--trusted-proxies", "proxy.internal"}, {"--trusted-proxies", "10.0.0.0/8;10.1.0.0/16"},
+		{"--trusted-proxies", "fe80::1%eth0"}, {"--trusted-proxy-header", "X-Real-IP"}, {"--portal-rate", "-1"}, {"--portal-burst", "x"},
+	} {
+		if _, err := parseServe(bad, io.Discard); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+// TestServeBehindTrustedProxy runs serve with the flags and checks that they reach the server: the
+// portal session routes count each client the trusted proxy (here loopback) names on its own.
+func TestServeBehindTrustedProxy(t *testing.T) {
+	t.Parallel()
+	logs := &syncBuffer{}
+	s := startServeLogged(t, slog.New(slog.NewJSONHandler(logs, nil)), "--db", "sqlite:"+filepath.Join(t.TempDir(), "tally.db"),
+		"--trusted-proxies", "127.0.0.0/8", "--portal-rate", "1", "--portal-burst", "2")
+	if want := `"msg":"trusted proxies","cidrs":"127.0.0.0/8","header":"X-Forwarded-For"`; !strings.Contains(logs.String(), want) {
+		t.Errorf("the log does not say whom serve trusts (%s):\n%s", want, logs)
+	}
+	verify := func(client string) (int, string) {
+		req := mustRequest(t, "POST", s.base+"/v1/portal/session/verify")
+		req.Header.Set("X-Forwarded-For", "192.0.2.1, "+client)
+		res, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode, res.Header.Get("Retry-After")
+	}
+	for i := range 2 {
+		if st, _ := verify("203.0.113.7"); st != 401 {
+			t.Fatalf("request %d of the burst: %d, want 401 (no session)", i+1, st)
+		}
+	}
+	// At 1 a second a token may come back between two requests of a slow machine: keep asking until
+	// the bucket is empty, which 50 requests in a row reach unless each takes a second.
+	limited := false
+	for range 50 {
+		st, after := verify("203.0.113.7")
+		if st == 429 && after == "1" {
+			limited = true
+			break
+		}
+		if st != 401 {
+			t.Fatalf("past the burst: %d, Retry-After %q; want 429 and 1", st, after)
+		}
+	}
+	if !limited {
+		t.Fatal("50 requests in a row at --portal-rate 1 were never refused")
+	}
+	if st, _ := verify("203.0.113.8"); st != 401 {
+		t.Fatalf("another client behind the proxy: %d, want 401", st)
 	}
 }
