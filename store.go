@@ -90,6 +90,10 @@ type Auditor interface {
 	ScanRecordedHeads(ctx context.Context, through int64, fn func(checkpoint int64, h Head) error) error
 	// ScanLots calls fn for every lot, ordered by (AccountID, Seq).
 	ScanLots(ctx context.Context, fn func(Lot) error) error
+	// QualifyingShortfalls calls fn, in account order, for every customer account whose qualifying bound
+	// (Account.QualifyingBound) is below its qualifying points (its accruals not reversed) since the
+	// bound's start: the accounts whose tier upgrades the ledger could miss.
+	QualifyingShortfalls(ctx context.Context, fn func(account string, bound, points int64) error) error
 	// Erasures is Store.Erasures: which checkpoints' roots an erasure re-keyed away.
 	Erasures(ctx context.Context) ([]Erasure, error)
 }

@@ -97,6 +97,7 @@ func Verify(ctx context.Context, a tally.Auditor, opts VerifyOptions) (VerifyRep
 	chains := map[string]*chain{}
 	sums := map[string]int64{}
 	seqs := make([]int64, 0, total)
+	var credits creditIndex
 	err = a.ScanTransactions(ctx, func(t tally.Transaction) error {
 		rep.Transactions++
 		c := chains[t.AccountID]
@@ -128,6 +129,9 @@ func Verify(ctx context.Context, a tally.Auditor, opts VerifyOptions) (VerifyRep
 		}
 		c.head, c.last = h, t.Seq
 		c.count++
+		if t.Delta() > 0 {
+			credits.add(t.Seq, c)
+		}
 		// A customer's postings all come from its own transactions, read in order: sums is its running
 		// balance here.
 		if err := heads.check(t.AccountID, c.count, h, sums[t.AccountID], t.Seq); err != nil {
@@ -154,7 +158,8 @@ func Verify(ctx context.Context, a tally.Auditor, opts VerifyOptions) (VerifyRep
 	if err := heads.checkCovered(chains); err != nil {
 		return rep, err
 	}
-	lots, err := sumLots(ctx, a, &rep)
+	credits.sort()
+	lots, err := sumLots(ctx, a, &rep, func(l tally.Lot) bool { return credits.of(l.Seq) == chains[l.AccountID] })
 	if err != nil {
 		return rep, err
 	}
@@ -201,19 +206,26 @@ func Verify(ctx context.Context, a tally.Auditor, opts VerifyOptions) (VerifyRep
 	if total0 != 0 {
 		return rep, &Breach{AccountID: "(ledger)", Problem: fmt.Sprintf("balances over all accounts sum to %d, not 0", total0)}
 	}
+	if err := checkQualifyingBounds(ctx, a, chains); err != nil {
+		return rep, err
+	}
 	return rep, unsealed
 }
 
 // lotSums are the remainders of each customer account's lots.
 type lotSums map[string]*struct{ pending, active int64 }
 
-// sumLots reads every lot, checking each on its own.
-func sumLots(ctx context.Context, a tally.Auditor, rep *VerifyReport) (lotSums, error) {
+// sumLots reads every lot, checking each on its own: credited is whether the lot's seq is a transaction
+// that credited the lot's account.
+func sumLots(ctx context.Context, a tally.Auditor, rep *VerifyReport, credited func(tally.Lot) bool) (lotSums, error) {
 	sums := lotSums{}
 	err := a.ScanLots(ctx, func(l tally.Lot) error {
 		rep.Lots++
 		if l.Points <= 0 || l.Remaining < 0 || l.Remaining > l.Points {
 			return &Breach{AccountID: l.AccountID, Seq: l.Seq, Problem: fmt.Sprintf("lot of %d points has %d remaining", l.Points, l.Remaining)}
+		}
+		if !credited(l) {
+			return &Breach{AccountID: l.AccountID, Seq: l.Seq, Problem: "lot names no transaction that credited its account"}
 		}
 		s := sums[l.AccountID]
 		if s == nil {

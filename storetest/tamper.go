@@ -27,6 +27,9 @@ func testTamper(t *testing.T, h Harness) {
 		{"reason", "UPDATE transactions SET reason = 'forged' WHERE seq = {seq}", "hash", false},
 		{"account balance", "UPDATE accounts SET balance = balance + 1000 WHERE id = '{account}'", "balance", true},
 		{"last hash", "UPDATE accounts SET last_tx_hash = '00' WHERE id = '{account}'", "last_tx_hash", true},
+		// A lot renumbered to a debit: no foreign key stops it, verify must.
+		{"lot of no credit", "UPDATE lots SET seq = {seq} WHERE seq = (SELECT max(seq) FROM lots WHERE account_id = '{account}')", "no transaction that credited", false},
+		{"qualifying bound", "UPDATE accounts SET qualifying_bound = 0 WHERE id = '{account}'", "qualifying bound", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
