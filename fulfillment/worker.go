@@ -16,8 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"strings"
 	"time"
 
@@ -52,18 +50,11 @@ type Options struct {
 	Signer  *Signer
 	// MailerURL receives the deliveries of email rewards that have no webhook URL of their own.
 	MailerURL string
-	// MaxAttempts is how many deliveries are tried before a redemption is dead-lettered (default 8).
-	MaxAttempts int
 	// KeepDead leaves dead letters dead instead of refunding them, for an operator to retry or refund.
 	KeepDead bool
-	// The delivery loop's settings, as Config documents them (and with its defaults).
-	Timeout, Backoff, MaxBackoff, Poll, LeaseMargin time.Duration
-	Batch                                           int
-	Client                                          *http.Client
-	Name                                            string
-	Clock                                           func() time.Time
-	Logger                                          *slog.Logger
-	Observe                                         func(event string)
+	// Config is the delivery loop's; its MaxAttempts is how many deliveries are tried before a
+	// redemption is dead-lettered (default 8).
+	Config
 }
 
 // Worker delivers due redemptions. Run one per replica; several may run on one store.
@@ -84,11 +75,7 @@ func New(o Options) *Worker {
 		panic("fulfillment: Jobs, Catalog, Ledger and Signer are required")
 	}
 	w := &Worker{opts: o}
-	w.out = NewOutbox(Kind{Log: "fulfillment", Jobs: "redemptions", Worker: "worker", MaxAttempts: 8}, Config{
-		MaxAttempts: o.MaxAttempts, Timeout: o.Timeout, Backoff: o.Backoff, MaxBackoff: o.MaxBackoff, Poll: o.Poll,
-		Batch: o.Batch, LeaseMargin: o.LeaseMargin, Client: o.Client, Name: o.Name, Clock: o.Clock, Logger: o.Logger,
-		Observe: o.Observe,
-	}, redemptions{w})
+	w.out = NewOutbox(Kind{Log: "fulfillment", Jobs: "redemptions", Worker: "worker", MaxAttempts: 8}, o.Config, redemptions{w})
 	return w
 }
 

@@ -58,8 +58,8 @@ func eachStore(t *testing.T, fn func(t *testing.T, r *rig)) {
 
 // worker returns a worker over the rig with quick retries; change adjusts its options.
 func (r *rig) worker(name string, change func(*fulfillment.Options)) *fulfillment.Worker {
-	o := fulfillment.Options{Jobs: r.jobs, Catalog: r.store, Ledger: r.ledger, Signer: r.signer, Name: name,
-		Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Poll: 2 * time.Millisecond, Timeout: 5 * time.Second, MaxAttempts: 4}
+	o := fulfillment.Options{Jobs: r.jobs, Catalog: r.store, Ledger: r.ledger, Signer: r.signer, Config: fulfillment.Config{Name: name,
+		Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Poll: 2 * time.Millisecond, Timeout: 5 * time.Second, MaxAttempts: 4}}
 	if change != nil {
 		change(&o)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -34,16 +33,9 @@ const (
 type Options struct {
 	Store  tally.WebhookStore
 	Signer *fulfillment.Signer
-	// MaxAttempts is how many deliveries are tried before an event is dead-lettered (default 10).
-	MaxAttempts int
-	// The delivery loop's settings, as fulfillment.Config documents them (and with its defaults).
-	Timeout, Backoff, MaxBackoff, Poll, LeaseMargin time.Duration
-	Batch                                           int
-	Client                                          *http.Client
-	Name                                            string
-	Clock                                           func() time.Time
-	Logger                                          *slog.Logger
-	Observe                                         func(event string)
+	// Config is the delivery loop's, as fulfillment's worker has it; its MaxAttempts is how many
+	// deliveries are tried before an event is dead-lettered (default 10).
+	fulfillment.Config
 }
 
 // Worker delivers the webhook outbox, over fulfillment's delivery loop. Run one per replica; several
@@ -65,11 +57,7 @@ func NewWorker(o Options) *Worker {
 		panic("webhooks: Store and Signer are required")
 	}
 	w := &Worker{opts: o}
-	w.out = fulfillment.NewOutbox(fulfillment.Kind{Log: "webhooks", Jobs: "events", Worker: "events", MaxAttempts: 10}, fulfillment.Config{
-		MaxAttempts: o.MaxAttempts, Timeout: o.Timeout, Backoff: o.Backoff, MaxBackoff: o.MaxBackoff, Poll: o.Poll,
-		Batch: o.Batch, LeaseMargin: o.LeaseMargin, Client: o.Client, Name: o.Name, Clock: o.Clock, Logger: o.Logger,
-		Observe: o.Observe,
-	}, deliveries{w})
+	w.out = fulfillment.NewOutbox(fulfillment.Kind{Log: "webhooks", Jobs: "events", Worker: "events", MaxAttempts: 10}, o.Config, deliveries{w})
 	return w
 }
 

@@ -138,7 +138,7 @@ func TestDeliverSignedWithRetries(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		w := webhooks.NewWorker(webhooks.Options{Store: r.store, Signer: r.signer, Clock: r.clock, Backoff: time.Minute, MaxBackoff: time.Minute})
+		w := webhooks.NewWorker(webhooks.Options{Store: r.store, Signer: r.signer, Config: fulfillment.Config{Clock: r.clock, Backoff: time.Minute, MaxBackoff: time.Minute}})
 		if n, err := w.RunOnce(ctx); err != nil || n != 5 {
 			t.Fatalf("first run leased %d (%v), want 5: three events to one, two (one filtered out) to the other", n, err)
 		}
@@ -213,7 +213,7 @@ func TestDeadLetter(t *testing.T) {
 		if _, err := r.ledger.Accrue(ctx, ledger.Request{Account: hasher.Hash("dead-letter-customer"), Key: "e1", Amount: 1}); err != nil {
 			t.Fatal(err)
 		}
-		w := webhooks.NewWorker(webhooks.Options{Store: r.store, Signer: r.signer, Clock: r.clock, MaxAttempts: 3, Backoff: time.Second, MaxBackoff: time.Second})
+		w := webhooks.NewWorker(webhooks.Options{Store: r.store, Signer: r.signer, Config: fulfillment.Config{Clock: r.clock, MaxAttempts: 3, Backoff: time.Second, MaxBackoff: time.Second}})
 		for range 3 {
 			if n, err := w.RunOnce(ctx); err != nil || n != 1 {
 				t.Fatalf("leased %d (%v)", n, err)
@@ -292,7 +292,7 @@ func TestHangingReceiverHoldsOneSlot(t *testing.T) {
 		if _, err := r.ledger.Accrue(ctx, ledger.Request{Account: c, Key: "e1", Amount: 1}); err != nil {
 			t.Fatal(err)
 		}
-		w := webhooks.NewWorker(webhooks.Options{Store: r.store, Signer: r.signer, Clock: r.clock, Timeout: 10 * time.Minute, Poll: 5 * time.Millisecond})
+		w := webhooks.NewWorker(webhooks.Options{Store: r.store, Signer: r.signer, Config: fulfillment.Config{Clock: r.clock, Timeout: 10 * time.Minute, Poll: 5 * time.Millisecond}})
 		run, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { w.Run(run); close(done) }()
