@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,35 +11,17 @@ import (
 	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/csvimport"
 	"github.com/tally-ledger/tally/ledger"
-	"github.com/tally-ledger/tally/postgres/pgtest"
-	"github.com/tally-ledger/tally/sqlite"
+	"github.com/tally-ledger/tally/storetest/eachstore"
 )
 
 // eachLedger runs fn against a ledger on SQLite and on PostgreSQL.
 func eachLedger(t *testing.T, fn func(t *testing.T, s tally.Store, l *ledger.Service, key *tally.LedgerKey)) {
-	open := map[string]func(t *testing.T) tally.Store{
-		"sqlite": func(t *testing.T) tally.Store {
-			db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "tally.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Migrate(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			return db
-		},
-		"postgres": func(t *testing.T) tally.Store { return pgtest.Open(t) },
-	}
-	for _, name := range []string{"sqlite", "postgres"} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			s := open[name](t)
-			key := tally.RandomLedgerKey()
-			l := ledger.New(s, ledger.Options{Key: key})
-			t.Cleanup(func() { l.Close(); s.Close() })
-			fn(t, s, l, key)
-		})
-	}
+	eachstore.Run(t, func(t *testing.T, s tally.Store) {
+		key := tally.RandomLedgerKey()
+		l := ledger.New(s, ledger.Options{Key: key})
+		t.Cleanup(l.Close)
+		fn(t, s, l, key)
+	})
 }
 
 var hasher, _ = tally.NewCustomerHasher([]byte("csvimport-test-secret-0123"))

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,9 +18,8 @@ import (
 	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/fulfillment"
 	"github.com/tally-ledger/tally/ledger"
-	"github.com/tally-ledger/tally/postgres/pgtest"
-	"github.com/tally-ledger/tally/sqlite"
 	"github.com/tally-ledger/tally/storetest"
+	"github.com/tally-ledger/tally/storetest/eachstore"
 )
 
 // rig is a ledger over a real store, a signer, and a receiver the deliveries go to.
@@ -39,46 +37,29 @@ type rig struct {
 
 // eachStore runs fn against SQLite and PostgreSQL.
 func eachStore(t *testing.T, fn func(t *testing.T, r *rig)) {
-	open := map[string]func(t *testing.T) tally.Store{
-		"sqlite": func(t *testing.T) tally.Store {
-			db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "tally.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Migrate(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			return db
-		},
-		"postgres": func(t *testing.T) tally.Store { return pgtest.Open(t) },
-	}
-	for _, name := range []string{"sqlite", "postgres"} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			s := open[name](t)
-			key := tally.RandomLedgerKey()
-			l := ledger.New(s, ledger.Options{Key: key})
-			t.Cleanup(func() { l.Close(); s.Close() })
-			hasher, err := tally.NewCustomerHasher([]byte("fulfillment-test-secret-0123"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			signer, err := fulfillment.NewSigner(key.WebhookKey())
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			t.Cleanup(cancel)
-			rcv := newReceiver(t, signer)
-			fn(t, &rig{t: t, ctx: ctx, store: s, jobs: s.(tally.FulfillmentStore), ledger: l, key: key, hasher: hasher, signer: signer, receiver: rcv})
-		})
-	}
+	eachstore.Run(t, func(t *testing.T, s tally.Store) {
+		key := tally.RandomLedgerKey()
+		l := ledger.New(s, ledger.Options{Key: key})
+		t.Cleanup(l.Close)
+		hasher, err := tally.NewCustomerHasher([]byte("fulfillment-test-secret-0123"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer, err := fulfillment.NewSigner(key.WebhookKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		t.Cleanup(cancel)
+		rcv := newReceiver(t, signer)
+		fn(t, &rig{t: t, ctx: ctx, store: s, jobs: s.(tally.FulfillmentStore), ledger: l, key: key, hasher: hasher, signer: signer, receiver: rcv})
+	})
 }
 
 // worker returns a worker over the rig with quick retries; change adjusts its options.
 func (r *rig) worker(name string, change func(*fulfillment.Options)) *fulfillment.Worker {
-	o := fulfillment.Options{Jobs: r.jobs, Catalog: r.store, Ledger: r.ledger, Signer: r.signer, Name: name,
-		Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Poll: 2 * time.Millisecond, Timeout: 5 * time.Second, MaxAttempts: 4}
+	o := fulfillment.Options{Jobs: r.jobs, Catalog: r.store, Ledger: r.ledger, Signer: r.signer, Config: fulfillment.Config{Name: name,
+		Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Poll: 2 * time.Millisecond, Timeout: 5 * time.Second, MaxAttempts: 4}}
 	if change != nil {
 		change(&o)
 	}

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"sort"
 	"strings"
 	"time"
 
@@ -150,32 +149,24 @@ func scanDelivery(row pgx.Row) (tally.WebhookDelivery, error) {
 	return d, err
 }
 
+// deliveryOutbox is the webhook outbox.
+var deliveryOutbox = outbox{
+	table: "webhook_deliveries", key: []string{"event_id", "subscription_id"}, columns: deliveryColumns,
+	leaseOp: "lease deliveries", finishOp: "finish delivery",
+	notFound: func(key []any) error {
+		return tally.Errorf(tally.ENOTFOUND, "no delivery of event %q to %q", key[0], key[1])
+	},
+	lost: func(key []any, _, holder, status string) error {
+		return tally.Errorf(tally.ECONFLICT, "the delivery of event %q to %q is %s, leased to %q: the lease was lost", key[0], key[1], status, holder)
+	},
+}
+
 // LeaseDeliveries leases due deliveries, skipping rows other workers are leasing.
 func (db *DB) LeaseDeliveries(ctx context.Context, owner string, now, until time.Time, limit int) ([]tally.WebhookDelivery, error) {
-	if err := checkLease(owner, limit); err != nil {
-		return nil, err
-	}
-	rows, err := db.pool.Query(ctx, `UPDATE webhook_deliveries d SET lease_owner = $1, lease_until = $2
-		FROM (SELECT event_id, subscription_id FROM webhook_deliveries
-			WHERE status = 'pending' AND next_attempt_at <= $3 AND lease_until < $3
-			ORDER BY next_attempt_at, event_id, subscription_id LIMIT $4
-			FOR UPDATE SKIP LOCKED) due
-		WHERE d.event_id = due.event_id AND d.subscription_id = due.subscription_id
-		RETURNING `+prefixed("d.", deliveryColumns), owner, until.UTC(), now.UTC(), limit)
-	if err != nil {
-		return nil, classify(ctx, "lease deliveries", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (tally.WebhookDelivery, error) { return scanDelivery(r) })
-	if err != nil {
-		return nil, classify(ctx, "lease deliveries", err)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].NextAttemptAt.Equal(out[j].NextAttemptAt) {
-			return out[i].NextAttemptAt.Before(out[j].NextAttemptAt)
-		}
-		return out[i].EventID+"\x00"+out[i].SubscriptionID < out[j].EventID+"\x00"+out[j].SubscriptionID
-	})
-	return out, nil
+	return leaseDue(ctx, db, deliveryOutbox, owner, now, until, limit, scanDelivery,
+		func(d tally.WebhookDelivery) (time.Time, string) {
+			return d.NextAttemptAt, d.EventID + "\x00" + d.SubscriptionID
+		})
 }
 
 // FinishDelivery records an attempt while owner holds the lease.
@@ -188,35 +179,7 @@ func (db *DB) FinishDelivery(ctx context.Context, eventID, subscriptionID, owner
 	if err := tally.CheckText("last error", a.Error); err != nil {
 		return err
 	}
-	tried := 0
-	if a.Tried {
-		tried = 1
-	}
-	var retry *time.Time
-	if a.Status == tally.DeliveryPending {
-		t := a.RetryAt.UTC()
-		retry = &t
-	}
-	tag, err := db.pool.Exec(ctx, `UPDATE webhook_deliveries SET status = $1, attempts = attempts + $2, last_error = $3,
-			next_attempt_at = COALESCE($4, next_attempt_at), lease_owner = '', lease_until = 'epoch', updated_at = $5
-		WHERE event_id = $6 AND subscription_id = $7 AND lease_owner = $8 AND status = 'pending'`,
-		a.Status, tried, a.Error, retry, a.At.UTC(), eventID, subscriptionID, owner)
-	if err != nil {
-		return classify(ctx, "finish delivery", err)
-	}
-	if tag.RowsAffected() == 1 {
-		return nil
-	}
-	var status, holder string
-	err = db.pool.QueryRow(ctx, `SELECT status, lease_owner FROM webhook_deliveries WHERE event_id = $1 AND subscription_id = $2`,
-		eventID, subscriptionID).Scan(&status, &holder)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return tally.Errorf(tally.ENOTFOUND, "no delivery of event %q to %q", eventID, subscriptionID)
-	}
-	if err != nil {
-		return classify(ctx, "finish delivery", err)
-	}
-	return tally.Errorf(tally.ECONFLICT, "the delivery of event %q to %q is %s, leased to %q: the lease was lost", eventID, subscriptionID, status, holder)
+	return db.finishLeased(ctx, deliveryOutbox, []any{eventID, subscriptionID}, owner, tally.Attempt(a))
 }
 
 // Deliveries lists a subscription's deliveries, newest first.

@@ -128,7 +128,7 @@ func (w *writeTx) InsertRedemptions(ctx context.Context, rs []tally.Redemption) 
 const redemptionColumns = `receipt_id, tx_seq, account_id, reward_id, points, method, status, coupon_code,
 	attempts, next_attempt_at, last_error, created_at, updated_at, lease_until`
 
-func scanRedemption(row interface{ Scan(...any) error }) (tally.Redemption, error) {
+func scanRedemption(row scanner) (tally.Redemption, error) {
 	var r tally.Redemption
 	var next, created, updated, lease int64
 	if err := row.Scan(&r.ReceiptID, &r.TxSeq, &r.AccountID, &r.RewardID, &r.Points, &r.Method, &r.Status,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"sort"
 	"strings"
 	"time"
 
@@ -146,46 +145,25 @@ func scanDelivery(s scanner) (tally.WebhookDelivery, error) {
 	return d, err
 }
 
+// deliveryOutbox is the webhook outbox.
+var deliveryOutbox = outbox{
+	table: "webhook_deliveries", key: []string{"event_id", "subscription_id"}, columns: deliveryColumns,
+	leaseOp: "lease deliveries", finishOp: "finish delivery",
+	notFound: func(key []any) error {
+		return tally.Errorf(tally.ENOTFOUND, "no delivery of event %q to %q", key[0], key[1])
+	},
+	lost: func(key []any, _, holder, status string) error {
+		return tally.Errorf(tally.ECONFLICT, "the delivery of event %q to %q is %s, leased to %q: the lease was lost", key[0], key[1], status, holder)
+	},
+}
+
 // LeaseDeliveries leases due deliveries; a read first finds whether any is due, so that idle polling
 // does not take the write lock.
 func (db *DB) LeaseDeliveries(ctx context.Context, owner string, now, until time.Time, limit int) ([]tally.WebhookDelivery, error) {
-	if err := checkLease(owner, limit); err != nil {
-		return nil, err
-	}
-	var due bool
-	err := db.reader.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_deliveries
-		WHERE status = 'pending' AND next_attempt_at <= ? AND lease_until < ?)`, micros(now), micros(now)).Scan(&due)
-	if err != nil || !due {
-		return nil, wrap(err, "lease deliveries")
-	}
-	var out []tally.WebhookDelivery
-	err = db.write(ctx, func(tx *sql.Tx) error {
-		out = nil
-		rows, err := tx.QueryContext(ctx, `UPDATE webhook_deliveries SET lease_owner = ?, lease_until = ?
-			WHERE (event_id, subscription_id) IN (SELECT event_id, subscription_id FROM webhook_deliveries
-				WHERE status = 'pending' AND next_attempt_at <= ? AND lease_until < ?
-				ORDER BY next_attempt_at, event_id, subscription_id LIMIT ?)
-			RETURNING `+deliveryColumns, owner, micros(until), micros(now), micros(now), limit)
-		if err != nil {
-			return wrap(err, "lease deliveries")
-		}
-		defer rows.Close()
-		for rows.Next() {
-			d, err := scanDelivery(rows)
-			if err != nil {
-				return wrap(err, "lease deliveries")
-			}
-			out = append(out, d)
-		}
-		return wrap(rows.Err(), "lease deliveries")
-	})
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].NextAttemptAt.Equal(out[j].NextAttemptAt) {
-			return out[i].NextAttemptAt.Before(out[j].NextAttemptAt)
-		}
-		return out[i].EventID+"\x00"+out[i].SubscriptionID < out[j].EventID+"\x00"+out[j].SubscriptionID
-	})
-	return out, err
+	return leaseDue(ctx, db, deliveryOutbox, owner, now, until, limit, scanDelivery,
+		func(d tally.WebhookDelivery) (time.Time, string) {
+			return d.NextAttemptAt, d.EventID + "\x00" + d.SubscriptionID
+		})
 }
 
 // FinishDelivery records an attempt while owner holds the lease.
@@ -193,35 +171,7 @@ func (db *DB) FinishDelivery(ctx context.Context, eventID, subscriptionID, owner
 	if err := checkDeliveryAttempt(a); err != nil {
 		return err
 	}
-	tried, retry := 0, sql.NullInt64{}
-	if a.Tried {
-		tried = 1
-	}
-	if a.Status == tally.DeliveryPending {
-		retry = sql.NullInt64{Int64: micros(a.RetryAt), Valid: true}
-	}
-	return db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET status = ?, attempts = attempts + ?, last_error = ?,
-				next_attempt_at = COALESCE(?, next_attempt_at), lease_owner = '', lease_until = 0, updated_at = ?
-			WHERE event_id = ? AND subscription_id = ? AND lease_owner = ? AND status = 'pending'`,
-			a.Status, tried, a.Error, retry, micros(a.At), eventID, subscriptionID, owner)
-		if err != nil {
-			return wrap(err, "finish delivery")
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 1 {
-			return wrap(err, "finish delivery")
-		}
-		var status, holder string
-		err = tx.QueryRowContext(ctx, `SELECT status, lease_owner FROM webhook_deliveries WHERE event_id = ? AND subscription_id = ?`,
-			eventID, subscriptionID).Scan(&status, &holder)
-		if errors.Is(err, sql.ErrNoRows) {
-			return tally.Errorf(tally.ENOTFOUND, "no delivery of event %q to %q", eventID, subscriptionID)
-		}
-		if err != nil {
-			return wrap(err, "finish delivery")
-		}
-		return tally.Errorf(tally.ECONFLICT, "the delivery of event %q to %q is %s, leased to %q: the lease was lost", eventID, subscriptionID, status, holder)
-	})
+	return db.finishLeased(ctx, deliveryOutbox, []any{eventID, subscriptionID}, owner, tally.Attempt(a))
 }
 
 func checkDeliveryAttempt(a tally.DeliveryAttempt) error {

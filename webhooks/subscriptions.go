@@ -1,9 +1,9 @@
 // Package webhooks sends events out: subscriptions (a URL, event types, an optional filter) and a worker
 // that delivers the webhook outbox. Events are written to the outbox by the ledger in the transaction of
 // the write that causes them (tally.WriteTx.InsertEvents), one delivery per subscription; the worker
-// posts each signed as fulfillment deliveries are (package fulfillment: the same headers, HMAC-SHA-256
-// signature and verification, the same capped exponential backoff with full jitter), at least once,
-// with the event id as the delivery id for receivers to dedupe by.
+// runs fulfillment's delivery loop (fulfillment.Outbox: the same leases, headers, HMAC-SHA-256
+// signature and verification, the same capped exponential backoff with full jitter), delivering each at
+// least once, with the event id as the delivery id for receivers to dedupe by.
 package webhooks
 
 import (

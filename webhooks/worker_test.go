@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -15,8 +14,7 @@ import (
 	"github.com/tally-ledger/tally"
 	"github.com/tally-ledger/tally/fulfillment"
 	"github.com/tally-ledger/tally/ledger"
-	"github.com/tally-ledger/tally/postgres/pgtest"
-	"github.com/tally-ledger/tally/sqlite"
+	"github.com/tally-ledger/tally/storetest/eachstore"
 	"github.com/tally-ledger/tally/webhooks"
 )
 
@@ -43,36 +41,19 @@ func (r *rig) advance(d time.Duration) {
 }
 
 func eachStore(t *testing.T, fn func(t *testing.T, r *rig)) {
-	open := map[string]func(t *testing.T) tally.Store{
-		"sqlite": func(t *testing.T) tally.Store {
-			db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "tally.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Migrate(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			return db
-		},
-		"postgres": func(t *testing.T) tally.Store { return pgtest.Open(t) },
-	}
-	for _, name := range []string{"sqlite", "postgres"} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			s := open[name](t)
-			key := tally.RandomLedgerKey()
-			r := &rig{store: s, now: time.Now().UTC()}
-			r.ledger = ledger.New(s, ledger.Options{Key: key, Clock: r.clock})
-			t.Cleanup(func() { r.ledger.Close(); s.Close() })
-			signer, err := fulfillment.NewSigner(key.WebhookKey())
-			if err != nil {
-				t.Fatal(err)
-			}
-			r.signer = signer
-			r.subs = &webhooks.Subscriptions{Store: s, Signer: signer, Clock: r.clock}
-			fn(t, r)
-		})
-	}
+	eachstore.Run(t, func(t *testing.T, s tally.Store) {
+		key := tally.RandomLedgerKey()
+		r := &rig{store: s, now: time.Now().UTC()}
+		r.ledger = ledger.New(s, ledger.Options{Key: key, Clock: r.clock})
+		t.Cleanup(r.ledger.Close)
+		signer, err := fulfillment.NewSigner(key.WebhookKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.signer = signer
+		r.subs = &webhooks.Subscriptions{Store: s, Signer: signer, Clock: r.clock}
+		fn(t, r)
+	})
 }
 
 // received is one request a receiver accepted after checking its signature.
@@ -157,7 +138,7 @@ func TestDeliverSignedWithRetries(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		w := webhooks.NewWorker(webhooks.Options{Store: r.store, Signer: r.signer, Clock: r.clock, Backoff: time.Minute, MaxBackoff: time.Minute})
+		w := webhooks.NewWorker(webhooks.Options{Store: r.store, Signer: r.signer, Config: fulfillment.Config{Clock: r.clock, Backoff: time.Minute, MaxBackoff: time.Minute}})
 		if n, err := w.RunOnce(ctx); err != nil || n != 5 {
 			t.Fatalf("first run leased %d (%v), want 5: three events to one, two (one filtered out) to the other", n, err)
 		}
@@ -232,7 +213,7 @@ func TestDeadLetter(t *testing.T) {
 		if _, err := r.ledger.Accrue(ctx, ledger.Request{Account: hasher.Hash("dead-letter-customer"), Key: "e1", Amount: 1}); err != nil {
 			t.Fatal(err)
 		}
-		w := webhooks.NewWorker(webhooks.Options{Store: r.store, Signer: r.signer, Clock: r.clock, MaxAttempts: 3, Backoff: time.Second, MaxBackoff: time.Second})
+		w := webhooks.NewWorker(webhooks.Options{Store: r.store, Signer: r.signer, Config: fulfillment.Config{Clock: r.clock, MaxAttempts: 3, Backoff: time.Second, MaxBackoff: time.Second}})
 		for range 3 {
 			if n, err := w.RunOnce(ctx); err != nil || n != 1 {
 				t.Fatalf("leased %d (%v)", n, err)
@@ -286,3 +267,58 @@ func TestValidate(t *testing.T) {
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 var hasher, _ = tally.NewCustomerHasher([]byte("webhooks-test-secret-0123"))
+
+// TestHangingReceiverHoldsOneSlot: while one subscriber hangs, the running worker goes on delivering to
+// the others (the delivery loop is fulfillment's: a slot is free again as soon as its delivery ends).
+func TestHangingReceiverHoldsOneSlot(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, r *rig) {
+		// Patience well below the worker's timeout: a worker that waited for the hanging delivery to
+		// end before leasing again would fail this.
+		ctx, stop := context.WithTimeout(context.Background(), time.Minute)
+		defer stop()
+		started, release := make(chan struct{}, 10), make(chan struct{})
+		hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			io.Copy(io.Discard, req.Body)
+			started <- struct{}{}
+			<-release
+		}))
+		t.Cleanup(hang.Close)
+		t.Cleanup(func() { close(release) })
+		if _, _, err := r.subs.Create(ctx, tally.WebhookSubscription{URL: hang.URL, EventTypes: []string{tally.EventPointsEarned}}); err != nil {
+			t.Fatal(err)
+		}
+		c := hasher.Hash("hanging-customer")
+		if _, err := r.ledger.Accrue(ctx, ledger.Request{Account: c, Key: "e1", Amount: 1}); err != nil {
+			t.Fatal(err)
+		}
+		w := webhooks.NewWorker(webhooks.Options{Store: r.store, Signer: r.signer, Config: fulfillment.Config{Clock: r.clock, Timeout: 10 * time.Minute, Poll: 5 * time.Millisecond}})
+		run, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { w.Run(run); close(done) }()
+		defer func() { cancel(); <-done }()
+		select {
+		case <-started:
+		case <-ctx.Done():
+			t.Fatal("the hanging subscriber's delivery never started")
+		}
+
+		rc := newReceiver(t, 0)
+		_, secret, err := r.subs.Create(ctx, tally.WebhookSubscription{URL: rc.srv.URL, EventTypes: []string{tally.EventPointsEarned}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.mu.Lock()
+		rc.secret = secret
+		rc.mu.Unlock()
+		if _, err := r.ledger.Accrue(ctx, ledger.Request{Account: c, Key: "e2", Amount: 1}); err != nil {
+			t.Fatal(err)
+		}
+		for len(rc.deliveries()) == 0 {
+			if ctx.Err() != nil {
+				t.Fatal("the other subscriber's delivery waited behind the hanging one")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+}

@@ -75,9 +75,9 @@ func startFulfillment(ctx context.Context, store *openedStore, l *ledger.Service
 		return err
 	}
 	w := fulfillment.New(fulfillment.Options{
-		Jobs: jobs, Catalog: store.Store, Ledger: l, Signer: signer, MailerURL: c.mailerURL,
-		MaxAttempts: c.attempts, KeepDead: !c.refund, Logger: log,
-		Observe: func(event string) { m.FulfillmentEvents.WithLabelValues(event).Inc() },
+		Jobs: jobs, Catalog: store.Store, Ledger: l, Signer: signer, MailerURL: c.mailerURL, KeepDead: !c.refund,
+		Config: fulfillment.Config{MaxAttempts: c.attempts, Logger: log,
+			Observe: func(event string) { m.FulfillmentEvents.WithLabelValues(event).Inc() }},
 	})
 	log.Info("fulfillment worker", "attempts", c.attempts, "refund", c.refund, "mailer", c.mailerURL != "")
 	if c.mailerURL == "" {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/fulfillment"
 	"github.com/tally-ledger/tally/metrics"
 	"github.com/tally-ledger/tally/webhooks"
 )
@@ -22,8 +23,8 @@ func startWebhooks(ctx context.Context, store *openedStore, guarded tally.Store,
 	if err != nil {
 		return nil, err
 	}
-	w := webhooks.NewWorker(webhooks.Options{Store: store.Store, Signer: signer, Logger: log,
-		Observe: func(event string) { m.WebhookEvents.WithLabelValues(event).Inc() }})
+	w := webhooks.NewWorker(webhooks.Options{Store: store.Store, Signer: signer, Config: fulfillment.Config{Logger: log,
+		Observe: func(event string) { m.WebhookEvents.WithLabelValues(event).Inc() }}})
 	goFn(func() { w.Run(ctx) })
 	return &webhooks.Subscriptions{Store: guarded, Signer: signer}, nil
 }
