@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,10 @@ func TestCLIRulesAndTiers(t *testing.T) {
 	db := migratedDB(t)
 	ctx := context.Background()
 	path := strings.TrimPrefix(db, "sqlite:")
+	// The customer secret serve would have generated: the CLI generates none for a written database.
+	if err := os.WriteFile(path+".secret", []byte("rules-test-customer-secret-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	store, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,8 @@ func customerHasher(store *openedStore, log *slog.Logger) (*tally.CustomerHasher
 		env: "TALLY_CUSTOMER_SECRET", suffix: ".secret", what: "customer secret",
 		generate:   func() string { return randomHex(32) },
 		pgRequired: "TALLY_CUSTOMER_SECRET is required with PostgreSQL: set it to a random string of at least 16 bytes and keep it safe",
+		// Every account is a customer hashed with it: a new secret would orphan them all.
+		inUse: func() (bool, error) { return holdsTransactions(store) },
 	})
 	if err != nil {
 		return nil, err
@@ -69,6 +71,8 @@ func loadLedgerKey(store *openedStore, log *slog.Logger, create bool) (*tally.Le
 		generate:   tally.GenerateLedgerKey,
 		mustExist:  !create,
 		pgRequired: "TALLY_LEDGER_KEY is required with PostgreSQL: create one with 'tally keygen' and keep it outside the database",
+		// A sealed ledger's chains are keyed with its key: a new one would fail every check.
+		inUse: func() (bool, error) { return sealedOrWritten(store) },
 	})
 	if err != nil {
 		return nil, err
@@ -88,6 +92,9 @@ type outsideSecretSpec struct {
 	generate   func() string // a new value
 	pgRequired string        // the error when it is missing on PostgreSQL
 	mustExist  bool          // a missing file is an error rather than generated
+	// inUse, when set, tells whether the database already depends on the secret: then a missing file
+	// is an error too, since a new secret would not be the one the ledger was written with.
+	inUse func() (bool, error)
 }
 
 // outsideSecret returns the secret from its environment variable, else (embedded store only) from its
@@ -113,6 +120,15 @@ func outsideSecret(store *openedStore, log *slog.Logger, spec outsideSecretSpec)
 	case errors.Is(err, fs.ErrNotExist) && spec.mustExist:
 		return "", fmt.Errorf("no %s: set %s, or keep the %s beside the database at %s", spec.what, spec.env, spec.what, path)
 	case errors.Is(err, fs.ErrNotExist):
+		if spec.inUse != nil {
+			used, err := spec.inUse()
+			if err != nil {
+				return "", err
+			}
+			if used {
+				return "", fmt.Errorf("no %s, and this database was written with one: set %s to it, or restore %s (a new one would not match what the database holds)", spec.what, spec.env, path)
+			}
+		}
 		secret := spec.generate()
 		if err := writeNewFile(path, secret+"\n"); err != nil {
 			return "", fmt.Errorf("keep the %s: %w", spec.what, err)
