@@ -2,7 +2,6 @@ package tally
 
 import (
 	"context"
-	"sort"
 	"time"
 )
 
@@ -76,12 +75,3 @@ func CheckMirrorWant(account string, contactSealed []byte, version int64) error 
 	return nil
 }
 
-// SortMirrors orders leased rows as they were chosen (RETURNING does not promise an order).
-func SortMirrors(ms []ContactMirror) {
-	sort.Slice(ms, func(i, j int) bool {
-		if !ms[i].NextAttemptAt.Equal(ms[j].NextAttemptAt) {
-			return ms[i].NextAttemptAt.Before(ms[j].NextAttemptAt)
-		}
-		return ms[i].AccountID < ms[j].AccountID
-	})
-}

@@ -40,32 +40,19 @@ func (db *DB) RefreshMirror(ctx context.Context, account string, version int64, 
 	return classify(ctx, "refresh contact mirror", err)
 }
 
+// mirrorOutbox leases contact_mirror rows as the delivery outboxes are leased: a row is due while a newer
+// version is wanted than was sent.
+var mirrorOutbox = outbox{table: "contact_mirror", key: []string{"account_id"}, columns: mirrorColumns,
+	undelivered: "wanted_version > sent_version", leaseOp: "lease contact mirrors"}
+
 // LeaseMirrors leases due rows in one statement, FOR UPDATE SKIP LOCKED as LeaseRedemptions does.
 func (db *DB) LeaseMirrors(ctx context.Context, owner string, now, until time.Time, limit int) ([]tally.ContactMirror, error) {
-	if err := checkLease(owner, limit); err != nil {
-		return nil, err
-	}
-	rows, err := db.pool.Query(ctx, `UPDATE contact_mirror m SET lease_owner = $1, lease_until = $2
-		FROM (SELECT account_id FROM contact_mirror
-			WHERE wanted_version > sent_version AND next_attempt_at <= $3 AND lease_until < $3
-			ORDER BY next_attempt_at, account_id LIMIT $4
-			FOR UPDATE SKIP LOCKED) due
-		WHERE m.account_id = due.account_id
-		RETURNING `+prefixed("m.", mirrorColumns), owner, until.UTC(), now.UTC(), limit)
-	if err != nil {
-		return nil, classify(ctx, "lease contact mirrors", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (tally.ContactMirror, error) {
+	return leaseDue(ctx, db, mirrorOutbox, owner, now, until, limit, func(row pgx.Row) (tally.ContactMirror, error) {
 		var m tally.ContactMirror
 		err := row.Scan(&m.AccountID, &m.ContactSealed, &m.WantedVersion, &m.SentVersion, &m.NextAttemptAt, &m.Attempts, &m.LastError, &m.UpdatedAt)
 		m.NextAttemptAt, m.UpdatedAt = m.NextAttemptAt.UTC(), m.UpdatedAt.UTC()
 		return m, err
-	})
-	if err != nil {
-		return nil, classify(ctx, "lease contact mirrors", err)
-	}
-	tally.SortMirrors(out)
-	return out, nil
+	}, func(m tally.ContactMirror) (time.Time, string) { return m.NextAttemptAt, m.AccountID })
 }
 
 // FinishMirror records an attempt while owner holds the lease, in one statement.

@@ -16,11 +16,14 @@ import (
 // outbox is a table of rows that workers lease and deliver: redemptions (the fulfillment outbox) and
 // webhook_deliveries. Both keep a delivery's state in the same columns (status 'pending' until settled,
 // attempts, next_attempt_at, last_error, lease_owner, lease_until, updated_at), so leasing and finishing
-// are written once here, for whichever table.
+// are written once here, for whichever table. contact_mirror is leased the same way (its rows are due
+// while a newer version is wanted than was sent) and finished its own way.
 type outbox struct {
 	table   string   // the table
 	key     []string // its primary key's columns
 	columns string   // what a lease returns of each row
+	// undelivered is the condition of a row still to deliver (default: status 'pending').
+	undelivered string
 	// again is a status a settled row may be finished with once more ("" for none): a redemption a
 	// reversal refunded meanwhile is recorded as refunded by the worker's refund too.
 	again             string
@@ -29,6 +32,14 @@ type outbox struct {
 	// leased to holder.
 	notFound func(key []any) error
 	lost     func(key []any, owner, holder, status string) error
+}
+
+// pendingIs is the condition of a row still to deliver.
+func (o outbox) pendingIs() string {
+	if o.undelivered != "" {
+		return o.undelivered
+	}
+	return "status = 'pending'"
 }
 
 // leaseSQL leases due, unleased pending rows in one statement. FOR UPDATE SKIP LOCKED makes concurrent
@@ -43,7 +54,7 @@ func (o outbox) leaseSQL() string {
 	}
 	return `UPDATE ` + o.table + ` o SET lease_owner = $1, lease_until = $2
 		FROM (SELECT ` + keys + ` FROM ` + o.table + `
-			WHERE status = 'pending' AND next_attempt_at <= $3 AND lease_until < $3
+			WHERE ` + o.pendingIs() + ` AND next_attempt_at <= $3 AND lease_until < $3
 			ORDER BY next_attempt_at, ` + keys + ` LIMIT $4
 			FOR UPDATE SKIP LOCKED) due
 		WHERE ` + strings.Join(join, " AND ") + `

@@ -44,50 +44,21 @@ func (db *DB) RefreshMirror(ctx context.Context, account string, version int64, 
 	})
 }
 
+// mirrorOutbox leases contact_mirror rows as the delivery outboxes are leased: a row is due while a newer
+// version is wanted than was sent.
+var mirrorOutbox = outbox{table: "contact_mirror", key: []string{"account_id"}, columns: mirrorColumns,
+	undelivered: "wanted_version > sent_version", leaseOp: "lease contact mirrors"}
+
 // LeaseMirrors leases due rows in one write transaction: SQLite has one writer, so two workers (or
 // processes) cannot take the same rows.
 func (db *DB) LeaseMirrors(ctx context.Context, owner string, now, until time.Time, limit int) ([]tally.ContactMirror, error) {
-	if err := checkLease(owner, limit); err != nil {
-		return nil, err
-	}
-	// Usually nothing is due: a reader says so without taking the write connection from the ledger.
-	var due bool
-	err := db.reader.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM contact_mirror
-		WHERE wanted_version > sent_version AND next_attempt_at <= ? AND lease_until < ?)`, micros(now), micros(now)).Scan(&due)
-	if err != nil {
-		return nil, wrap(err, "lease contact mirrors")
-	}
-	if !due {
-		return nil, nil
-	}
-	var out []tally.ContactMirror
-	err = db.write(ctx, func(tx *sql.Tx) error {
-		out = nil // write may run fn again
-		rows, err := tx.QueryContext(ctx, `UPDATE contact_mirror SET lease_owner = ?, lease_until = ?
-			WHERE account_id IN (SELECT account_id FROM contact_mirror
-				WHERE wanted_version > sent_version AND next_attempt_at <= ? AND lease_until < ?
-				ORDER BY next_attempt_at, account_id LIMIT ?)
-			RETURNING `+mirrorColumns, owner, micros(until), micros(now), micros(now), limit)
-		if err != nil {
-			return wrap(err, "lease contact mirrors")
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var m tally.ContactMirror
-			var next, updated int64
-			if err := rows.Scan(&m.AccountID, &m.ContactSealed, &m.WantedVersion, &m.SentVersion, &next, &m.Attempts, &m.LastError, &updated); err != nil {
-				return wrap(err, "lease contact mirrors")
-			}
-			m.NextAttemptAt, m.UpdatedAt = fromMicros(next), fromMicros(updated)
-			out = append(out, m)
-		}
-		return wrap(rows.Err(), "lease contact mirrors")
-	})
-	if err != nil {
-		return nil, err
-	}
-	tally.SortMirrors(out)
-	return out, nil
+	return leaseDue(ctx, db, mirrorOutbox, owner, now, until, limit, func(row scanner) (tally.ContactMirror, error) {
+		var m tally.ContactMirror
+		var next, updated int64
+		err := row.Scan(&m.AccountID, &m.ContactSealed, &m.WantedVersion, &m.SentVersion, &next, &m.Attempts, &m.LastError, &updated)
+		m.NextAttemptAt, m.UpdatedAt = fromMicros(next), fromMicros(updated)
+		return m, err
+	}, func(m tally.ContactMirror) (time.Time, string) { return m.NextAttemptAt, m.AccountID })
 }
 
 // FinishMirror records an attempt while owner holds the lease.

@@ -14,11 +14,14 @@ import (
 // outbox is a table of rows that workers lease and deliver: redemptions (the fulfillment outbox) and
 // webhook_deliveries. Both keep a delivery's state in the same columns (status 'pending' until settled,
 // attempts, next_attempt_at, last_error, lease_owner, lease_until, updated_at), so leasing and finishing
-// are written once here, for whichever table.
+// are written once here, for whichever table. contact_mirror is leased the same way (its rows are due
+// while a newer version is wanted than was sent) and finished its own way.
 type outbox struct {
 	table   string   // the table
 	key     []string // its primary key's columns
 	columns string   // what a lease returns of each row
+	// undelivered is the condition of a row still to deliver (default: status 'pending').
+	undelivered string
 	// again is a status a settled row may be finished with once more ("" for none): a redemption a
 	// reversal refunded meanwhile is recorded as refunded by the worker's refund too.
 	again             string
@@ -27,6 +30,14 @@ type outbox struct {
 	// leased to holder.
 	notFound func(key []any) error
 	lost     func(key []any, owner, holder, status string) error
+}
+
+// pendingIs is the condition of a row still to deliver.
+func (o outbox) pendingIs() string {
+	if o.undelivered != "" {
+		return o.undelivered
+	}
+	return "status = 'pending'"
 }
 
 // keyIs is the WHERE condition that picks the row of one key.
@@ -46,7 +57,7 @@ func leaseDue[T any](ctx context.Context, db *DB, o outbox, owner string, now, u
 	// so without taking the one write connection (and the file's write lock) from the ledger.
 	var due bool
 	err := db.reader.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM `+o.table+`
-		WHERE status = 'pending' AND next_attempt_at <= ? AND lease_until < ?)`, micros(now), micros(now)).Scan(&due)
+		WHERE `+o.pendingIs()+` AND next_attempt_at <= ? AND lease_until < ?)`, micros(now), micros(now)).Scan(&due)
 	if err != nil || !due {
 		return nil, wrap(err, o.leaseOp)
 	}
@@ -56,7 +67,7 @@ func leaseDue[T any](ctx context.Context, db *DB, o outbox, owner string, now, u
 		out = nil // write may run fn again
 		rows, err := tx.QueryContext(ctx, `UPDATE `+o.table+` SET lease_owner = ?, lease_until = ?
 			WHERE (`+keys+`) IN (SELECT `+keys+` FROM `+o.table+`
-				WHERE status = 'pending' AND next_attempt_at <= ? AND lease_until < ?
+				WHERE `+o.pendingIs()+` AND next_attempt_at <= ? AND lease_until < ?
 				ORDER BY next_attempt_at, `+keys+` LIMIT ?)
 			RETURNING `+o.columns, owner, micros(until), micros(now), micros(now), limit)
 		if err != nil {
