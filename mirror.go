@@ -74,4 +74,3 @@ func CheckMirrorWant(account string, contactSealed []byte, version int64) error 
 	}
 	return nil
 }
-
