@@ -63,7 +63,9 @@ func (w *writeTx) EventsWanted(ctx context.Context) func() (bool, error) {
 				return false, err
 			}
 		}
-		return active, nil
+		// Unanswered still (an earlier statement of the pipeline failed, which fails the transaction too):
+		// unsure, so wanted.
+		return active || !known, nil
 	}
 }
 
