@@ -249,21 +249,30 @@ func bracketed(addr string) string {
 	return addr
 }
 
-// TestPortalSessionRateLimit: a source address over its portal rate gets 429 with Retry-After and a
-// problem on the session routes, whatever its token; another address (another peer, or another client
-// named by a trusted proxy) is unaffected, and so are the other portal routes.
-func TestPortalSessionRateLimit(t *testing.T) {
-	srv := apitest.Start(t, apitest.SQLite, apitest.Config{Options: api.Options{
-		PortalRate: 0.01, PortalBurst: 4, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")},
-	}})
-	lookup := srv.Post("/v1/ledger/balance/lookup", []byte(`{"customer_hash":"c-portal"}`))
+// portalSession returns a portal session token of customer, as a balance lookup hands it out.
+func portalSession(t *testing.T, srv *apitest.Server, customer string) string {
+	t.Helper()
+	lookup := srv.Post("/v1/ledger/balance/lookup", []byte(`{"customer_hash":"`+customer+`"}`))
 	session, _ := lookup.JSON(t)["session_token"].(string)
 	if lookup.Status != 200 || session == "" {
 		t.Fatalf("lookup: %d %s", lookup.Status, lookup.Body)
 	}
+	return session
+}
+
+// TestPortalSessionRateLimit: a source address over its portal rate gets 429 with Retry-After and a
+// problem on the session routes, whatever its token; another address (another peer, or another client
+// named by a trusted proxy) is unaffected, and so are the other portal routes. (Each phase uses a
+// customer of its own: each customer has a bucket too, TestPortalCustomerRateLimit.)
+func TestPortalSessionRateLimit(t *testing.T) {
+	srv := apitest.Start(t, apitest.SQLite, apitest.Config{Options: api.Options{
+		PortalRate: 0.01, PortalBurst: 4, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")},
+	}})
+	customer := "c-portal"
+	session := portalSession(t, srv, customer)
 	post := func(client *http.Client, path string, hs ...header) apitest.Response {
 		t.Helper()
-		body := `{"customer_hash":"c-portal"}`
+		body := `{"customer_hash":"` + customer + `"}`
 		if path == "/v1/portal/session/refresh" {
 			body = ""
 		}
@@ -293,12 +302,14 @@ func TestPortalSessionRateLimit(t *testing.T) {
 	// An untrusted peer's header does not get it a fresh bucket.
 	e2eProblem(t, post(http.DefaultClient, "/v1/portal/session/verify", xff("203.0.113.7")), 429, tally.EOVERLOADED)
 	// The other portal routes are not limited by it.
-	if res := srv.Do("GET", "/v1/portal/me", session, nil); res.Status != 200 {
+	if res := srv.Do("GET", "/v1/portal/me", portalSession(t, srv, "c-me"), nil); res.Status != 200 {
 		t.Fatalf("/v1/portal/me from the limited address: %d %s", res.Status, res.Body)
 	}
 
 	// Another peer address, and, behind it as a trusted proxy, two clients: each has its own bucket.
 	proxy := clientFrom(t, "127.0.0.2")
+	customer = "c-peer"
+	session = portalSession(t, srv, customer)
 	for i := range 4 {
 		if res := post(proxy, "/v1/portal/session/verify"); res.Status != 200 {
 			t.Fatalf("another peer, request %d: %d %s", i+1, res.Status, res.Body)
@@ -307,14 +318,54 @@ func TestPortalSessionRateLimit(t *testing.T) {
 	if res := post(proxy, "/v1/portal/session/verify"); res.Status != 429 {
 		t.Fatalf("another peer past its own burst: %d, want 429", res.Status)
 	}
+	customer = "c-proxied"
+	session = portalSession(t, srv, customer)
 	for i := range 4 {
 		if res := post(proxy, "/v1/portal/session/refresh", xff("198.51.100.20")); res.Status != 200 {
 			t.Fatalf("a client behind the trusted proxy, request %d: %d %s", i+1, res.Status, res.Body)
 		}
 	}
 	e2eProblem(t, post(proxy, "/v1/portal/session/refresh", xff("198.51.100.20")), 429, tally.EOVERLOADED)
+	session = portalSession(t, srv, "c-proxied-2")
 	if res := post(proxy, "/v1/portal/session/refresh", xff("198.51.100.21")); res.Status != 200 {
 		t.Fatalf("a second client behind the trusted proxy: %d %s", res.Status, res.Body)
+	}
+}
+
+// TestPortalCustomerRateLimit: each customer's sessions share a bucket over every portal route, from
+// whatever address (counted once the session token is verified): past it 429 with Retry-After and a
+// problem, while another customer, from the same address, is served.
+func TestPortalCustomerRateLimit(t *testing.T) {
+	srv := apitest.Start(t, apitest.SQLite, apitest.Config{Options: api.Options{PortalRate: 0.01, PortalBurst: 4}})
+	busy, calm := portalSession(t, srv, "c-busy"), portalSession(t, srv, "c-calm")
+	other := clientFrom(t, "127.0.0.2")
+	get := func(client *http.Client, path, session string) apitest.Response {
+		t.Helper()
+		res, err := e2eSend(client, e2eRequest(t, srv, "GET", path, session, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	for i, c := range []*http.Client{http.DefaultClient, other, http.DefaultClient, other} {
+		path := []string{"/v1/portal/me", "/v1/portal/catalog"}[i%2]
+		if res := get(c, path, busy); res.Status != 200 {
+			t.Fatalf("request %d of the burst (%s): %d %s", i+1, path, res.Status, res.Body)
+		}
+	}
+	for _, c := range []*http.Client{http.DefaultClient, other} {
+		res := get(c, "/v1/portal/me", busy)
+		e2eProblem(t, res, 429, tally.EOVERLOADED)
+		if s, err := strconv.Atoi(res.Header.Get("Retry-After")); err != nil || s < 1 || s > 100 {
+			t.Errorf("Retry-After %q, want the time until the next token", res.Header.Get("Retry-After"))
+		}
+	}
+	if res := get(http.DefaultClient, "/v1/portal/me", calm); res.Status != 200 {
+		t.Fatalf("another customer from the same address: %d %s", res.Status, res.Body)
+	}
+	// A made-up token is refused as before (401), not counted against the customer it names.
+	if res := get(http.DefaultClient, "/v1/portal/me", "made-up"); res.Status != 401 {
+		t.Fatalf("a made-up token: %d, want 401", res.Status)
 	}
 }
 

@@ -10,7 +10,9 @@ import (
 
 // sessionCustomer verifies the request's portal session token and returns its customer hash. Portal
 // routes accept session tokens only: an access token of an integration is refused here, as a session
-// token is refused on ledger routes. On failure it has answered.
+// token is refused on ledger routes. Each customer's requests are bounded as each address's are on the
+// session routes (Options PortalRate and PortalBurst, a bucket per customer): beyond it 429 with
+// Retry-After. On failure it has answered.
 func (s *Server) sessionCustomer(w http.ResponseWriter, r *http.Request) (string, bool) {
 	raw, err := auth.BearerToken(r)
 	if err != nil {
@@ -20,6 +22,10 @@ func (s *Server) sessionCustomer(w http.ResponseWriter, r *http.Request) (string
 	hash, err := s.Issuer.VerifySession(r.Context(), raw)
 	if err != nil {
 		challenge(w, r, err, "")
+		return "", false
+	}
+	if ok, wait := s.portalRate.Take("customer:" + hash); !ok {
+		writeError(w, r, limited(wait, "too many portal requests for this customer; retry after the Retry-After"))
 		return "", false
 	}
 	return hash, true

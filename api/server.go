@@ -70,8 +70,9 @@ type Options struct {
 	ClientRate           float64 // requests a second each OAuth client may make, after authentication (0: no limit)
 	ClientBurst          int     // requests an OAuth client may make at once above its rate (default 2 s of ClientRate)
 	HSTS                 bool    // send Strict-Transport-Security on every answer (the server is reached over TLS)
-	// PortalRate is the requests a second each source address may make to the portal session routes
-	// (0: no limit); PortalBurst how many at once above it (default 2 s of PortalRate).
+	// PortalRate is the requests a second each source address may make to the portal session routes,
+	// and each customer's sessions to every portal route (0: no limit); PortalBurst how many at once
+	// above it (default 2 s of PortalRate).
 	PortalRate  float64
 	PortalBurst int
 	// TrustedProxies are the proxies (load balancers) whose ForwardedHeader names the client: a request

@@ -106,8 +106,8 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		{&c.clientRate, "client-rate", "TALLY_CLIENT_RATE", 10000, "requests a second each OAuth client may make on this replica (0: no limit)"},
 		{&c.clientBurst, "client-burst", "TALLY_CLIENT_BURST", 0, "requests an OAuth client may make at once above --client-rate (default twice the rate)"},
 		{&c.gcPercent, "gc-percent", "TALLY_GC_PERCENT", defaultGCPercent, "Go's garbage collector target: the heap may grow by this percent of the live heap between collections (GOGC in the environment wins)"},
-		{&c.portalRate, "portal-rate", "TALLY_PORTAL_RATE", 20, "requests a second each source address may make to the portal session routes on this replica (0: no limit)"},
-		{&c.portalBurst, "portal-burst", "TALLY_PORTAL_BURST", 40, "requests a source address may make at once above --portal-rate (0: twice the rate)"},
+		{&c.portalRate, "portal-rate", "TALLY_PORTAL_RATE", 20, "requests a second each source address may make to the portal session routes, and each customer to all portal routes, on this replica (0: no limit)"},
+		{&c.portalBurst, "portal-burst", "TALLY_PORTAL_BURST", 40, "requests a source address (or a customer) may make at once above --portal-rate (0: twice the rate)"},
 	}
 	var intGets []func() (int, error)
 	for _, i := range ints {
