@@ -8,11 +8,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/internal/outboxtable"
 )
 
 var _ tally.MirrorStore = (*DB)(nil)
 
-const mirrorColumns = `account_id, contact_sealed, wanted_version, sent_version, next_attempt_at, attempts, last_error, updated_at`
+const mirrorColumns = outboxtable.MirrorColumns
 
 // WantMirror upserts the row in one statement; GREATEST keeps WantedVersion from going back when an
 // older write's upsert arrives late.
@@ -40,14 +41,9 @@ func (db *DB) RefreshMirror(ctx context.Context, account string, version int64, 
 	return classify(ctx, "refresh contact mirror", err)
 }
 
-// mirrorOutbox leases contact_mirror rows as the delivery outboxes are leased: a row is due while a newer
-// version is wanted than was sent.
-var mirrorOutbox = outbox{table: "contact_mirror", key: []string{"account_id"}, columns: mirrorColumns,
-	undelivered: "wanted_version > sent_version", leaseOp: "lease contact mirrors"}
-
 // LeaseMirrors leases due rows in one statement, FOR UPDATE SKIP LOCKED as LeaseRedemptions does.
 func (db *DB) LeaseMirrors(ctx context.Context, owner string, now, until time.Time, limit int) ([]tally.ContactMirror, error) {
-	return leaseDue(ctx, db, mirrorOutbox, owner, now, until, limit, func(row pgx.Row) (tally.ContactMirror, error) {
+	return leaseDue(ctx, db, outboxtable.Mirrors, owner, now, until, limit, func(row pgx.Row) (tally.ContactMirror, error) {
 		var m tally.ContactMirror
 		err := row.Scan(&m.AccountID, &m.ContactSealed, &m.WantedVersion, &m.SentVersion, &m.NextAttemptAt, &m.Attempts, &m.LastError, &m.UpdatedAt)
 		m.NextAttemptAt, m.UpdatedAt = m.NextAttemptAt.UTC(), m.UpdatedAt.UTC()

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/internal/outboxtable"
 )
 
 // rewardColumns reads a reward row.
@@ -145,8 +146,7 @@ func (w *writeTx) InsertRedemptions(ctx context.Context, rs []tally.Redemption) 
 }
 
 // redemptionColumns reads a redemption row.
-const redemptionColumns = `receipt_id, tx_seq, account_id, reward_id, points, method, status, coupon_code,
-	attempts, next_attempt_at, last_error, created_at, updated_at, lease_until`
+const redemptionColumns = outboxtable.RedemptionColumns
 
 func scanRedemption(row pgx.Row) (tally.Redemption, error) {
 	var r tally.Redemption

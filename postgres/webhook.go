@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/internal/outboxtable"
 )
 
 // insertEventsSQL fans events out to the active subscriptions of their type in one statement. A
@@ -137,7 +138,7 @@ func (db *DB) DeleteSubscription(ctx context.Context, id string) error {
 	return nil
 }
 
-const deliveryColumns = `event_id, subscription_id, event_type, account_id, payload, status, attempts, next_attempt_at, last_error, created_at, updated_at`
+const deliveryColumns = outboxtable.DeliveryColumns
 
 func scanDelivery(row pgx.Row) (tally.WebhookDelivery, error) {
 	var d tally.WebhookDelivery
@@ -151,21 +152,9 @@ func scanDelivery(row pgx.Row) (tally.WebhookDelivery, error) {
 	return d, err
 }
 
-// deliveryOutbox is the webhook outbox.
-var deliveryOutbox = outbox{
-	table: "webhook_deliveries", key: []string{"event_id", "subscription_id"}, columns: deliveryColumns,
-	leaseOp: "lease deliveries", finishOp: "finish delivery",
-	notFound: func(key []any) error {
-		return tally.Errorf(tally.ENOTFOUND, "no delivery of event %q to %q", key[0], key[1])
-	},
-	lost: func(key []any, _, holder, status string) error {
-		return tally.Errorf(tally.ECONFLICT, "the delivery of event %q to %q is %s, leased to %q: the lease was lost", key[0], key[1], status, holder)
-	},
-}
-
 // LeaseDeliveries leases due deliveries, skipping rows other workers are leasing.
 func (db *DB) LeaseDeliveries(ctx context.Context, owner string, now, until time.Time, limit int) ([]tally.WebhookDelivery, error) {
-	return leaseDue(ctx, db, deliveryOutbox, owner, now, until, limit, scanDelivery,
+	return leaseDue(ctx, db, outboxtable.Deliveries, owner, now, until, limit, scanDelivery,
 		func(d tally.WebhookDelivery) (time.Time, string) {
 			return d.NextAttemptAt, d.EventID + "\x00" + d.SubscriptionID
 		})
@@ -181,7 +170,7 @@ func (db *DB) FinishDelivery(ctx context.Context, eventID, subscriptionID, owner
 	if err := tally.CheckText("last error", a.Error); err != nil {
 		return err
 	}
-	return db.finishLeased(ctx, deliveryOutbox, []any{eventID, subscriptionID}, owner, tally.Attempt(a))
+	return db.finishLeased(ctx, outboxtable.Deliveries, []any{eventID, subscriptionID}, owner, tally.Attempt(a))
 }
 
 // Deliveries lists a subscription's deliveries, newest first.

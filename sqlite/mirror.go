@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/internal/outboxtable"
 )
 
 var _ tally.MirrorStore = (*DB)(nil)
 
-const mirrorColumns = `account_id, contact_sealed, wanted_version, sent_version, next_attempt_at, attempts, last_error, updated_at`
+const mirrorColumns = outboxtable.MirrorColumns
 
 // WantMirror upserts the row; max keeps WantedVersion from going back when an older write's upsert
 // arrives late.
@@ -44,15 +45,10 @@ func (db *DB) RefreshMirror(ctx context.Context, account string, version int64, 
 	})
 }
 
-// mirrorOutbox leases contact_mirror rows as the delivery outboxes are leased: a row is due while a newer
-// version is wanted than was sent.
-var mirrorOutbox = outbox{table: "contact_mirror", key: []string{"account_id"}, columns: mirrorColumns,
-	undelivered: "wanted_version > sent_version", leaseOp: "lease contact mirrors"}
-
 // LeaseMirrors leases due rows in one write transaction: SQLite has one writer, so two workers (or
 // processes) cannot take the same rows.
 func (db *DB) LeaseMirrors(ctx context.Context, owner string, now, until time.Time, limit int) ([]tally.ContactMirror, error) {
-	return leaseDue(ctx, db, mirrorOutbox, owner, now, until, limit, func(row scanner) (tally.ContactMirror, error) {
+	return leaseDue(ctx, db, outboxtable.Mirrors, owner, now, until, limit, func(row scanner) (tally.ContactMirror, error) {
 		var m tally.ContactMirror
 		var next, updated int64
 		err := row.Scan(&m.AccountID, &m.ContactSealed, &m.WantedVersion, &m.SentVersion, &next, &m.Attempts, &m.LastError, &updated)

@@ -4,45 +4,19 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/internal/outboxtable"
 )
 
-// outbox is a table of rows that workers lease and deliver: redemptions (the fulfillment outbox) and
-// webhook_deliveries. Both keep a delivery's state in the same columns (status 'pending' until settled,
-// attempts, next_attempt_at, last_error, lease_owner, lease_until, updated_at), so leasing and finishing
-// are written once here, for whichever table. contact_mirror is leased the same way (its rows are due
-// while a newer version is wanted than was sent) and finished its own way.
-type outbox struct {
-	table   string   // the table
-	key     []string // its primary key's columns
-	columns string   // what a lease returns of each row
-	// undelivered is the condition of a row still to deliver (default: status 'pending').
-	undelivered string
-	// again is a status a settled row may be finished with once more ("" for none): a redemption a
-	// reversal refunded meanwhile is recorded as refunded by the worker's refund too.
-	again             string
-	leaseOp, finishOp string // the operations, as errors name them
-	// notFound and lost explain why finishing changed nothing: no row has key, or the row is status and
-	// leased to holder.
-	notFound func(key []any) error
-	lost     func(key []any, owner, holder, status string) error
-}
-
-// pendingIs is the condition of a row still to deliver.
-func (o outbox) pendingIs() string {
-	if o.undelivered != "" {
-		return o.undelivered
-	}
-	return "status = 'pending'"
-}
+// outbox is a table that workers lease rows from (see outboxtable).
+type outbox = outboxtable.Table
 
 // keyIs is the WHERE condition that picks the row of one key.
-func (o outbox) keyIs() string {
-	return strings.Join(o.key, " = ? AND ") + " = ?"
+func keyIs(o outbox) string {
+	return strings.Join(o.Key, " = ? AND ") + " = ?"
 }
 
 // leaseDue leases up to limit due, unleased pending rows of o to owner until until in one write
@@ -50,51 +24,43 @@ func (o outbox) keyIs() string {
 // returns them scanned in the order they were chosen: by due time, then by the key, which order gives.
 func leaseDue[T any](ctx context.Context, db *DB, o outbox, owner string, now, until time.Time, limit int,
 	scan func(scanner) (T, error), order func(T) (time.Time, string)) ([]T, error) {
-	if err := checkLease(owner, limit); err != nil {
+	if err := outboxtable.CheckLease(owner, limit); err != nil {
 		return nil, err
 	}
 	// Workers poll every second or so, and usually nothing is due: a read on a reader connection says
 	// so without taking the one write connection (and the file's write lock) from the ledger.
 	var due bool
-	err := db.reader.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM `+o.table+`
-		WHERE `+o.pendingIs()+` AND next_attempt_at <= ? AND lease_until < ?)`, micros(now), micros(now)).Scan(&due)
+	err := db.reader.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM `+o.Name+`
+		WHERE `+o.Pending()+` AND next_attempt_at <= ? AND lease_until < ?)`, micros(now), micros(now)).Scan(&due)
 	if err != nil || !due {
-		return nil, wrap(err, o.leaseOp)
+		return nil, wrap(err, o.LeaseOp)
 	}
-	keys := strings.Join(o.key, ", ")
+	keys := strings.Join(o.Key, ", ")
 	var out []T
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		out = nil // write may run fn again
-		rows, err := tx.QueryContext(ctx, `UPDATE `+o.table+` SET lease_owner = ?, lease_until = ?
-			WHERE (`+keys+`) IN (SELECT `+keys+` FROM `+o.table+`
-				WHERE `+o.pendingIs()+` AND next_attempt_at <= ? AND lease_until < ?
+		rows, err := tx.QueryContext(ctx, `UPDATE `+o.Name+` SET lease_owner = ?, lease_until = ?
+			WHERE (`+keys+`) IN (SELECT `+keys+` FROM `+o.Name+`
+				WHERE `+o.Pending()+` AND next_attempt_at <= ? AND lease_until < ?
 				ORDER BY next_attempt_at, `+keys+` LIMIT ?)
-			RETURNING `+o.columns, owner, micros(until), micros(now), micros(now), limit)
+			RETURNING `+o.Columns, owner, micros(until), micros(now), micros(now), limit)
 		if err != nil {
-			return wrap(err, o.leaseOp)
+			return wrap(err, o.LeaseOp)
 		}
 		defer rows.Close()
 		for rows.Next() {
 			r, err := scan(rows)
 			if err != nil {
-				return wrap(err, o.leaseOp)
+				return wrap(err, o.LeaseOp)
 			}
 			out = append(out, r)
 		}
-		return wrap(rows.Err(), o.leaseOp)
+		return wrap(rows.Err(), o.LeaseOp)
 	})
 	if err != nil {
 		return nil, err
 	}
-	// RETURNING does not promise an order: give them back as they were chosen.
-	sort.Slice(out, func(i, j int) bool {
-		ti, ki := order(out[i])
-		tj, kj := order(out[j])
-		if !ti.Equal(tj) {
-			return ti.Before(tj)
-		}
-		return ki < kj
-	})
+	outboxtable.SortChosen(out, order)
 	return out, nil
 }
 
@@ -110,42 +76,28 @@ func (db *DB) finishLeased(ctx context.Context, o outbox, key []any, owner strin
 	}
 	settled, args := "status = 'pending'", []any{a.Status, tried, a.Error, retry, micros(a.At)}
 	args = append(append(args, key...), owner)
-	if o.again != "" {
-		settled = "(status = 'pending' OR status = ? AND ? = '" + o.again + "')"
+	if o.Again != "" {
+		settled = "(status = 'pending' OR status = ? AND ? = '" + o.Again + "')"
 		args = append(args, a.Status, a.Status)
 	}
 	return db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE `+o.table+` SET status = ?, attempts = attempts + ?, last_error = ?,
+		res, err := tx.ExecContext(ctx, `UPDATE `+o.Name+` SET status = ?, attempts = attempts + ?, last_error = ?,
 				next_attempt_at = COALESCE(?, next_attempt_at), lease_owner = '', lease_until = 0, updated_at = ?
-			WHERE `+o.keyIs()+` AND lease_owner = ? AND `+settled, args...)
+			WHERE `+keyIs(o)+` AND lease_owner = ? AND `+settled, args...)
 		if err != nil {
-			return wrap(err, o.finishOp)
+			return wrap(err, o.FinishOp)
 		}
 		if n, err := res.RowsAffected(); err != nil || n == 1 {
-			return wrap(err, o.finishOp)
+			return wrap(err, o.FinishOp)
 		}
 		var status, holder string
-		err = tx.QueryRowContext(ctx, `SELECT status, lease_owner FROM `+o.table+` WHERE `+o.keyIs(), key...).Scan(&status, &holder)
+		err = tx.QueryRowContext(ctx, `SELECT status, lease_owner FROM `+o.Name+` WHERE `+keyIs(o), key...).Scan(&status, &holder)
 		if errors.Is(err, sql.ErrNoRows) {
-			return o.notFound(key)
+			return o.NotFound(key)
 		}
 		if err != nil {
-			return wrap(err, o.finishOp)
+			return wrap(err, o.FinishOp)
 		}
-		return o.lost(key, owner, holder, status)
+		return o.Lost(key, owner, holder, status)
 	})
-}
-
-// checkLease refuses a lease request that could not be told apart from no lease, or that asks for none.
-func checkLease(owner string, limit int) error {
-	if owner == "" || len(owner) > 200 {
-		return tally.Errorf(tally.EINVALID, "a lease owner must be 1 to 200 bytes")
-	}
-	if err := tally.CheckText("lease owner", owner); err != nil {
-		return err
-	}
-	if limit <= 0 {
-		return tally.Errorf(tally.EINVALID, "a lease must take at least one redemption")
-	}
-	return nil
 }

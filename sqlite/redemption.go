@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/internal/outboxtable"
 )
 
 // rewardColumns reads a reward row.
@@ -125,8 +126,7 @@ func (w *writeTx) InsertRedemptions(ctx context.Context, rs []tally.Redemption) 
 }
 
 // redemptionColumns reads a redemption row.
-const redemptionColumns = `receipt_id, tx_seq, account_id, reward_id, points, method, status, coupon_code,
-	attempts, next_attempt_at, last_error, created_at, updated_at, lease_until`
+const redemptionColumns = outboxtable.RedemptionColumns
 
 func scanRedemption(row scanner) (tally.Redemption, error) {
 	var r tally.Redemption

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/internal/outboxtable"
 )
 
 // InsertEvents fans each event out to the active subscriptions of its type, in the ledger write's
@@ -133,7 +134,7 @@ func (db *DB) DeleteSubscription(ctx context.Context, id string) error {
 	})
 }
 
-const deliveryColumns = `event_id, subscription_id, event_type, account_id, payload, status, attempts, next_attempt_at, last_error, created_at, updated_at`
+const deliveryColumns = outboxtable.DeliveryColumns
 
 func scanDelivery(s scanner) (tally.WebhookDelivery, error) {
 	var d tally.WebhookDelivery
@@ -145,22 +146,10 @@ func scanDelivery(s scanner) (tally.WebhookDelivery, error) {
 	return d, err
 }
 
-// deliveryOutbox is the webhook outbox.
-var deliveryOutbox = outbox{
-	table: "webhook_deliveries", key: []string{"event_id", "subscription_id"}, columns: deliveryColumns,
-	leaseOp: "lease deliveries", finishOp: "finish delivery",
-	notFound: func(key []any) error {
-		return tally.Errorf(tally.ENOTFOUND, "no delivery of event %q to %q", key[0], key[1])
-	},
-	lost: func(key []any, _, holder, status string) error {
-		return tally.Errorf(tally.ECONFLICT, "the delivery of event %q to %q is %s, leased to %q: the lease was lost", key[0], key[1], status, holder)
-	},
-}
-
 // LeaseDeliveries leases due deliveries; a read first finds whether any is due, so that idle polling
 // does not take the write lock.
 func (db *DB) LeaseDeliveries(ctx context.Context, owner string, now, until time.Time, limit int) ([]tally.WebhookDelivery, error) {
-	return leaseDue(ctx, db, deliveryOutbox, owner, now, until, limit, scanDelivery,
+	return leaseDue(ctx, db, outboxtable.Deliveries, owner, now, until, limit, scanDelivery,
 		func(d tally.WebhookDelivery) (time.Time, string) {
 			return d.NextAttemptAt, d.EventID + "\x00" + d.SubscriptionID
 		})
@@ -171,7 +160,7 @@ func (db *DB) FinishDelivery(ctx context.Context, eventID, subscriptionID, owner
 	if err := checkDeliveryAttempt(a); err != nil {
 		return err
 	}
-	return db.finishLeased(ctx, deliveryOutbox, []any{eventID, subscriptionID}, owner, tally.Attempt(a))
+	return db.finishLeased(ctx, outboxtable.Deliveries, []any{eventID, subscriptionID}, owner, tally.Attempt(a))
 }
 
 func checkDeliveryAttempt(a tally.DeliveryAttempt) error {
