@@ -94,6 +94,9 @@ type Auditor interface {
 	// (Account.QualifyingBound) is below its qualifying points (its accruals not reversed) since the
 	// bound's start: the accounts whose tier upgrades the ledger could miss.
 	QualifyingShortfalls(ctx context.Context, fn func(account string, bound, points int64) error) error
+	// StrayAccrualRules calls fn, in seq order, for every rule line (which rule version paid what of an
+	// accrual) whose seq is no accrual: account and kind are its transaction's, both "" when there is none.
+	StrayAccrualRules(ctx context.Context, fn func(seq int64, rule, account string, kind Kind) error) error
 	// Erasures is Store.Erasures: which checkpoints' roots an erasure re-keyed away.
 	Erasures(ctx context.Context) ([]Erasure, error)
 }

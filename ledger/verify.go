@@ -209,6 +209,9 @@ func Verify(ctx context.Context, a tally.Auditor, opts VerifyOptions) (VerifyRep
 	if err := checkQualifyingBounds(ctx, a, chains); err != nil {
 		return rep, err
 	}
+	if err := checkAccrualRules(ctx, a); err != nil {
+		return rep, err
+	}
 	return rep, unsealed
 }
 

@@ -33,6 +33,17 @@ func (x creditIndex) of(seq int64) *chain {
 	return nil
 }
 
+// checkAccrualRules holds every rule line (which rule version paid what of an accrual) to an accrual: the
+// database keeps no foreign key from accrual_rules to transactions, so Verify does.
+func checkAccrualRules(ctx context.Context, a tally.Auditor) error {
+	return a.StrayAccrualRules(ctx, func(seq int64, rule, account string, kind tally.Kind) error {
+		if account == "" {
+			return &Breach{AccountID: "(ledger)", Seq: seq, Problem: fmt.Sprintf("earning rule %q is recorded as paying transaction %d, which does not exist", rule, seq)}
+		}
+		return &Breach{AccountID: account, Seq: seq, Problem: fmt.Sprintf("earning rule %q is recorded as paying a %s, not an accrual", rule, kind)}
+	})
+}
+
 // checkQualifyingBounds holds every customer account's qualifying bound to its accruals: an accrual sums
 // a customer's qualifying window only when the bound could reach a higher tier, so a bound below the
 // points it bounds would let tier upgrades be missed.

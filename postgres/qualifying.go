@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+
+	"github.com/tally-ledger/tally"
 )
 
 // QualifyingShortfalls implements tally.Auditor in one pass over the accruals.
@@ -28,4 +30,27 @@ func (a auditor) QualifyingShortfalls(ctx context.Context, fn func(account strin
 		}
 	}
 	return classify(ctx, "qualifying shortfalls", rows.Err())
+}
+
+// StrayAccrualRules implements tally.Auditor.
+func (a auditor) StrayAccrualRules(ctx context.Context, fn func(seq int64, rule, account string, kind tally.Kind) error) error {
+	rows, err := a.db.pool.Query(ctx, `SELECT r.seq, r.rule, coalesce(t.account_id, ''), coalesce(t.kind, '')
+		FROM accrual_rules r LEFT JOIN transactions t ON t.seq = r.seq
+		WHERE t.seq IS NULL OR t.kind <> 'accrual'
+		ORDER BY r.seq, r.rule`)
+	if err != nil {
+		return classify(ctx, "stray accrual rules", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var rule, account, kind string
+		if err := rows.Scan(&seq, &rule, &account, &kind); err != nil {
+			return classify(ctx, "stray accrual rules", err)
+		}
+		if err := fn(seq, rule, account, tally.Kind(kind)); err != nil {
+			return err
+		}
+	}
+	return classify(ctx, "stray accrual rules", rows.Err())
 }

@@ -30,6 +30,7 @@ func testTamper(t *testing.T, h Harness) {
 		// A lot renumbered to a debit: no foreign key stops it, verify must.
 		{"lot of no credit", "UPDATE lots SET seq = {seq} WHERE seq = (SELECT max(seq) FROM lots WHERE account_id = '{account}')", "no transaction that credited", false},
 		{"qualifying bound", "UPDATE accounts SET qualifying_bound = 0 WHERE id = '{account}'", "qualifying bound", true},
+		{"rule line on a debit", "INSERT INTO accrual_rules (seq, rule, version, points) VALUES ({seq}, 'forged', 1, 5)", "not an accrual", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
