@@ -69,7 +69,9 @@ func spoolWantQueued(t *testing.T, what string, r apitest.Response, member, key,
 // spoolDrain drains the spool until it is empty; the store must be back.
 func spoolDrain(t *testing.T, s *apitest.Server) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	// Longer than JetStream's ack wait (30 s): an entry applied whose acknowledgement was lost on a busy
+	// machine is redelivered only then, replayed as a no-op and acknowledged.
+	deadline := time.Now().Add(75 * time.Second)
 	for s.API.DrainSpool(context.Background()) != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the spool does not drain; breaker %s", s.Breaker.State())
